@@ -1,0 +1,72 @@
+import { z } from "zod";
+
+const bool = z
+  .union([z.boolean(), z.enum(["true", "false", "1", "0"])])
+  .transform((v) => v === true || v === "true" || v === "1");
+const int = (def: number) => z.coerce.number().int().nonnegative().default(def);
+
+/**
+ * Every setting Barge reads, by its env name. The README's config table, docker-compose.yml
+ * and the embedded stack use exactly these names.
+ */
+export const configSchema = z.object({
+  DATABASE_URL: z.string().url().optional(),
+  /** Postgres schema holding Barge's tables, so one database can host several deployments. */
+  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).default("public"),
+  S3_ENDPOINT: z.string().url().optional(),
+  S3_REGION: z.string().default("us-east-1"),
+  S3_BUCKET: z.string().min(3).default("barge"),
+  S3_ACCESS_KEY_ID: z.string().default("S3RVER"),
+  S3_SECRET_ACCESS_KEY: z.string().default("S3RVER"),
+  S3_FORCE_PATH_STYLE: bool.default(true),
+  /** Base URL of the OpenAI-compatible engine (vLLM) beside this agent. */
+  VLLM_URL: z.string().url().optional(),
+  API_HOST: z.string().default("127.0.0.1"),
+  API_PORT: int(4080),
+  /** Where clients reach the API (used by the CLI). */
+  BARGE_API_URL: z.string().url().default("http://127.0.0.1:4080"),
+  BARGE_API_KEY: z.string().optional(),
+  BARGE_DATA_DIR: z.string().default(".barge"),
+  BARGE_TENANT: z.string().default("default"),
+  CHUNK_SIZE: z.coerce.number().int().min(1).default(5000),
+  SEGMENT_MAX_LINES: z.coerce.number().int().min(1).default(1000),
+  SEGMENT_MAX_MS: z.coerce.number().int().min(50).default(2000),
+  LEASE_SECONDS: z.coerce.number().int().min(2).default(30),
+  AGENT_ID: z.string().optional(),
+  AGENT_CONCURRENCY: z.coerce.number().int().min(1).default(64),
+  AGENT_POLL_MS: z.coerce.number().int().min(10).default(500),
+  ENGINE_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
+  ENGINE_TIMEOUT_MS: z.coerce.number().int().min(100).default(600_000),
+  MAX_REQUESTS_PER_BATCH: z.coerce.number().int().min(1).default(50_000),
+  MAX_FILE_BYTES: z.coerce.number().int().min(1).default(200 * 1024 * 1024),
+  PRESIGN_EXPIRES_SECONDS: z.coerce.number().int().min(1).max(604800).default(3600),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Parses env once; a bad value fails start-up with the offending names. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const picked: Record<string, string> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v !== "") picked[key] = v;
+  }
+  const parsed = configSchema.safeParse(picked);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new Error(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  return parsed.data;
+}
+
+/** The S3 settings block of a config. */
+export function s3Settings(c: Config) {
+  return {
+    endpoint: c.S3_ENDPOINT,
+    region: c.S3_REGION,
+    accessKeyId: c.S3_ACCESS_KEY_ID,
+    secretAccessKey: c.S3_SECRET_ACCESS_KEY,
+    forcePathStyle: c.S3_FORCE_PATH_STYLE,
+  };
+}

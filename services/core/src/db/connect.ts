@@ -1,0 +1,43 @@
+import { Kysely, Migrator, PostgresDialect, sql, type Migration, type MigrationProvider } from "kysely";
+import pg from "pg";
+import * as m0001 from "./migrations/0001_init.js";
+import type { Database } from "./schema.js";
+
+// bigint columns hold byte offsets and token sums, all far below 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+export type Db = Kysely<Database>;
+
+const migrations: Record<string, Migration> = { "0001_init": m0001 };
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+export interface DbOptions {
+  url: string;
+  /** A Postgres schema to live in (tests give each suite its own); default `public`. */
+  schema?: string;
+  maxConnections?: number;
+}
+
+/** Opens a pooled Kysely handle, pinned to one schema through search_path. */
+export function createDb(opts: DbOptions): Db {
+  const schema = opts.schema ?? "public";
+  if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`bad schema name: ${schema}`);
+  const pool = new pg.Pool({
+    connectionString: opts.url,
+    max: opts.maxConnections ?? 10,
+    options: `-c search_path=${schema}`,
+  });
+  // A pooled client that loses its server (restart, failover) emits here; the pool drops it.
+  pool.on("error", () => {});
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** Creates the schema if needed and applies every migration not yet applied. */
+export async function migrate(db: Db, schema = "public"): Promise<void> {
+  await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
+  const migrator = new Migrator({ db, provider, migrationTableSchema: schema });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === "Error");
+  if (error || failed) throw new Error(`migration ${failed?.migrationName ?? ""} failed: ${String(error)}`);
+}

@@ -1,0 +1,20 @@
+import { sql, type Transaction } from "kysely";
+import type { BatchRow, Database } from "../db/schema.js";
+
+/**
+ * Starts a cancel: the batch goes `cancelling` and its queued chunks are closed so nobody claims
+ * them; leased chunks learn of it at their next heartbeat. A batch still validating has nothing
+ * to keep and goes straight to `cancelled`. Idempotent on already-cancelling or final batches.
+ */
+export async function cancelBatch(tx: Transaction<Database>, batchId: string): Promise<BatchRow | undefined> {
+  const { rows } = await sql<BatchRow>`
+    UPDATE batches
+    SET status = CASE WHEN status = 'validating' THEN 'cancelled' ELSE 'cancelling' END,
+        cancelling_at = now(),
+        cancelled_at = CASE WHEN status = 'validating' THEN now() ELSE NULL END
+    WHERE id = ${batchId} AND status IN ('validating', 'in_progress')
+    RETURNING *
+  `.execute(tx);
+  await sql`UPDATE chunks SET status = 'cancelled', updated_at = now() WHERE batch_id = ${batchId} AND status = 'queued'`.execute(tx);
+  return rows[0];
+}

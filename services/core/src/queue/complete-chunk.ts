@@ -1,0 +1,19 @@
+import { sql, type Transaction } from "kysely";
+import type { Database } from "../db/schema.js";
+
+/**
+ * Marks a fully committed chunk done and drops its lease. Fenced, and only when every request
+ * is committed, so a stale holder can never close a chunk another agent is still running.
+ */
+export async function completeChunk(
+  tx: Transaction<Database>,
+  args: { batchId: string; idx: number; fence: number },
+): Promise<boolean> {
+  const r = await sql`
+    UPDATE chunks
+    SET status = 'done', leased_by = NULL, lease_expires_at = NULL, done_at = now(), updated_at = now()
+    WHERE batch_id = ${args.batchId} AND idx = ${args.idx} AND fence = ${args.fence}
+      AND status = 'leased' AND committed = request_count
+  `.execute(tx);
+  return Number(r.numAffectedRows ?? 0) === 1;
+}

@@ -1,0 +1,47 @@
+import type { Readable } from "node:stream";
+
+/** One line of a JSONL stream with its place in the file. */
+export interface Line {
+  text: string;
+  /** Byte offset of the line's first byte in the whole object. */
+  offset: number;
+  /** Byte offset just past the line's terminating newline (or the end of the data). */
+  end: number;
+  /** 1-based line number in the whole object. */
+  lineNo: number;
+}
+
+/**
+ * Splits a byte stream into lines, tracking byte offsets (not characters) so a chunk index can
+ * later Range-GET exactly those bytes. Holds at most one partial line besides the current buffer.
+ */
+export async function* readLines(
+  body: Readable | AsyncIterable<Uint8Array>,
+  start: { offset: number; lineNo: number } = { offset: 0, lineNo: 1 },
+): AsyncGenerator<Line> {
+  let offset = start.offset;
+  let lineNo = start.lineNo;
+  let carry: Buffer | null = null;
+  for await (const piece of body as AsyncIterable<Uint8Array>) {
+    let buf: Buffer = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    if (carry) {
+      buf = Buffer.concat([carry, buf]);
+      carry = null;
+    }
+    let pos = 0;
+    for (;;) {
+      const nl = buf.indexOf(10, pos);
+      if (nl === -1) break;
+      const endNoCr = nl > pos && buf[nl - 1] === 13 ? nl - 1 : nl;
+      yield { text: buf.toString("utf8", pos, endNoCr), offset, end: offset + (nl + 1 - pos), lineNo };
+      offset += nl + 1 - pos;
+      lineNo++;
+      pos = nl + 1;
+    }
+    if (pos < buf.length) carry = buf.subarray(pos);
+  }
+  if (carry && carry.length > 0) {
+    const endNoCr = carry[carry.length - 1] === 13 ? carry.length - 1 : carry.length;
+    yield { text: carry.toString("utf8", 0, endNoCr), offset, end: offset + carry.length, lineNo };
+  }
+}

@@ -1,0 +1,53 @@
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import type { Readable } from "node:stream";
+
+/** The S3 client and the one bucket Barge keeps everything in. */
+export interface Bucket {
+  s3: S3Client;
+  bucket: string;
+}
+
+/** Streams an object, or the byte range [start, end) of it. */
+export async function getObjectStream(b: Bucket, key: string, range?: { start: number; end: number }): Promise<Readable> {
+  const res = await b.s3.send(
+    new GetObjectCommand({
+      Bucket: b.bucket,
+      Key: key,
+      ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}),
+    }),
+  );
+  return res.Body as Readable;
+}
+
+/** Size and ETag of an object, or undefined when there is none. */
+export async function headObject(b: Bucket, key: string): Promise<{ bytes: number; etag: string } | undefined> {
+  try {
+    const res = await b.s3.send(new HeadObjectCommand({ Bucket: b.bucket, Key: key }));
+    return { bytes: res.ContentLength ?? 0, etag: res.ETag ?? "" };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Writes a small object from memory (segments, manifests). */
+export async function putObject(b: Bucket, key: string, body: string | Buffer, contentType = "application/jsonl"): Promise<void> {
+  await b.s3.send(new PutObjectCommand({ Bucket: b.bucket, Key: key, Body: body, ContentType: contentType }));
+}
+
+/** A presigned GET for reading a result with no credentials. */
+export function presignGet(b: Bucket, key: string, expiresIn: number): Promise<string> {
+  return getSignedUrl(b.s3, new GetObjectCommand({ Bucket: b.bucket, Key: key }), { expiresIn });
+}
+
+/** A presigned PUT for uploading an input straight to S3. */
+export function presignPut(b: Bucket, key: string, expiresIn: number): Promise<string> {
+  return getSignedUrl(b.s3, new PutObjectCommand({ Bucket: b.bucket, Key: key }), { expiresIn });
+}
+
+/** True for S3's "no such object" answers, whichever way the server phrases them. */
+export function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === "NotFound" || e?.name === "NoSuchKey" || e?.$metadata?.httpStatusCode === 404;
+}

@@ -1,0 +1,71 @@
+import type { Db } from "../db/connect.js";
+import type { BatchRow } from "../db/schema.js";
+import { validateBatchInput, type ValidationLimits } from "../domain/validate.js";
+import { LeaseLost } from "../errors.js";
+import type { Logger } from "../log.js";
+import { enqueueChunks } from "../queue/enqueue-chunks.js";
+import { renewBatchLease } from "../queue/renew-batch-lease.js";
+import { transitionBatch } from "../queue/transition-batch.js";
+import { readLines } from "../storage/lines.js";
+import { getObjectStream, headObject, type Bucket } from "../storage/objects.js";
+
+export interface ValidateDeps extends Bucket {
+  db: Db;
+  limits: ValidationLimits;
+  leaseSeconds: number;
+  log: Logger;
+}
+
+/**
+ * Validates a claimed `validating` batch by streaming its input once, then either fails it with
+ * line-numbered errors or enqueues its chunks and starts it, in one fenced transaction.
+ */
+export async function validateBatch(deps: ValidateDeps, batch: BatchRow): Promise<"in_progress" | "failed"> {
+  const fence = batch.worker_fence;
+  const renew = setInterval(() => {
+    renewBatchLease(deps.db, { batchId: batch.id, fence, leaseSeconds: deps.leaseSeconds }).catch(() => {});
+  }, (deps.leaseSeconds * 1000) / 3);
+  try {
+    const file = await deps.db.selectFrom("files").selectAll().where("id", "=", batch.input_file_id).executeTakeFirst();
+    const head = file ? await headObject(deps, file.s3_key) : undefined;
+    if (!file || !head) {
+      return await fail(deps, batch, [{ code: "file_not_found", message: `Input file '${batch.input_file_id}' has no content.`, line: null, param: "input_file_id" }]);
+    }
+    const result = await validateBatchInput(
+      readLines(await getObjectStream(deps, file.s3_key)),
+      head.bytes,
+      batch.endpoint,
+      deps.limits,
+    );
+    if (result.errors.length > 0) return await fail(deps, batch, result.errors);
+
+    const model = result.model!;
+    const ok = await deps.db.transaction().execute(async (tx) => {
+      const moved = await transitionBatch(tx, {
+        batchId: batch.id,
+        fence,
+        from: ["validating"],
+        set: { status: "in_progress", in_progress_at: new Date(), model, total_requests: result.requests },
+      });
+      if (moved) await enqueueChunks(tx, batch, model, result.chunks);
+      return moved;
+    });
+    if (!ok) throw new LeaseLost(`validation of ${batch.id}`);
+    deps.log.info({ batch: batch.id, requests: result.requests, chunks: result.chunks.length, model }, "batch validated");
+    return "in_progress";
+  } finally {
+    clearInterval(renew);
+  }
+}
+
+async function fail(deps: ValidateDeps, batch: BatchRow, errors: NonNullable<BatchRow["errors"]>): Promise<"failed"> {
+  const ok = await transitionBatch(deps.db, {
+    batchId: batch.id,
+    fence: batch.worker_fence,
+    from: ["validating"],
+    set: { status: "failed", failed_at: new Date(), errors: JSON.stringify(errors) },
+  });
+  if (!ok) throw new LeaseLost(`validation of ${batch.id}`);
+  deps.log.info({ batch: batch.id, errors: errors.length }, "batch failed validation");
+  return "failed";
+}

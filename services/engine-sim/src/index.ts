@@ -1,0 +1,39 @@
+// Public API of @barge/engine-sim: an OpenAI-compatible, deterministic stand-in for vLLM.
+export { createEngineSim, OWNED_BY, type EngineSim, type EngineSimStats, type RequestLogEntry } from "./server.js";
+export {
+  parseConfig,
+  resolveOptions,
+  engineSimOptionsSchema,
+  faultsSchema,
+  DEFAULT_STANDALONE_PORT,
+  USAGE,
+  type EngineSimOptions,
+  type ResolvedSimOptions,
+  type SimFaults,
+} from "./config.js";
+export {
+  simulate,
+  expectedBody,
+  generate,
+  isSimPath,
+  SIM_PATHS,
+  SYSTEM_FINGERPRINT,
+  DEFAULT_EMBEDDING_DIMENSIONS,
+  MIN_COMPLETION_TOKENS,
+  MAX_COMPLETION_TOKENS,
+  type SimPath,
+  type SimLimits,
+  type Generation,
+} from "./generate.js";
+export {
+  countTokens,
+  contentText,
+  chatPromptTokens,
+  completionPromptTokens,
+  embeddingInputTokens,
+  inputTokens,
+  MESSAGE_OVERHEAD_TOKENS,
+  type PromptInput,
+} from "./tokens.js";
+export { ApiError, type ErrorBody } from "./errors.js";
+export { GpuModel, type GpuConfig, type GpuCounters, type GpuTicket } from "./gpu.js";
