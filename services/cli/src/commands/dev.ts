@@ -1,0 +1,39 @@
+import { startStack, type Stack } from "../stack/stack.js";
+
+/** `barge dev` / `pnpm start`: the embedded stack until Ctrl-C, with how to reach it. */
+export async function dev(): Promise<void> {
+  const stack = await startStack();
+  printBanner(stack);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const onSignal = () => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      console.log("\nstopping…");
+      stack.stop().then(resolve, resolve);
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+}
+
+function printBanner(s: Stack): void {
+  const c = s.config;
+  const tag = (embedded: boolean) => (embedded ? "embedded" : "external");
+  console.log(`Barge is running (Ctrl-C to stop). Data: ${c.BARGE_DATA_DIR}/
+  API          ${s.apiUrl}
+  Postgres     ${tag(s.embedded.postgres)} ${c.DATABASE_URL}
+  S3           ${tag(s.embedded.s3)} ${s.s3Endpoint}  bucket=${c.S3_BUCKET}
+               S3_ACCESS_KEY_ID=${c.S3_ACCESS_KEY_ID} S3_SECRET_ACCESS_KEY=${c.S3_SECRET_ACCESS_KEY}
+  Engine       ${s.embedded.engine ? "engine-sim (simulated, not a model)" : "external"} ${s.engineUrl}
+
+Try it:
+  curl -s ${s.apiUrl}/v1/files -F purpose=batch -F file=@examples/chat.jsonl
+  curl -s ${s.apiUrl}/v1/batches -H 'content-type: application/json' \\
+    -d '{"input_file_id":"<file id>","endpoint":"/v1/chat/completions","completion_window":"24h"}'
+  curl -s ${s.apiUrl}/v1/batches/<batch id>
+or in one step:
+  curl -s ${s.apiUrl}/v1/batches -F file=@examples/chat.jsonl -F model=barge-sim-1
+or with the CLI:
+  BARGE_API_URL=${s.apiUrl} pnpm barge submit examples/chat.jsonl --wait --out results.jsonl`);
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { loadConfig } from "@barge/core";
+import { ApiError, BargeClient } from "./client.js";
+import { demo } from "./commands/demo.js";
+import { dev } from "./commands/dev.js";
+import { submit, waitForBatch } from "./commands/submit.js";
+
+const USAGE = `usage: barge <command> [options]
+
+  submit <file.jsonl> [--endpoint /v1/chat/completions] [--metadata k=v]... [--wait] [--out results.jsonl]
+  status <batch_id> [--wait]
+  cancel <batch_id>
+  list
+  dev                 run the embedded stack until Ctrl-C (same as pnpm start)
+  demo                run examples/chat.jsonl through the embedded stack and exit
+
+Environment: BARGE_API_URL (default http://127.0.0.1:4080), BARGE_API_KEY.`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      endpoint: { type: "string", default: "/v1/chat/completions" },
+      metadata: { type: "string", multiple: true },
+      wait: { type: "boolean", default: false },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  const [command, arg] = positionals;
+  if (values.help || !command) {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  if (command === "dev") return dev().then(() => 0);
+  if (command === "demo") return demo();
+
+  const config = loadConfig();
+  const client = new BargeClient(config.BARGE_API_URL, config.BARGE_API_KEY);
+  const need = (what: string) => {
+    if (!arg) throw new UsageError(`${command} needs ${what}`);
+    return arg;
+  };
+  switch (command) {
+    case "submit": {
+      const metadata = values.metadata ? Object.fromEntries(values.metadata.map(parsePair)) : undefined;
+      const b = await submit(client, {
+        file: need("a JSONL file"),
+        endpoint: values.endpoint!,
+        wait: values.wait!,
+        ...(values.out ? { out: values.out } : {}),
+        ...(metadata ? { metadata } : {}),
+      });
+      return ["failed", "expired", "cancelled"].includes(b.status) ? 1 : 0;
+    }
+    case "status": {
+      const b = values.wait ? await waitForBatch(client, need("a batch id"), 1000) : await client.getBatch(need("a batch id"));
+      console.log(JSON.stringify(b, null, 2));
+      return 0;
+    }
+    case "cancel":
+      console.log(JSON.stringify(await client.cancelBatch(need("a batch id")), null, 2));
+      return 0;
+    case "list":
+      for (const b of await client.listBatches()) {
+        const c = b.request_counts;
+        console.log(`${b.id}  ${b.status.padEnd(11)} ${c.completed + c.failed}/${c.total}  ${b.model ?? ""}`);
+      }
+      return 0;
+    default:
+      throw new UsageError(`unknown command '${command}'`);
+  }
+}
+
+class UsageError extends Error {}
+
+function parsePair(s: string): [string, string] {
+  const i = s.indexOf("=");
+  if (i <= 0) throw new UsageError(`--metadata wants key=value, got '${s}'`);
+  return [s.slice(0, i), s.slice(i + 1)];
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    if (err instanceof UsageError) console.error(`${err.message}\n\n${USAGE}`);
+    else if (err instanceof ApiError) console.error(`error: ${err.message}${err.code ? ` (${err.code})` : ""}`);
+    else console.error(err);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  },
+);

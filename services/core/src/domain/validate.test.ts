@@ -1,0 +1,79 @@
+import { Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { readLines } from "../storage/lines.js";
+import { FingerprintSet } from "./fingerprint-set.js";
+import { validateBatchInput } from "./validate.js";
+
+const line = (id: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model: "m", messages: [] }, ...extra });
+
+function run(text: string, limits: Partial<{ chunkSize: number; maxRequests: number; maxBytes: number }> = {}) {
+  const bytes = Buffer.from(text);
+  return validateBatchInput(readLines(Readable.from([bytes])), bytes.length, "/v1/chat/completions", {
+    chunkSize: 2,
+    maxRequests: 100,
+    maxBytes: 1 << 20,
+    ...limits,
+  });
+}
+
+describe("validateBatchInput", () => {
+  it("indexes chunks by byte offset and line, skipping blank lines", async () => {
+    const text = [line("a"), line("b"), "", line("c"), line("d"), line("e")].join("\n") + "\n";
+    const r = await run(text);
+    expect(r.errors).toEqual([]);
+    expect(r.requests).toBe(5);
+    expect(r.model).toBe("m");
+    expect(r.chunks.map((c) => [c.requestStart, c.requestCount, c.startLine])).toEqual([
+      [0, 2, 1],
+      [2, 2, 4],
+      [4, 1, 6],
+    ]);
+    const bytes = Buffer.from(text);
+    expect(r.chunks.map((c) => bytes.subarray(c.startOffset, c.endOffset).toString().split("\n").filter(Boolean).map((l) => JSON.parse(l).custom_id))).toEqual([
+      ["a", "b"],
+      ["c", "d"],
+      ["e"],
+    ]);
+  });
+
+  it("names the line of each bad input", async () => {
+    const text = [
+      line("a"),
+      "{not json",
+      JSON.stringify({ custom_id: "b", method: "POST", url: "/v1/chat/completions" }),
+      line("a"),
+      line("c", { url: "/v1/embeddings" }),
+      line("d", { body: { model: "other" } }),
+      line("e", { body: { model: "m", stream: true } }),
+      line("f", { url: "/v1/images" }),
+    ].join("\n");
+    const r = await run(text);
+    expect(r.errors.map((e) => [e.code, e.line, e.param])).toEqual([
+      ["invalid_json_line", 2, null],
+      ["missing_required_parameter", 3, "body"],
+      ["duplicate_custom_id", 4, "custom_id"],
+      ["url_mismatch", 5, "url"],
+      ["model_mismatch", 6, "body.model"],
+      ["stream_unsupported", 7, "body.stream"],
+      ["unsupported_url", 8, "url"],
+    ]);
+  });
+
+  it("enforces the empty-file, request-count and size limits", async () => {
+    expect((await run("\n\n")).errors.map((e) => e.code)).toEqual(["empty_file"]);
+    const three = [line("a"), line("b"), line("c")].join("\n");
+    expect((await run(three, { maxRequests: 2 })).errors.map((e) => [e.code, e.line])).toEqual([["too_many_tasks", 3]]);
+    expect((await run(three, { maxBytes: 10 })).errors.map((e) => [e.code, e.line])).toEqual([["file_too_large", null]]);
+  });
+});
+
+describe("FingerprintSet", () => {
+  it("detects every repeat among many distinct strings", () => {
+    const set = new FingerprintSet(4);
+    for (let i = 0; i < 50_000; i++) expect(set.add(`request-${i}`)).toBe(true);
+    let repeats = 0;
+    for (let i = 0; i < 50_000; i += 7) if (!set.add(`request-${i}`)) repeats++;
+    expect(repeats).toBe(Math.ceil(50_000 / 7));
+  });
+});
