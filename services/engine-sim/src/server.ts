@@ -187,13 +187,21 @@ export async function createEngineSim(options: EngineSimOptions = {}): Promise<E
     }
     if (draw < faults.errorRate + faults.timeoutRate) {
       hung++;
-      const timer = setTimeout(() => res.destroy(), faults.hangMs);
-      hangTimers.add(timer);
-      res.once("close", () => {
+      let hanging = true;
+      const release = (): void => {
+        if (!hanging) return;
+        hanging = false;
         clearTimeout(timer);
         hangTimers.delete(timer);
         finish(entry, null);
-      });
+      };
+      // Logged before the socket goes, so the entry is final by the time the client sees the error.
+      const timer = setTimeout(() => {
+        release();
+        res.destroy();
+      }, faults.hangMs);
+      hangTimers.add(timer);
+      res.once("close", release);
       return;
     }
 
