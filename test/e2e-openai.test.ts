@@ -84,13 +84,13 @@ describe("the openai SDK against Barge", () => {
 
   it("uploads through a presigned PUT with plain fetch", async () => {
     const bytes = readFileSync(INPUT);
-    const presign = await (
+    const presign = (await (
       await fetch(`${svc.apiUrl}/v1/files/presign`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ filename: "chat.jsonl", purpose: "batch", bytes: bytes.length }),
       })
-    ).json();
+    ).json()) as { id: string; upload_url: string };
     const put = await fetch(presign.upload_url, { method: "PUT", body: bytes });
     expect(put.status).toBe(200);
     const complete = await fetch(`${svc.apiUrl}/v1/files/${presign.id}/complete`, { method: "POST" });

@@ -27,3 +27,4 @@ export * from "./queue/transition-batch.js";
 export * from "./queue/enqueue-chunks.js";
 export * from "./queue/cancel-batch.js";
 export * from "./work/validate-batch.js";
+export * from "./storage/stitch.js";

@@ -144,7 +144,10 @@ export interface StitchInput {
   segments: SegmentRef[];
   destKey: string;
   contentType?: string;
-  /** An upload started by an earlier, interrupted stitch of the same segments, to resume. */
+  /**
+   * An upload left by an interrupted stitch of the same segments: parts whose number and size
+   * match the plan are kept, the rest uploaded. An upload that is gone starts afresh.
+   */
   uploadId?: string;
   /** Called with each new upload id before any part is sent, so the caller can persist it. */
   onUploadId?: (uploadId: string) => Promise<void> | void;
