@@ -26,5 +26,7 @@ export * from "./queue/renew-batch-lease.js";
 export * from "./queue/transition-batch.js";
 export * from "./queue/enqueue-chunks.js";
 export * from "./queue/cancel-batch.js";
+export * from "./queue/save-stitch-upload.js";
+export * from "./queue/seal-cancelled-chunks.js";
 export * from "./work/validate-batch.js";
 export * from "./storage/stitch.js";

@@ -1,6 +1,7 @@
 import { Kysely, Migrator, PostgresDialect, sql, type Migration, type MigrationProvider } from "kysely";
 import pg from "pg";
 import * as m0001 from "./migrations/0001_init.js";
+import * as m0002 from "./migrations/0002_input_file_fk.js";
 import type { Database } from "./schema.js";
 
 // bigint columns hold byte offsets and token sums, all far below 2^53.
@@ -8,7 +9,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 export type Db = Kysely<Database>;
 
-const migrations: Record<string, Migration> = { "0001_init": m0001 };
+const migrations: Record<string, Migration> = { "0001_init": m0001, "0002_input_file_fk": m0002 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 

@@ -106,7 +106,8 @@ function checkLine(
     fail("invalid_json_line", "This line is not parseable as valid JSON.", line.lineNo);
     return;
   }
-  const parsed = requestLineSchema.safeParse(json);
+  // reportInput: without it zod 4 leaves `issue.input` unset, so a wrong type looked missing.
+  const parsed = requestLineSchema.safeParse(json, { reportInput: true });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const param = issue.path.join(".");

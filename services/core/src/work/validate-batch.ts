@@ -38,6 +38,16 @@ export async function validateBatch(deps: ValidateDeps, batch: BatchRow): Promis
       deps.limits,
     );
     if (result.errors.length > 0) return await fail(deps, batch, result.errors);
+    // A batch created with a model (the one-shot form) only accepts files naming that model;
+    // every line names the same one by now, so the first request is the first offender.
+    if (batch.model !== null && result.model !== batch.model) {
+      return await fail(deps, batch, [{
+        code: "model_mismatch",
+        message: `The model '${result.model}' differs from the batch's model '${batch.model}'.`,
+        line: result.chunks[0]?.startLine ?? null,
+        param: "body.model",
+      }]);
+    }
 
     const model = result.model!;
     const ok = await deps.db.transaction().execute(async (tx) => {

@@ -1,0 +1,23 @@
+import { Hono } from "hono";
+import { requireApiKey } from "./auth.js";
+import type { ApiDeps, AppEnv } from "./deps.js";
+import { errorHandler, notFoundHandler } from "./errors.js";
+import { batchesRoutes } from "./routes/batches.js";
+import { filesRoutes } from "./routes/files.js";
+import { healthRoutes } from "./routes/health.js";
+import { modelsRoutes } from "./routes/models.js";
+import { uploadsRoutes } from "./routes/uploads.js";
+
+/** Builds the HTTP API. `wake`, when given, nudges the validator as soon as a batch is created. */
+export function createApp(deps: ApiDeps & { wake?: () => void }) {
+  const app = new Hono<AppEnv>();
+  app.onError(errorHandler(deps.log));
+  app.notFound(notFoundHandler);
+  app.use("/v1/*", requireApiKey(deps.config.BARGE_API_KEY));
+  app.route("/health", healthRoutes(deps));
+  app.route("/v1/files", uploadsRoutes(deps));
+  app.route("/v1/files", filesRoutes(deps));
+  app.route("/v1/batches", batchesRoutes(deps));
+  app.route("/v1/models", modelsRoutes(deps));
+  return app;
+}

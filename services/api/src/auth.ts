@@ -1,0 +1,27 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { MiddlewareHandler } from "hono";
+import { sendError } from "./errors.js";
+
+const digest = (s: string) => createHash("sha256").update(s).digest();
+
+/** Requires `Authorization: Bearer <key>` when an API key is configured; a no-op otherwise. */
+export function requireApiKey(key: string | undefined): MiddlewareHandler {
+  if (!key) return (_c, next) => next();
+  const expected = digest(key);
+  return async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const given = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+    // Comparing digests keeps the comparison constant-time whatever the lengths.
+    if (!given || !timingSafeEqual(digest(given), expected)) {
+      return sendError(
+        c,
+        401,
+        given ? "Incorrect API key provided." : "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+        "invalid_request_error",
+        null,
+        "invalid_api_key",
+      );
+    }
+    await next();
+  };
+}

@@ -1,0 +1,15 @@
+import type { HttpBindings } from "@hono/node-server";
+import type { Bucket, Config, Db, Logger } from "@barge/core";
+
+/** What the API needs from its process: the database, the bucket, settings and a logger. */
+export interface ApiDeps extends Bucket {
+  db: Db;
+  config: Config;
+  log: Logger;
+}
+
+/**
+ * Hono's environment. Under @hono/node-server `incoming` is the raw Node request, which the
+ * multipart routes read directly; it is absent when the app is called through `app.request()`.
+ */
+export type AppEnv = { Bindings: Partial<HttpBindings> };

@@ -1,0 +1,62 @@
+import type { Context, ErrorHandler, NotFoundHandler } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { HTTPException } from "hono/http-exception";
+import { z } from "zod";
+import { BargeError, RateLimited, type Logger } from "@barge/core";
+
+/** OpenAI's error body. */
+export function errorBody(message: string, type: string, param: string | null, code: string | null) {
+  return { error: { message, type, param, code } };
+}
+
+/** Answers with an error in OpenAI's shape. */
+export function sendError(
+  c: Context,
+  status: ContentfulStatusCode,
+  message: string,
+  type: string,
+  param: string | null = null,
+  code: string | null = null,
+): Response {
+  // The OpenAI SDKs retry 409 by default; ours are state conflicts that a retry cannot fix.
+  if (status === 409) c.header("x-should-retry", "false");
+  return c.json(errorBody(message, type, param, code), status);
+}
+
+/** The one error handler: Barge errors and zod failures become 4xx in OpenAI's shape; anything else is a logged 500. */
+export function errorHandler(log: Logger): ErrorHandler {
+  return (err, c) => {
+    if (err instanceof BargeError) {
+      if (err instanceof RateLimited) c.header("Retry-After", String(err.retryAfterSeconds));
+      return sendError(c, err.status, err.message, err.type, err.param, err.code);
+    }
+    if (err instanceof z.ZodError) {
+      const { message, param, code } = describeIssue(err.issues[0]);
+      return sendError(c, 400, message, "invalid_request_error", param, code);
+    }
+    if (err instanceof HTTPException) {
+      return sendError(c, err.status as ContentfulStatusCode, err.message || "Bad request.", "invalid_request_error");
+    }
+    log.error({ err, method: c.req.method, path: c.req.path }, "unhandled error");
+    return sendError(c, 500, "The server had an error while processing your request.", "server_error");
+  };
+}
+
+/** The 404 for routes that do not exist, in the same shape as every other error. */
+export const notFoundHandler: NotFoundHandler = (c) =>
+  sendError(c, 404, `Unknown request URL: ${c.req.method} ${c.req.path}.`, "invalid_request_error", null, "unknown_url");
+
+/** OpenAI-style message, param and code for a zod issue (parsed with `reportInput`). */
+function describeIssue(issue: z.core.$ZodIssue | undefined): { message: string; param: string | null; code: string } {
+  if (!issue) return { message: "Invalid request.", param: null, code: "invalid_value" };
+  const param = issue.path.length > 0 ? issue.path.map(String).join(".") : null;
+  if (param === null) return { message: `Invalid request body: ${issue.message}.`, param, code: "invalid_value" };
+  if (issue.input === undefined) {
+    return { message: `Missing required parameter: '${param}'.`, param, code: "missing_required_parameter" };
+  }
+  return {
+    message: `Invalid value for '${param}': ${issue.message}.`,
+    param,
+    code: issue.code === "invalid_type" ? "invalid_type" : "invalid_value",
+  };
+}

@@ -1,0 +1,108 @@
+import busboy from "busboy";
+import { Transform, type Readable } from "node:stream";
+import { BargeError, InvalidRequest } from "@barge/core";
+
+/** The file part of a form, as received. */
+export interface FormFile {
+  filename: string;
+  bytes: number;
+}
+
+/** A parsed multipart form: its small text fields, and its file part if there was one. */
+export interface MultipartForm {
+  fields: Map<string, string>;
+  file: FormFile | null;
+}
+
+/** Consumes the file part's bytes (e.g. into S3); must reject once `signal` aborts. */
+export type FileSink = (stream: Readable, filename: string, signal: AbortSignal) => Promise<void>;
+
+/** The error for a file over the configured maximum: 413 while it streams in, 400 once it is stored. */
+export function fileTooLarge(maxBytes: number, status: 400 | 413 = 413, param = "file"): BargeError {
+  return new BargeError(status, "invalid_request_error", `The file is larger than the maximum of ${maxBytes} bytes.`, "file_too_large", param);
+}
+
+const FIELD_LIMITS = { fields: 32, fieldSize: 64 * 1024, parts: 40, files: 1 };
+
+/**
+ * Reads a multipart/form-data body, streaming the part named `file` into `sink` while counting
+ * its bytes, and keeping the other (small) fields. The file is never buffered whole: busboy
+ * pushes it through with backpressure. The moment the part grows past `maxFileBytes` it rejects
+ * with file_too_large and aborts the sink, without reading the rest of the request.
+ */
+export function readMultipartForm(
+  body: Readable,
+  contentType: string | undefined,
+  maxFileBytes: number,
+  sink: FileSink,
+): Promise<MultipartForm> {
+  return new Promise((resolve, reject) => {
+    let bb: busboy.Busboy;
+    try {
+      // busboy's limit fires on reaching fileSize, so one more byte means "over the maximum".
+      bb = busboy({ headers: { "content-type": contentType ?? "" }, limits: { ...FIELD_LIMITS, fileSize: maxFileBytes + 1 } });
+    } catch {
+      reject(new InvalidRequest("Expected a multipart/form-data body.", null, "invalid_content_type"));
+      return;
+    }
+    const abort = new AbortController();
+    const fields = new Map<string, string>();
+    let stored: Promise<FormFile> | null = null;
+    let counter: Transform | null = null;
+    let settled = false;
+
+    const fail = (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      abort.abort(err);
+      reject(err);
+      // Stop parsing; @hono/node-server drains or drops whatever the client still sends. Deferred
+      // because busboy keeps touching its state right after emitting the event that got us here.
+      process.nextTick(() => {
+        body.unpipe(bb);
+        bb.destroy();
+        counter?.destroy();
+      });
+    };
+
+    const malformed = (err: Error) => fail(new InvalidRequest(`Malformed multipart body: ${err.message}.`, null, "invalid_multipart"));
+
+    bb.on("file", (name, stream, info) => {
+      if (name !== "file" || stored) {
+        stream.resume();
+        return;
+      }
+      let bytes = 0;
+      counter = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          bytes += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      stream.on("limit", () => fail(fileTooLarge(maxFileBytes)));
+      stream.on("error", malformed);
+      stream.pipe(counter);
+      const filename = info.filename || "upload.jsonl";
+      stored = sink(counter, filename, abort.signal).then(() => ({ filename, bytes }));
+      stored.catch(fail);
+    });
+    bb.on("field", (name, value, info) => {
+      if (info.valueTruncated) fail(new InvalidRequest(`The '${name}' field is too long.`, name, "invalid_value"));
+      else fields.set(name, value);
+    });
+    const tooMany = () => fail(new InvalidRequest("The form has too many fields.", null, "invalid_value"));
+    bb.on("fieldsLimit", tooMany);
+    bb.on("partsLimit", tooMany);
+    bb.on("error", malformed);
+    bb.on("close", () => {
+      (stored ?? Promise.resolve(null)).then((file) => {
+        if (settled) return;
+        settled = true;
+        resolve({ fields, file });
+      }, fail);
+    });
+    // A client that disconnects mid-upload errors the request stream; the upload is aborted.
+    body.on("error", () => fail(new InvalidRequest("The request ended before the upload was complete.", "file", "upload_interrupted")));
+    body.pipe(bb);
+  });
+}

@@ -1,0 +1,41 @@
+import { serve } from "@hono/node-server";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createApp } from "./app.js";
+import { startBackground } from "./background.js";
+import type { ApiDeps } from "./deps.js";
+
+/** A running API server. */
+export interface ApiServer {
+  url: string;
+  port: number;
+  /** Stops accepting requests and the background loops. */
+  close(): Promise<void>;
+}
+
+/** Serves the API over HTTP (port 0 picks a free one) and starts its background loops. */
+export async function startApi(deps: ApiDeps & { host: string; port: number }): Promise<ApiServer> {
+  const background = startBackground(deps);
+  const app = createApp({ ...deps, wake: background.wake });
+  let server: Server;
+  try {
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, hostname: deps.host, port: deps.port }, () => resolve(s as Server)) as Server;
+      s.once("error", reject);
+    });
+  } catch (err) {
+    await background.stop();
+    throw err;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const host = deps.host.includes(":") ? `[${deps.host}]` : deps.host;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await Promise.all([closed, background.stop()]);
+    },
+  };
+}

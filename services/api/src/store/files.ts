@@ -1,0 +1,118 @@
+import { Conflict, NotFound, type Db, type FilePurpose, type FileRow, type FileStatus } from "@barge/core";
+
+/** Batch states that still read their input file. */
+const RUNNING = ["validating", "in_progress", "finalizing", "cancelling"] as const;
+
+/** The columns a new file row needs. */
+export interface NewFile {
+  id: string;
+  tenant: string;
+  purpose: FilePurpose;
+  filename: string;
+  bytes: number;
+  status: FileStatus;
+  s3_key: string;
+  upload_expires_at?: Date | null;
+}
+
+/** Inserts a file row and returns it. */
+export function insertFile(db: Db, f: NewFile): Promise<FileRow> {
+  return db.insertInto("files").values(f).returningAll().executeTakeFirstOrThrow();
+}
+
+/** A file of the tenant in any state, pending uploads included. */
+export function findFile(db: Db, tenant: string, id: string): Promise<FileRow | undefined> {
+  return db.selectFrom("files").selectAll().where("id", "=", id).where("tenant", "=", tenant).executeTakeFirst();
+}
+
+/** A file the tenant can see: pending uploads do not exist yet. */
+export async function findVisibleFile(db: Db, tenant: string, id: string): Promise<FileRow | undefined> {
+  const f = await findFile(db, tenant, id);
+  return f && f.status !== "pending" ? f : undefined;
+}
+
+/**
+ * Locks a visible file against deletion until the transaction ends (FOR SHARE), so a batch
+ * created concurrently with a delete either sees the file gone or blocks the delete.
+ */
+export function lockFileForUse(tx: Db, tenant: string, id: string): Promise<FileRow | undefined> {
+  return tx
+    .selectFrom("files")
+    .selectAll()
+    .where("id", "=", id)
+    .where("tenant", "=", tenant)
+    .where("status", "<>", "pending")
+    .forShare()
+    .executeTakeFirst();
+}
+
+/** One page of the tenant's visible files, by id (time) in either direction, after a cursor. */
+export async function listFiles(
+  db: Db,
+  tenant: string,
+  q: { purpose?: string | undefined; after?: string | undefined; limit: number; order: "asc" | "desc" },
+): Promise<{ rows: FileRow[]; hasMore: boolean }> {
+  let query = db.selectFrom("files").selectAll().where("tenant", "=", tenant).where("status", "<>", "pending");
+  if (q.purpose) query = query.where("purpose", "=", q.purpose as FilePurpose);
+  if (q.after) query = query.where("id", q.order === "desc" ? "<" : ">", q.after);
+  const rows = await query.orderBy("id", q.order).limit(q.limit + 1).execute();
+  return { rows: rows.slice(0, q.limit), hasMore: rows.length > q.limit };
+}
+
+/**
+ * Deletes a visible file's row unless a running batch still reads it (409), returning the row
+ * so the caller can delete its object. The row lock serialises this with batch creation.
+ */
+export function deleteFileRow(db: Db, tenant: string, id: string): Promise<FileRow> {
+  return db.transaction().execute(async (tx) => {
+    const file = await tx
+      .selectFrom("files")
+      .selectAll()
+      .where("id", "=", id)
+      .where("tenant", "=", tenant)
+      .where("status", "<>", "pending")
+      .forUpdate()
+      .executeTakeFirst();
+    if (!file) throw new NotFound("file", id, "file_id");
+    const user = await tx
+      .selectFrom("batches")
+      .select(["id", "status"])
+      .where("input_file_id", "=", id)
+      .where("status", "in", RUNNING)
+      .executeTakeFirst();
+    if (user) throw new Conflict(`File '${id}' is the input of batch '${user.id}', which is ${user.status}; cancel it or wait for it to finish.`, "file_in_use");
+    await tx.deleteFrom("files").where("id", "=", id).execute();
+    return file;
+  });
+}
+
+/**
+ * Moves a pending upload to its final state. Guarded on `pending`, so it does nothing (undefined)
+ * when the sweeper deleted the row or another completion got there first.
+ */
+export function settlePendingFile(
+  db: Db,
+  id: string,
+  set: { status: "processed" | "error"; bytes: number },
+): Promise<FileRow | undefined> {
+  return db
+    .updateTable("files")
+    .set({ ...set, upload_expires_at: null })
+    .where("id", "=", id)
+    .where("status", "=", "pending")
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** Deletes up to `limit` pending uploads whose presigned URL has lapsed, returning their keys. */
+export async function deleteExpiredPending(db: Db, now: Date, limit: number): Promise<string[]> {
+  const rows = await db
+    .deleteFrom("files")
+    .where("id", "in", (eb) =>
+      eb.selectFrom("files").select("id").where("status", "=", "pending").where("upload_expires_at", "<", now).limit(limit),
+    )
+    .where("status", "=", "pending")
+    .returning("s3_key")
+    .execute();
+  return rows.map((r) => r.s3_key);
+}
