@@ -1,0 +1,211 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import { claimChunk, LeaseLost, type Bucket, type Config, type Db, type Logger } from "@barge/core";
+import { startChunk, type ChunkRun } from "./chunk-runner.js";
+import { createEngineClient, type EngineClient } from "./engine-client.js";
+import { finalizeNext, type FinalizerDeps } from "./finalizer.js";
+import { startRescuer, type Periodic } from "./rescuer.js";
+
+export interface AgentDeps extends Bucket {
+  db: Db;
+  config: Config;
+  log: Logger;
+  /** Base URL of the engine beside this agent (VLLM_URL). */
+  engineUrl: string;
+  /** Defaults to AGENT_ID, else hostname-pid-random. */
+  agentId?: string;
+}
+
+/** A GPU node agent: claims chunks its engine can serve, runs them, and finalizes batches. */
+export interface Agent {
+  readonly id: string;
+  /** Waits for the engine to list its models, registers, and starts the claim loop. */
+  start(): Promise<void>;
+  /**
+   * graceful: stop claiming, commit the finished prefix of the current chunk and release it so
+   * another agent continues at once. Not graceful: drop everything now, as a crash would, and
+   * leave the lease to lapse. Resolves once the agent has stopped.
+   */
+  stop(opts: { graceful: boolean }): Promise<void>;
+  /** Resolves when the agent has stopped, however that came about. */
+  readonly running: Promise<void>;
+}
+
+/** Creates an agent; nothing runs until `start()`. */
+export function createAgent(deps: AgentDeps): Agent {
+  const { config } = deps;
+  const id = deps.agentId ?? config.AGENT_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  const log = deps.log.child({ agent: id });
+  const host = hostname();
+  const stopCtl = new AbortController();
+  const finalizerDeps: FinalizerDeps = { db: deps.db, s3: deps.s3, bucket: deps.bucket, log, leaseSeconds: config.LEASE_SECONDS };
+  // Batches a chunk run just made ready to stitch: finalized before anything else is claimed.
+  const woken = new Set<string>();
+  let engine: EngineClient | undefined;
+  let models: string[] = [];
+  let current: ChunkRun | undefined;
+  let wakeIdle: (() => void) | undefined;
+  let started = false;
+  let stopping: Promise<void> | undefined;
+  let stopMode: "release" | "abandon" | undefined;
+  let loop: Promise<void> | undefined;
+  let background: Periodic[] = [];
+  let markStopped!: () => void;
+  const running = new Promise<void>((resolve) => (markStopped = resolve));
+
+  const wake = () => {
+    wakeIdle?.();
+    wakeIdle = undefined;
+  };
+
+  async function register(): Promise<void> {
+    const row = { models: JSON.stringify(models), hostname: host, last_seen_at: new Date() };
+    await deps.db
+      .insertInto("agents")
+      .values({ id, ...row })
+      .onConflict((oc) => oc.column("id").doUpdateSet(row))
+      .execute();
+  }
+
+  async function waitForModels(client: EngineClient): Promise<string[]> {
+    for (let attempt = 0; !stopCtl.signal.aborted; attempt++) {
+      try {
+        const served = await client.models(stopCtl.signal);
+        if (served.length > 0) return served;
+        log.warn("the engine serves no models yet");
+      } catch (err) {
+        if (stopCtl.signal.aborted) break;
+        if (attempt % 10 === 0) log.warn({ err, url: deps.engineUrl }, "engine not reachable yet; retrying");
+      }
+      await sleep(Math.min(250 * 2 ** attempt, 5000), undefined, { signal: stopCtl.signal }).catch(() => undefined);
+    }
+    return [];
+  }
+
+  /** Re-reads the served models (an engine may restart with another) and marks the agent alive. */
+  async function refresh(client: EngineClient): Promise<void> {
+    try {
+      const served = await client.models(stopCtl.signal);
+      if (served.length > 0) models = served;
+    } catch (err) {
+      log.debug({ err }, "model refresh failed; keeping the last list");
+    }
+    await register();
+  }
+
+  async function finalizeOne(batchId?: string): Promise<boolean> {
+    try {
+      return (await finalizeNext(finalizerDeps, id, batchId)) !== undefined;
+    } catch (err) {
+      if (err instanceof LeaseLost) log.info({ err: err.message, batch: batchId }, "finalize taken over by another worker");
+      else log.error({ err, batch: batchId }, "finalize failed; it is retried once the batch lease lapses");
+      return false;
+    }
+  }
+
+  async function claimLoop(client: EngineClient): Promise<void> {
+    while (!stopCtl.signal.aborted) {
+      let worked = false;
+      try {
+        for (const batchId of [...woken]) {
+          woken.delete(batchId);
+          if (await finalizeOne(batchId)) worked = true;
+        }
+        if (await finalizeOne()) worked = true;
+        if (stopCtl.signal.aborted) break;
+        const chunk = await claimChunk(deps.db, { agentId: id, models, leaseSeconds: config.LEASE_SECONDS });
+        if (chunk) {
+          log.info({ batch: chunk.batch_id, chunk: chunk.idx, fence: chunk.fence, committed: chunk.committed }, "claimed chunk");
+          current = startChunk(
+            {
+              db: deps.db,
+              s3: deps.s3,
+              bucket: deps.bucket,
+              engine: client,
+              log,
+              config,
+              onFinalizable: (batchId) => woken.add(batchId),
+            },
+            chunk,
+          );
+          // A stop that arrived while the claim was in flight found no run to stop.
+          if (stopMode) current.stop(stopMode);
+          // A failed run released its chunk, which this agent would re-claim at once: idling a
+          // poll interval first keeps a persistent failure from spinning.
+          const ran = await current.done.then(
+            () => true,
+            (err: unknown) => {
+              log.error({ err, batch: chunk.batch_id, chunk: chunk.idx }, "chunk run failed");
+              return false;
+            },
+          );
+          if (ran) worked = true;
+          current = undefined;
+        }
+      } catch (err) {
+        log.error({ err }, "claim loop step failed");
+      }
+      if (!worked && woken.size === 0 && !stopCtl.signal.aborted) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, config.AGENT_POLL_MS);
+          wakeIdle = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wakeIdle = undefined;
+      }
+    }
+  }
+
+  async function shutdown(graceful: boolean): Promise<void> {
+    stopMode = graceful ? "release" : "abandon";
+    stopCtl.abort();
+    current?.stop(stopMode);
+    wake();
+    await loop;
+    for (const task of background) task.stop();
+    background = [];
+    await engine?.close();
+    log.info({ graceful }, "agent stopped");
+    markStopped();
+  }
+
+  return {
+    id,
+    running,
+    async start() {
+      if (started) return;
+      started = true;
+      engine = createEngineClient({
+        baseUrl: deps.engineUrl,
+        connections: config.AGENT_CONCURRENCY,
+        timeoutMs: config.ENGINE_TIMEOUT_MS,
+        maxAttempts: config.ENGINE_MAX_ATTEMPTS,
+      });
+      const client = engine;
+      models = await waitForModels(client);
+      if (stopCtl.signal.aborted) return;
+      await register();
+      // A stop that came while registering has already run its shutdown: start nothing more.
+      if (stopCtl.signal.aborted) return;
+      log.info({ models, engine: deps.engineUrl }, "agent registered");
+      background = [startRescuer({ db: deps.db, log, intervalMs: config.LEASE_SECONDS * 500 })];
+      const presence = setInterval(() => {
+        refresh(client).catch((err: unknown) => log.warn({ err }, "agent heartbeat failed"));
+      }, config.LEASE_SECONDS * 1000);
+      background.push({ stop: () => clearInterval(presence) });
+      loop = claimLoop(client);
+    },
+    stop({ graceful }) {
+      // A hard stop after a graceful one escalates: the chunk still flushing is dropped.
+      if (stopping && !graceful) {
+        stopMode = "abandon";
+        current?.stop("abandon");
+      }
+      stopping ??= shutdown(graceful);
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,246 @@
+import {
+  closeCancelledChunk,
+  completeChunk,
+  LeaseLost,
+  markFinalizing,
+  releaseChunk,
+  renewChunkLease,
+  type Bucket,
+  type ChunkRow,
+  type Config,
+  type Db,
+  type Line,
+  type Logger,
+} from "@barge/core";
+import { EngineRequestError, type EngineClient } from "./engine-client.js";
+import { inputLines } from "./input-lines.js";
+import { Notifier } from "./notifier.js";
+import { ReorderBuffer } from "./reorder-buffer.js";
+import { buildResultLine, type EngineOutcome, type ResultLine } from "./result-line.js";
+import { SegmentWriter, type ChunkRef, type PendingResult } from "./segment-writer.js";
+
+/**
+ * How a chunk run ended. `lost`: another holder owns the chunk now; `abandoned`: stopped hard,
+ * like a crash, leaving the lease to lapse.
+ */
+export type ChunkOutcome = "completed" | "cancelled" | "released" | "lost" | "abandoned";
+
+export interface ChunkRunnerDeps extends Bucket {
+  db: Db;
+  engine: EngineClient;
+  log: Logger;
+  config: Pick<Config, "AGENT_CONCURRENCY" | "SEGMENT_MAX_LINES" | "SEGMENT_MAX_MS" | "LEASE_SECONDS">;
+  /** How far ahead of the oldest unfinished request dispatch may run; default 4 x concurrency. */
+  window?: number;
+  /** Called when this run left its batch ready for the finalizer (now finalizing, or cancelling). */
+  onFinalizable?: (batchId: string) => void;
+}
+
+/** A chunk being run. */
+export interface ChunkRun {
+  /**
+   * `release`: stop dispatching, commit what finished in order, hand the chunk back to the queue.
+   * `abandon`: drop everything at once and commit nothing more, as a crash would.
+   */
+  stop(mode: "release" | "abandon"): void;
+  readonly done: Promise<ChunkOutcome>;
+}
+
+type StopReason = "release" | "cancel" | "lost" | "abandon" | "failed";
+
+// A later reason only replaces an earlier one of lower rank: a lost lease must win over a
+// cancel in progress (nothing may be committed), and a cancel over a release (close, not requeue).
+const RANK: Record<StopReason, number> = { release: 1, cancel: 2, lost: 3, abandon: 3, failed: 3 };
+
+interface ParsedRequest {
+  customId: string;
+  url: string;
+  body: unknown;
+}
+
+/**
+ * Runs one claimed chunk from its checkpoint to the end: streams its byte range, dispatches
+ * requests with bounded concurrency, releases results in input order into fenced segment
+ * commits, and closes the chunk. A heartbeat renews the lease and learns of cancels.
+ */
+export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
+  const ref: ChunkRef = { batchId: chunk.batch_id, idx: chunk.idx, fence: chunk.fence };
+  const log = deps.log.child({ batch: ref.batchId, chunk: ref.idx, fence: ref.fence });
+  const { AGENT_CONCURRENCY: concurrency, SEGMENT_MAX_LINES: maxLines, LEASE_SECONDS: leaseSeconds } = deps.config;
+  const remaining = chunk.request_count - chunk.committed;
+  const reorder = new ReorderBuffer<PendingResult>(deps.window ?? 4 * concurrency);
+  const changed = new Notifier();
+  const inflightCtl = new AbortController();
+  let inflight = 0;
+  let dispatched = 0;
+  let reason: StopReason | undefined;
+  let failure: unknown;
+
+  const severe = () => reason !== undefined && RANK[reason] === 3;
+  const halt = (next: StopReason, err?: unknown) => {
+    if (reason !== undefined && RANK[reason] >= RANK[next]) return;
+    reason = next;
+    if (err !== undefined) failure = err;
+    inflightCtl.abort();
+    changed.notify();
+  };
+
+  const writer = new SegmentWriter({
+    deps,
+    chunk: ref,
+    firstSeq: chunk.next_seq,
+    maxLines,
+    maxMs: deps.config.SEGMENT_MAX_MS,
+    onSettled: () => changed.notify(),
+    onError: (err) => halt(err instanceof LeaseLost ? "lost" : "failed", err),
+  });
+
+  let beating = false;
+  async function beat(): Promise<void> {
+    if (beating) return;
+    beating = true;
+    try {
+      const renewed = await renewChunkLease(deps.db, { ...ref, leaseSeconds });
+      if (!renewed) halt("lost");
+      else if (renewed.batchStatus !== "in_progress") halt("cancel");
+    } finally {
+      beating = false;
+    }
+  }
+
+  async function inputKey(): Promise<string> {
+    const row = await deps.db
+      .selectFrom("batches")
+      .innerJoin("files", "files.id", "batches.input_file_id")
+      .select("files.s3_key")
+      .where("batches.id", "=", ref.batchId)
+      .executeTakeFirst();
+    if (!row) throw new Error(`batch ${ref.batchId} or its input file is gone`);
+    return row.s3_key;
+  }
+
+  function dispatch(pos: number, line: Line): void {
+    const req = parseRequest(line.text);
+    const requestId = `${ref.batchId}:${chunk.request_start + chunk.committed + pos}`;
+    inflight++;
+    dispatched++;
+    deps.engine
+      .send({ url: req.url, body: req.body, requestId }, inflightCtl.signal)
+      .then(
+        (res): ResultLine => buildResultLine(req.customId, { kind: "response", status: res.status, body: res.body, requestId: res.requestId }),
+        (err: unknown): ResultLine | undefined => (inflightCtl.signal.aborted ? undefined : buildResultLine(req.customId, failureOf(err))),
+      )
+      .then((result) => {
+        inflight--;
+        // An aborted request leaves a gap, so nothing after it is released: what gets committed
+        // on a stop is exactly the in-order prefix that finished.
+        if (result && !severe()) {
+          for (const ready of reorder.put(pos, { result, end: line.end, lineNo: line.lineNo })) writer.add(ready);
+        }
+        changed.notify();
+      });
+  }
+
+  async function dispatchAll(key: string): Promise<void> {
+    if (remaining <= 0) return;
+    let pos = 0;
+    const lines = inputLines(deps, key, { offset: chunk.next_offset, lineNo: chunk.next_line }, chunk.end_offset);
+    for await (const line of lines) {
+      // Blank lines were skipped by validation too, so request numbering matches the chunk index.
+      if (line.text.trim() === "") continue;
+      // Pulling the next line only when it can be sent is what lets the stream's backpressure bound memory.
+      while (reason === undefined && !(inflight < concurrency && reorder.canAccept(pos) && writer.pending < maxLines)) await changed.wait();
+      if (reason !== undefined) return;
+      dispatch(pos, line);
+      if (++pos === remaining) return;
+    }
+    if (reason === undefined) throw new Error(`input of chunk ${ref.batchId}/${ref.idx} ended after ${pos} of ${remaining} requests`);
+  }
+
+  async function execute(): Promise<ChunkOutcome> {
+    try {
+      // One beat before any request: a chunk re-queued after its batch was cancelled closes at once.
+      await beat();
+      if (reason === undefined) await dispatchAll(await inputKey());
+    } catch (err) {
+      halt(err instanceof LeaseLost ? "lost" : "failed", err);
+    }
+    while (inflight > 0) await changed.wait();
+
+    if (!severe()) {
+      try {
+        await writer.finish();
+      } catch (err) {
+        halt(err instanceof LeaseLost ? "lost" : "failed", err);
+      }
+    }
+    writer.close();
+    await writer.idle();
+
+    if (reason === "lost") return "lost";
+    if (reason === "abandon") return "abandoned";
+    if (reason === "failed") {
+      // The checkpoint is consistent whatever failed, so the next holder can resume right away.
+      await releaseChunk(deps.db, ref).catch(() => false);
+      throw failure;
+    }
+
+    const finishedAll = dispatched === remaining && reorder.next === remaining;
+    if (finishedAll) {
+      const finalizing = await deps.db.transaction().execute(async (tx) => {
+        if (!(await completeChunk(tx, ref))) throw new LeaseLost(`completing chunk ${ref.batchId}/${ref.idx}`);
+        return markFinalizing(tx, ref.batchId);
+      });
+      if (finalizing || reason === "cancel") deps.onFinalizable?.(ref.batchId);
+      return "completed";
+    }
+    if (reason === "cancel") {
+      if (!(await closeCancelledChunk(deps.db, ref))) return "lost";
+      deps.onFinalizable?.(ref.batchId);
+      return "cancelled";
+    }
+    if (reason === "release") return (await releaseChunk(deps.db, ref)) ? "released" : "lost";
+    throw new Error(`chunk ${ref.batchId}/${ref.idx} stopped with ${reorder.next} of ${remaining} requests released`);
+  }
+
+  const beatMs = Math.min(leaseSeconds * 500, 2000);
+  const timer = setInterval(() => {
+    beat().catch((err: unknown) => log.warn({ err }, "lease renewal failed; retrying next beat"));
+  }, beatMs);
+
+  const done = execute()
+    .catch((err: unknown) => {
+      if (err instanceof LeaseLost) return "lost" as const;
+      throw err;
+    })
+    .then((outcome) => {
+      log.info({ outcome, committedBefore: chunk.committed, released: reorder.next }, "chunk run ended");
+      return outcome;
+    })
+    .finally(() => {
+      clearInterval(timer);
+      writer.close();
+    });
+
+  return {
+    stop(mode) {
+      halt(mode);
+    },
+    done,
+  };
+}
+
+function parseRequest(text: string): ParsedRequest {
+  // Validation already checked every line; a line that no longer parses means the input object
+  // changed under the batch, and failing the chunk loudly beats inventing a result for it.
+  const v = JSON.parse(text) as { custom_id?: unknown; url?: unknown; body?: unknown };
+  if (typeof v.custom_id !== "string" || typeof v.url !== "string" || typeof v.body !== "object" || v.body === null) {
+    throw new Error("input line lost its custom_id, url or body since validation");
+  }
+  return { customId: v.custom_id, url: v.url, body: v.body };
+}
+
+function failureOf(err: unknown): EngineOutcome {
+  if (err instanceof EngineRequestError) return { kind: "failure", code: err.code, message: err.message };
+  return { kind: "failure", code: "engine_unavailable", message: err instanceof Error ? err.message : String(err) };
+}

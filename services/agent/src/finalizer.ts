@@ -1,0 +1,186 @@
+import {
+  batchProgress,
+  claimBatchWork,
+  deleteObjects,
+  emptyProgress,
+  keys,
+  LeaseLost,
+  putObject,
+  renewBatchLease,
+  saveStitchUpload,
+  sealCancelledChunks,
+  stitch,
+  transitionBatch,
+  type BatchRow,
+  type Bucket,
+  type Db,
+  type Logger,
+  type SegmentKind,
+  type StitchResult,
+} from "@barge/core";
+
+export interface FinalizerDeps extends Bucket {
+  db: Db;
+  log: Logger;
+  leaseSeconds: number;
+}
+
+/** The final state a finalizer publishes. */
+export type FinalStatus = "completed" | "cancelled";
+
+/** Where each stitched output lives in `batches.stitch_state` and in the file ids. */
+const OUTPUTS = {
+  output: { state: "output", fileSuffix: "o", fileName: "output" },
+  error: { state: "errors", fileSuffix: "e", fileName: "error" },
+} as const satisfies Record<SegmentKind, unknown>;
+
+/**
+ * The output file ids of a batch, derived from its id so that a finalizer re-run after a crash
+ * inserts the very same rows (and `ON CONFLICT DO NOTHING` makes that a no-op).
+ */
+export function resultFileId(batchId: string, kind: SegmentKind): string {
+  return `file-${batchId.replace(/^batch_/, "")}${OUTPUTS[kind].fileSuffix}`;
+}
+
+/**
+ * Claims one batch that is ready to stitch (finalizing, or cancelling with no live chunk lease),
+ * optionally a given one, and finalizes it. Returns its final status, or undefined when there
+ * was nothing to claim.
+ */
+export async function finalizeNext(deps: FinalizerDeps, workerId: string, batchId?: string): Promise<FinalStatus | undefined> {
+  const batch = await claimBatchWork(deps.db, {
+    workerId,
+    kinds: ["finalizing", "cancelling"],
+    leaseSeconds: deps.leaseSeconds,
+    ...(batchId === undefined ? {} : { batchId }),
+  });
+  return batch ? finalizeBatch(deps, batch) : undefined;
+}
+
+/**
+ * Stitches a claimed batch's committed segments, in (chunk, seq) order, into its output and
+ * error objects, writes the manifest, publishes the file rows and the final state in one fenced
+ * transaction, and only then deletes the segments. Every step before the transition can be
+ * repeated, so a crashed finalizer is simply redone by the next claim.
+ *
+ * A cancelled batch always gets an output object, empty when nothing completed (OpenAI omits
+ * it then): clients and the manifest can then rely on `output_file_id` for every finished batch.
+ */
+export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promise<FinalStatus> {
+  if (batch.status !== "finalizing" && batch.status !== "cancelling") throw new Error(`batch ${batch.id} is ${batch.status}, not stitchable`);
+  const from = batch.status;
+  const status: FinalStatus = from === "finalizing" ? "completed" : "cancelled";
+  const fence = batch.worker_fence;
+  const log = deps.log.child({ batch: batch.id, fence });
+  let leaseLost = false;
+  const renew = setInterval(
+    () => {
+      renewBatchLease(deps.db, { batchId: batch.id, fence, leaseSeconds: deps.leaseSeconds })
+        .then((ok) => {
+          if (!ok) leaseLost = true;
+        })
+        .catch((err: unknown) => log.warn({ err }, "batch lease renewal failed; retrying"));
+    },
+    (deps.leaseSeconds * 1000) / 3,
+  );
+  try {
+    if (from === "cancelling") await sealCancelledChunks(deps.db, { batchId: batch.id, fence });
+    const segments = await deps.db
+      .selectFrom("segments")
+      .select(["kind", "s3_key", "bytes", "lines"])
+      .where("batch_id", "=", batch.id)
+      .orderBy("chunk_idx")
+      .orderBy("seq")
+      .execute();
+
+    const stitchKind = async (kind: SegmentKind, destKey: string): Promise<{ result: StitchResult; lines: number } | undefined> => {
+      const mine = segments.filter((s) => s.kind === kind);
+      if (kind === "error" && mine.length === 0) return undefined;
+      const state = OUTPUTS[kind].state;
+      const previous = batch.stitch_state?.[state];
+      const result = await stitch(deps, {
+        segments: mine.map((s) => ({ key: s.s3_key, size: s.bytes })),
+        destKey,
+        contentType: "application/jsonl",
+        ...(previous ? { uploadId: previous } : {}),
+        keepUploadOnError: true,
+        onUploadId: async (uploadId) => {
+          if (!(await saveStitchUpload(deps.db, { batchId: batch.id, fence, name: state, uploadId }))) {
+            throw new LeaseLost(`stitching ${batch.id}`);
+          }
+        },
+      });
+      return { result, lines: mine.reduce((n, s) => n + s.lines, 0) };
+    };
+    const outputKey = keys.output(batch.tenant, batch.id);
+    const errorKey = keys.errors(batch.tenant, batch.id);
+    const output = (await stitchKind("output", outputKey))!;
+    const errors = await stitchKind("error", errorKey);
+    if (leaseLost) throw new LeaseLost(`finalizing ${batch.id}`);
+
+    const p = (await batchProgress(deps.db, [batch.id])).get(batch.id) ?? emptyProgress;
+    const manifest = {
+      batch_id: batch.id,
+      status,
+      request_counts: { total: batch.total_requests, completed: p.completed, failed: p.failed },
+      usage: {
+        input_tokens: p.promptTokens,
+        input_tokens_details: { cached_tokens: p.cachedTokens },
+        output_tokens: p.completionTokens,
+        output_tokens_details: { reasoning_tokens: p.reasoningTokens },
+        total_tokens: p.promptTokens + p.completionTokens,
+      },
+      output: { key: outputKey, bytes: output.result.bytes, etag: output.result.etag, lines: output.lines },
+      errors: errors ? { key: errorKey, bytes: errors.result.bytes, etag: errors.result.etag, lines: errors.lines } : null,
+      segments: segments.length,
+      created_at: Math.floor(Date.now() / 1000),
+    };
+    await putObject(deps, keys.manifest(batch.tenant, batch.id), JSON.stringify(manifest, null, 2), "application/json");
+
+    const outputFileId = resultFileId(batch.id, "output");
+    const errorFileId = errors ? resultFileId(batch.id, "error") : null;
+    const fileRow = (kind: SegmentKind, id: string, key: string, bytes: number) => ({
+      id,
+      tenant: batch.tenant,
+      purpose: "batch_output" as const,
+      filename: `${batch.id}_${OUTPUTS[kind].fileName}.jsonl`,
+      bytes,
+      status: "processed" as const,
+      s3_key: key,
+    });
+    await deps.db.transaction().execute(async (tx) => {
+      await tx
+        .insertInto("files")
+        .values([
+          fileRow("output", outputFileId, outputKey, output.result.bytes),
+          ...(errors && errorFileId ? [fileRow("error", errorFileId, errorKey, errors.result.bytes)] : []),
+        ])
+        .onConflict((oc) => oc.column("id").doNothing())
+        .execute();
+      const now = new Date();
+      const moved = await transitionBatch(tx, {
+        batchId: batch.id,
+        fence,
+        from: [from],
+        set: {
+          status,
+          ...(status === "completed" ? { completed_at: now } : { cancelled_at: now }),
+          output_file_id: outputFileId,
+          error_file_id: errorFileId,
+          output_key: outputKey,
+          error_key: errors ? errorKey : null,
+        },
+      });
+      // Throwing rolls the file rows back with it: a finalizer that lost the batch publishes nothing.
+      if (!moved) throw new LeaseLost(`finalizing ${batch.id}`);
+    });
+    log.info({ status, completed: p.completed, failed: p.failed, segments: segments.length }, "batch finalized");
+
+    // Only now that the batch points at the stitched objects may the segments go.
+    await deleteObjects(deps, segments.map((s) => s.s3_key));
+    await deps.db.deleteFrom("segments").where("batch_id", "=", batch.id).execute();
+    return status;
+  } finally {
+    clearInterval(renew);
+  }
+}

@@ -1,0 +1,2 @@
+// Public API of @barge/agent.
+export { createAgent, type Agent, type AgentDeps } from "./agent.js";
