@@ -18,12 +18,17 @@ export function sdkClient(url: string, apiKey = "x"): OpenAI {
   return new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0 });
 }
 
-/** Starts the full API (validator and sweeper included) on a fresh test context. */
+/** Serves the full API (validator, sweeper, webhooks) on an existing context: a restart, or another replica. */
+export function serveApi(ctx: TestContext): Promise<ApiServer> {
+  return startApi({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, host: "127.0.0.1", port: 0 });
+}
+
+/** Starts the full API (validator, sweeper, webhooks) on a fresh test context. */
 export async function startTestApi(overrides: Record<string, string> = {}): Promise<TestApi> {
   const ctx = await createTestContext(overrides);
   let api: ApiServer;
   try {
-    api = await startApi({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, host: "127.0.0.1", port: 0 });
+    api = await serveApi(ctx);
   } catch (err) {
     await ctx.close();
     throw err;

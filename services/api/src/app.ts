@@ -2,10 +2,13 @@ import { Hono } from "hono";
 import { requireApiKey } from "./auth.js";
 import type { ApiDeps, AppEnv } from "./deps.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
+import { openApiDocument } from "./openapi.js";
+import { batchErrorsRoutes } from "./routes/batch-errors.js";
 import { batchesRoutes } from "./routes/batches.js";
 import { filesRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
 import { modelsRoutes } from "./routes/models.js";
+import { presignRoutes } from "./routes/presign.js";
 import { uploadsRoutes } from "./routes/uploads.js";
 
 /** Builds the HTTP API. `wake`, when given, nudges the validator as soon as a batch is created. */
@@ -15,9 +18,14 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.notFound(notFoundHandler);
   app.use("/v1/*", requireApiKey(deps.config.BARGE_API_KEY));
   app.route("/health", healthRoutes(deps));
-  app.route("/v1/files", uploadsRoutes(deps));
+  // Built once: it depends on nothing but the schemas.
+  const openapi = openApiDocument();
+  app.get("/openapi.json", (c) => c.json(openapi));
+  app.route("/v1/files", presignRoutes(deps));
   app.route("/v1/files", filesRoutes(deps));
+  app.route("/v1/uploads", uploadsRoutes(deps));
   app.route("/v1/batches", batchesRoutes(deps));
+  app.route("/v1/batches", batchErrorsRoutes(deps));
   app.route("/v1/models", modelsRoutes(deps));
   return app;
 }

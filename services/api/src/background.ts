@@ -1,23 +1,23 @@
 import type { ApiDeps } from "./deps.js";
 import { startSweeper } from "./sweeper.js";
 import { startValidator } from "./validator.js";
+import { startWebhookDelivery } from "./webhooks/deliver.js";
 
-/** The API's background work: batch validation and the expired-upload sweeper. */
+/** The API's background work: batch validation, the expiry sweeper and webhook delivery. */
 export interface Background {
   /** Nudges the validator: a batch was just created. */
   wake(): void;
-  /** Resolves when both loops have finished their current step and exited. */
+  /** Resolves when every loop has finished its current step and exited. */
   stop(): Promise<void>;
 }
 
-/** Starts the validator and the upload sweeper. */
+/** Starts the validator, the sweeper and the webhook delivery loop. */
 export function startBackground(deps: ApiDeps): Background {
-  const validator = startValidator(deps);
-  const sweeper = startSweeper(deps);
+  const loops = { validator: startValidator(deps), sweeper: startSweeper(deps), webhooks: startWebhookDelivery(deps) };
   return {
-    wake: () => validator.wake(),
+    wake: () => loops.validator.wake(),
     stop: async () => {
-      await Promise.all([validator.stop(), sweeper.stop()]);
+      await Promise.all(Object.values(loops).map((l) => l.stop()));
     },
   };
 }

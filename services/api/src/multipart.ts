@@ -25,16 +25,17 @@ export function fileTooLarge(maxBytes: number, status: 400 | 413 = 413, param = 
 const FIELD_LIMITS = { fields: 32, fieldSize: 64 * 1024, parts: 40, files: 1 };
 
 /**
- * Reads a multipart/form-data body, streaming the part named `file` into `sink` while counting
- * its bytes, and keeping the other (small) fields. The file is never buffered whole: busboy
- * pushes it through with backpressure. The moment the part grows past `maxFileBytes` it rejects
- * with file_too_large and aborts the sink, without reading the rest of the request.
+ * Reads a multipart/form-data body, streaming the part named `fileField` into `sink` while
+ * counting its bytes, and keeping the other (small) fields. The file is never buffered whole:
+ * busboy pushes it through with backpressure. The moment the part grows past `maxFileBytes` it
+ * rejects with file_too_large and aborts the sink, without reading the rest of the request.
  */
 export function readMultipartForm(
   body: Readable,
   contentType: string | undefined,
   maxFileBytes: number,
   sink: FileSink,
+  fileField = "file",
 ): Promise<MultipartForm> {
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy;
@@ -68,7 +69,7 @@ export function readMultipartForm(
     const malformed = (err: Error) => fail(new InvalidRequest(`Malformed multipart body: ${err.message}.`, null, "invalid_multipart"));
 
     bb.on("file", (name, stream, info) => {
-      if (name !== "file" || stored) {
+      if (name !== fileField || stored) {
         stream.resume();
         return;
       }
@@ -79,7 +80,7 @@ export function readMultipartForm(
           cb(null, chunk);
         },
       });
-      stream.on("limit", () => fail(fileTooLarge(maxFileBytes)));
+      stream.on("limit", () => fail(fileTooLarge(maxFileBytes, 413, fileField)));
       stream.on("error", malformed);
       stream.pipe(counter);
       const filename = info.filename || "upload.jsonl";
@@ -102,7 +103,7 @@ export function readMultipartForm(
       }, fail);
     });
     // A client that disconnects mid-upload errors the request stream; the upload is aborted.
-    body.on("error", () => fail(new InvalidRequest("The request ended before the upload was complete.", "file", "upload_interrupted")));
+    body.on("error", () => fail(new InvalidRequest("The request ended before the upload was complete.", fileField, "upload_interrupted")));
     body.pipe(bb);
   });
 }

@@ -1,5 +1,6 @@
-import { batchProgress, emptyProgress, presignGet, toOpenAIBatch, type BatchRow, type OpenAIBatch } from "@barge/core";
+import { batchProgress, emptyProgress, presignGet, toOpenAIBatch, type BatchRow, type Db, type OpenAIBatch } from "@barge/core";
 import type { ApiDeps } from "./deps.js";
+import { estimateBatch, type RecordedThroughput } from "./estimate.js";
 
 /** OpenAI's list envelope for one page of a cursor listing. */
 export function listPage<T extends { id: string }>(data: T[], hasMore: boolean) {
@@ -12,15 +13,23 @@ export function listPage<T extends { id: string }>(data: T[], hasMore: boolean) 
   };
 }
 
-/** Batch objects for rows, with committed progress and, once results exist, where to read them. */
+/** Batch objects for rows, with committed progress, estimates and, once results exist, where to read them. */
 export async function presentBatches(deps: ApiDeps, rows: BatchRow[]): Promise<OpenAIBatch[]> {
-  const progress = await batchProgress(deps.db, rows.map((r) => r.id));
+  const [progress, recorded] = await Promise.all([
+    batchProgress(deps.db, rows.map((r) => r.id)),
+    recordedThroughput(deps.db, rows.map((r) => r.model)),
+  ]);
+  const now = new Date();
   return Promise.all(
     rows.map(async (b) => {
-      return toOpenAIBatch(b, progress.get(b.id) ?? emptyProgress, {
+      const p = progress.get(b.id) ?? emptyProgress;
+      const batch = toOpenAIBatch(b, p, {
         output_location: b.output_key ? { bucket: deps.bucket, key: b.output_key, errors_key: b.error_key } : null,
         results_url: b.output_key ? await presignGet(deps, b.output_key, deps.config.PRESIGN_EXPIRES_SECONDS) : null,
+        ...estimateBatch(b, p, b.model === null ? undefined : recorded.get(b.model), now),
       });
+      // The batch whose failed requests this one re-runs (POST /v1/batches/{id}/retry).
+      return { ...batch, retry_of: b.retry_of };
     }),
   );
 }
@@ -29,4 +38,11 @@ export async function presentBatches(deps: ApiDeps, rows: BatchRow[]): Promise<O
 export async function presentBatch(deps: ApiDeps, row: BatchRow): Promise<OpenAIBatch> {
   const [batch] = await presentBatches(deps, [row]);
   return batch!;
+}
+
+async function recordedThroughput(db: Db, models: (string | null)[]): Promise<Map<string, RecordedThroughput>> {
+  const wanted = [...new Set(models.filter((m): m is string => m !== null))];
+  if (wanted.length === 0) return new Map();
+  const rows = await db.selectFrom("model_throughput").select(["model", "requests_per_sec"]).where("model", "in", wanted).execute();
+  return new Map(rows.map((r) => [r.model, r]));
 }

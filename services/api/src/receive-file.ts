@@ -15,30 +15,49 @@ export interface ReceivedFile extends FormFile {
   fields: Map<string, string>;
 }
 
+/** Where a received form part goes: the form field, the object key, and the most bytes it may have. */
+export interface PartTarget {
+  field: string;
+  key: string;
+  maxBytes: number;
+}
+
 /**
- * Streams a multipart request's `file` part to a new input key, then runs `use` (which checks
- * the other fields and records the file). Whatever fails on the way, the object is deleted,
- * so a rejected request leaves nothing behind in S3.
+ * Streams the `target.field` part of a multipart request to `target.key`, then runs `use` (which
+ * checks the other fields and records the object). Whatever fails on the way, the object is
+ * deleted, so a rejected request leaves nothing behind in S3.
  */
-export async function withReceivedFile<T>(
+export async function withReceivedPart<T>(
   deps: ApiDeps,
   c: Context<AppEnv>,
-  use: (file: ReceivedFile) => Promise<T>,
+  target: PartTarget,
+  use: (part: FormFile & { fields: Map<string, string> }) => Promise<T>,
 ): Promise<T> {
-  const fileId = newId("file-");
-  const key = keys.input(deps.config.BARGE_TENANT, fileId);
   let writing = false;
   try {
-    const form = await readMultipartForm(requestBody(c), c.req.header("content-type"), deps.config.MAX_FILE_BYTES, (stream, filename, signal) => {
-      writing = true;
-      return uploadStream(deps, key, stream, { contentType: contentTypeFor(filename), signal });
-    });
-    if (!form.file) throw new InvalidRequest("Missing required parameter: 'file'.", "file", "missing_required_parameter");
-    return await use({ ...form.file, fileId, key, fields: form.fields });
+    const form = await readMultipartForm(
+      requestBody(c),
+      c.req.header("content-type"),
+      target.maxBytes,
+      (stream, filename, signal) => {
+        writing = true;
+        return uploadStream(deps, target.key, stream, { contentType: contentTypeFor(filename), signal });
+      },
+      target.field,
+    );
+    if (!form.file) throw new InvalidRequest(`Missing required parameter: '${target.field}'.`, target.field, "missing_required_parameter");
+    return await use({ ...form.file, fields: form.fields });
   } catch (err) {
-    if (writing) await deleteObject(deps, key).catch((e: unknown) => deps.log.warn({ err: e, key }, "could not delete a rejected upload"));
+    if (writing) await deleteObject(deps, target.key).catch((e: unknown) => deps.log.warn({ err: e, key: target.key }, "could not delete a rejected upload"));
     throw err;
   }
+}
+
+/** A new input file from the request's `file` part (see `withReceivedPart`). */
+export function withReceivedFile<T>(deps: ApiDeps, c: Context<AppEnv>, use: (file: ReceivedFile) => Promise<T>): Promise<T> {
+  const fileId = newId("file-");
+  const key = keys.input(deps.config.BARGE_TENANT, fileId);
+  return withReceivedPart(deps, c, { field: "file", key, maxBytes: deps.config.MAX_FILE_BYTES }, (part) => use({ ...part, fileId, key }));
 }
 
 /** The raw request body as a Node stream, read straight off the socket under @hono/node-server. */

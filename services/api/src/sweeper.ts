@@ -1,32 +1,73 @@
 import type { ApiDeps } from "./deps.js";
 import { startLoop, type Loop } from "./loop.js";
-import { deleteExpiredPending } from "./store/files.js";
+import { deleteExpiredFiles, deleteExpiredPending } from "./store/files.js";
 import { deleteObject } from "./store/objects.js";
+import { endUpload, expiredUploadIds } from "./store/uploads.js";
 
 const SWEEP_BATCH = 100;
+
+type SweepDeps = Pick<ApiDeps, "db" | "s3" | "bucket" | "log">;
+
+/** Deletes objects one by one, logging (not throwing) failures: the rows are already gone. */
+async function deleteAll(deps: SweepDeps, keys: string[], what: string): Promise<void> {
+  for (const key of keys) {
+    await deleteObject(deps, key).catch((err: unknown) => deps.log.warn({ err, key }, `could not delete ${what}`));
+  }
+}
+
+/** Runs `step` until a round comes back short, summing what it swept. */
+async function drain(step: () => Promise<number>): Promise<number> {
+  let swept = 0;
+  for (;;) {
+    const n = await step();
+    swept += n;
+    if (n < SWEEP_BATCH) return swept;
+  }
+}
 
 /**
  * Deletes presigned uploads nobody completed before their URL lapsed, rows first (so a racing
  * completion finds nothing to complete) and then whatever objects were PUT. Returns how many.
  */
-export async function sweepExpiredUploads(deps: Pick<ApiDeps, "db" | "s3" | "bucket" | "log">, now = new Date()): Promise<number> {
-  let swept = 0;
-  for (;;) {
+export function sweepExpiredUploads(deps: SweepDeps, now = new Date()): Promise<number> {
+  return drain(async () => {
     const keys = await deleteExpiredPending(deps.db, now, SWEEP_BATCH);
-    for (const key of keys) {
-      await deleteObject(deps, key).catch((err: unknown) => deps.log.warn({ err, key }, "could not delete an expired upload"));
-    }
-    swept += keys.length;
-    if (keys.length < SWEEP_BATCH) return swept;
-  }
+    await deleteAll(deps, keys, "an expired upload");
+    return keys.length;
+  });
 }
 
-/** Sweeps expired uploads periodically: as often as uploads expire, at most once a minute. */
+/** Deletes files past their `expires_after` (inputs and batch outputs alike), rows first. Returns how many. */
+export function sweepExpiredFiles(deps: SweepDeps, now = new Date()): Promise<number> {
+  return drain(async () => {
+    const keys = await deleteExpiredFiles(deps.db, now, SWEEP_BATCH);
+    await deleteAll(deps, keys, "an expired file");
+    return keys.length;
+  });
+}
+
+/** Moves OpenAI uploads left pending past their hour to `expired` and deletes their staged parts. Returns how many. */
+export function sweepExpiredOpenAIUploads(deps: SweepDeps, now = new Date()): Promise<number> {
+  return drain(async () => {
+    const ids = await expiredUploadIds(deps.db, now, SWEEP_BATCH);
+    for (const id of ids) {
+      const ended = await endUpload(deps.db, id, "expired");
+      if (ended) await deleteAll(deps, ended.stagedKeys, "an expired upload part");
+    }
+    return ids.length;
+  });
+}
+
+/** Sweeps everything that expires, periodically: as often as presigned URLs lapse, at most once a minute. */
 export function startSweeper(deps: ApiDeps): Loop {
   const everyMs = Math.min(deps.config.PRESIGN_EXPIRES_SECONDS, 60) * 1000;
-  return startLoop("upload-sweeper", deps.log, everyMs, async () => {
-    const n = await sweepExpiredUploads(deps);
-    if (n > 0) deps.log.info({ swept: n }, "expired uploads deleted");
+  return startLoop("sweeper", deps.log, everyMs, async () => {
+    const swept = {
+      presigned: await sweepExpiredUploads(deps),
+      files: await sweepExpiredFiles(deps),
+      uploads: await sweepExpiredOpenAIUploads(deps),
+    };
+    if (swept.presigned + swept.files + swept.uploads > 0) deps.log.info(swept, "expired objects swept");
     return false;
   });
 }

@@ -37,9 +37,34 @@ export const configSchema = z.object({
   AGENT_POLL_MS: z.coerce.number().int().min(10).default(500),
   ENGINE_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
   ENGINE_TIMEOUT_MS: z.coerce.number().int().min(100).default(600_000),
+  /** Claims of one chunk that may end in a crash or failure before its remaining requests fail as `chunk_failed`. */
+  CHUNK_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
+  /** How long a SIGTERMed agent lets in-flight requests finish before it aborts them, commits and releases. */
+  AGENT_SHUTDOWN_GRACE_MS: int(10_000),
   MAX_REQUESTS_PER_BATCH: z.coerce.number().int().min(1).default(50_000),
   MAX_FILE_BYTES: z.coerce.number().int().min(1).default(200 * 1024 * 1024),
   PRESIGN_EXPIRES_SECONDS: z.coerce.number().int().min(1).max(604800).default(3600),
+  /** Batches not yet finished (validating to cancelling), across tenants; more gets 429. */
+  MAX_ACTIVE_BATCHES: z.coerce.number().int().min(1).default(1000),
+  /** Requests enqueued and not yet run, across batches; a create at or over it gets 429. */
+  MAX_QUEUED_REQUESTS: z.coerce.number().int().min(1).default(10_000_000),
+  /** Endpoints every batch's final-state events go to, comma-separated. */
+  WEBHOOK_URLS: z
+    .string()
+    .default("")
+    .transform((s) => s.split(",").map((u) => u.trim()).filter((u) => u !== ""))
+    .pipe(z.array(z.url({ protocol: /^https?$/ }))),
+  /** Standard Webhooks signing secret (`whsec_` + base64 of 24 to 64 bytes); webhooks need it. */
+  WEBHOOK_SECRET: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, "must be whsec_ followed by base64")
+    .refine((s) => {
+      const n = Buffer.from(s.slice(6), "base64").length;
+      return n >= 24 && n <= 64;
+    }, "the base64 part must decode to 24 to 64 bytes")
+    .optional(),
+  /** Delivery attempts per webhook event and endpoint before it is given up. */
+  WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(10),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
@@ -56,6 +81,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
     throw new Error(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  // Checked here rather than in the schema, which must stay a plain object for the name list above.
+  if (parsed.data.WEBHOOK_URLS.length > 0 && !parsed.data.WEBHOOK_SECRET) {
+    throw new Error("invalid configuration:\n  WEBHOOK_URLS: webhooks are signed, so WEBHOOK_SECRET must be set too");
   }
   return parsed.data;
 }

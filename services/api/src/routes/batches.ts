@@ -12,9 +12,10 @@ import {
   type FileRow,
 } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
+import { expiresAfter, formExpiresAfterFields, formExpirySeconds } from "../params.js";
 import { listPage, presentBatch, presentBatches } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
-import { cancelBatchRow, findBatch, insertBatch, listBatches } from "../store/batches.js";
+import { admitBatch, cancelBatchRow, findBatch, insertBatch, listBatches } from "../store/batches.js";
 import { insertFile, lockFileForUse } from "../store/files.js";
 import { parseWith, readJson, readQuery } from "../validation.js";
 
@@ -48,16 +49,21 @@ const metadata = z
   })
   .transform((m) => m as Record<string, string>);
 
-const createBody = z.object({
+// Barge's extension: where this batch's final-state event is also sent (see the webhooks module).
+const webhookUrl = z.url({ protocol: /^https?$/, error: "must be an http or https URL" }).max(2048);
+
+export const createBody = z.object({
   input_file_id: z.string().min(1),
   endpoint,
   completion_window: completionWindow,
   metadata: metadata.nullish(),
+  output_expires_after: expiresAfter.optional(),
   priority: priority.optional(),
+  webhook_url: webhookUrl.optional(),
 });
 
 /** The one-shot multipart form: text fields beside the `file` part; metadata is a JSON string. */
-const oneShotFields = z.object({
+export const oneShotFields = z.object({
   model: z.string().min(1).max(256).optional(),
   endpoint: endpoint.default("/v1/chat/completions"),
   completion_window: completionWindow.default("24h"),
@@ -74,9 +80,12 @@ const oneShotFields = z.object({
     .pipe(metadata)
     .optional(),
   priority: z.coerce.number().pipe(priority).optional(),
+  webhook_url: webhookUrl.optional(),
+  // The OpenAI SDKs' spelling of a nested object in a form, as for files' `expires_after`.
+  ...formExpiresAfterFields("output_expires_after"),
 });
 
-const listQuery = z.object({
+export const listQuery = z.object({
   after: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
   status: z.enum(STATUSES).optional(),
@@ -88,6 +97,23 @@ interface BatchParams {
   metadata?: Record<string, string> | null | undefined;
   priority?: number | undefined;
   model?: string | undefined;
+  outputExpiresAfterSeconds?: number | undefined;
+  webhookUrl?: string | undefined;
+}
+
+/**
+ * The batch's own webhook endpoint: the `webhook_url` field, else the metadata key of that name
+ * (for clients that can only send OpenAI's fields). Refused when this deployment cannot sign.
+ */
+function batchWebhookUrl(given: string | undefined, meta: Record<string, string> | null | undefined, secret: string | undefined): string | null {
+  const fromMeta = meta?.webhook_url;
+  const param = given !== undefined ? "webhook_url" : "metadata";
+  const url = given ?? (fromMeta === undefined ? undefined : parseWith(webhookUrl, fromMeta));
+  if (url === undefined) return null;
+  if (!secret) {
+    throw new InvalidRequest("Webhooks are not configured on this server (WEBHOOK_SECRET is unset), so no webhook_url can be signed.", param, "webhooks_not_configured");
+  }
+  return url;
 }
 
 /** OpenAI's Batches API plus the one-shot multipart create; `wake` nudges the validator. */
@@ -95,7 +121,11 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
   const tenant = deps.config.BARGE_TENANT;
   const app = new Hono<AppEnv>();
 
-  const newBatch = (tx: Db, input: FileRow, p: BatchParams): Promise<BatchRow> => {
+  const limits = { maxActive: deps.config.MAX_ACTIVE_BATCHES, maxQueued: deps.config.MAX_QUEUED_REQUESTS };
+
+  const newBatch = async (tx: Db, input: FileRow, p: BatchParams): Promise<BatchRow> => {
+    const webhook = batchWebhookUrl(p.webhookUrl, p.metadata, deps.config.WEBHOOK_SECRET);
+    await admitBatch(tx, limits);
     const created = new Date();
     return insertBatch(tx, {
       id: newId("batch_"),
@@ -109,6 +139,8 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
       priority: p.priority ?? 0,
       created_at: created,
       expires_at: new Date(created.getTime() + COMPLETION_WINDOW_MS),
+      output_expires_after_seconds: p.outputExpiresAfterSeconds ?? null,
+      webhook_url: webhook,
     });
   };
 
@@ -121,9 +153,18 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
   });
 
   /** The one-shot form: the file is streamed to S3, then file and batch rows land in one transaction. */
-  function createOneShot(c: Context<AppEnv>): Promise<BatchRow> {
+  async function createOneShot(c: Context<AppEnv>): Promise<BatchRow> {
+    // Refuse before the upload streams in; the check that counts is repeated in the transaction.
+    await deps.db.transaction().execute((tx) => admitBatch(tx, limits));
     return withReceivedFile(deps, c, async (f) => {
-      const p = parseWith(oneShotFields, Object.fromEntries(f.fields));
+      const form = parseWith(
+        oneShotFields.transform((v, ctx) => ({
+          ...v,
+          outputExpiresAfterSeconds: formExpirySeconds(v, "output_expires_after", ctx),
+          webhookUrl: v.webhook_url,
+        })),
+        Object.fromEntries(f.fields),
+      );
       return deps.db.transaction().execute(async (tx) => {
         const file = await insertFile(tx, {
           id: f.fileId,
@@ -134,7 +175,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
           status: "processed",
           s3_key: f.key,
         });
-        return newBatch(tx, file, p);
+        return newBatch(tx, file, form);
       });
     });
   }
@@ -150,7 +191,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
       if (file.status === "error") {
         throw new InvalidRequest(`File '${file.id}' failed validation and cannot be used.`, "input_file_id", "invalid_file_status");
       }
-      return newBatch(tx, file, body);
+      return newBatch(tx, file, { ...body, outputExpiresAfterSeconds: body.output_expires_after?.seconds, webhookUrl: body.webhook_url });
     });
   }
 

@@ -2,30 +2,28 @@ import { Hono } from "hono";
 import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { z } from "zod";
-import { InvalidRequest, NotFound, toOpenAIFile } from "@barge/core";
+import { NotFound, toOpenAIFile } from "@barge/core";
 import { contentTypeFor } from "../content-type.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
+import { expiryFrom, formExpiresAfterFields, formExpirySeconds } from "../params.js";
 import { listPage } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
 import { deleteFileRow, findVisibleFile, insertFile, listFiles } from "../store/files.js";
 import { deleteObject, openObject } from "../store/objects.js";
-import { readQuery } from "../validation.js";
+import { parseWith, readQuery } from "../validation.js";
 
-const listQuery = z.object({
+/** The form fields of `POST /v1/files` beside the `file` part. */
+export const fileFormFields = z.object({
+  purpose: z.literal("batch", { error: "the only supported value is 'batch'" }),
+  ...formExpiresAfterFields("expires_after"),
+});
+
+export const listQuery = z.object({
   purpose: z.string().optional(),
   after: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(10_000).default(10_000),
   order: z.enum(["asc", "desc"]).default("desc"),
 });
-
-/** Checks the multipart `purpose` field: Barge stores batch inputs only. */
-export function checkPurpose(purpose: string | undefined): "batch" {
-  if (purpose === undefined) throw new InvalidRequest("Missing required parameter: 'purpose'.", "purpose", "missing_required_parameter");
-  if (purpose !== "batch") {
-    throw new InvalidRequest(`Invalid value for 'purpose': '${purpose}'. Supported values are: 'batch'.`, "purpose", "invalid_value");
-  }
-  return purpose;
-}
 
 /** OpenAI's Files API: upload (streamed to S3), list, retrieve, content, delete. */
 export function filesRoutes(deps: ApiDeps) {
@@ -34,8 +32,19 @@ export function filesRoutes(deps: ApiDeps) {
 
   app.post("/", async (c) => {
     const row = await withReceivedFile(deps, c, (f) => {
-      const purpose = checkPurpose(f.fields.get("purpose"));
-      return insertFile(deps.db, { id: f.fileId, tenant, purpose, filename: f.filename, bytes: f.bytes, status: "processed", s3_key: f.key });
+      const form = parseWith(fileFormFields.transform((v, ctx) => ({ purpose: v.purpose, expires_after_seconds: formExpirySeconds(v, "expires_after", ctx) })), Object.fromEntries(f.fields));
+      const now = new Date();
+      return insertFile(deps.db, {
+        id: f.fileId,
+        tenant,
+        purpose: form.purpose,
+        filename: f.filename,
+        bytes: f.bytes,
+        status: "processed",
+        s3_key: f.key,
+        created_at: now,
+        expires_at: expiryFrom(now, form.expires_after_seconds),
+      });
     });
     return c.json(toOpenAIFile(row));
   });

@@ -1,79 +1,165 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { Conflict, headObject, InvalidRequest, keys, newId, NotFound, presignPut, toOpenAIFile } from "@barge/core";
-import { checkBatchInput } from "../check-input.js";
+import { Conflict, deleteObjects, InvalidRequest, keys, newId, NotFound, stitch, toOpenAIUpload, type UploadRow } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { fileTooLarge } from "../multipart.js";
-import { findFile, insertFile, settlePendingFile } from "../store/files.js";
-import { deleteObject } from "../store/objects.js";
+import { expiresAfter, expiryFrom } from "../params.js";
+import { withReceivedPart } from "../receive-file.js";
+import { deleteObject, md5OfObject } from "../store/objects.js";
+import { endUpload, findUpload, finishUpload, insertUpload, partKey, partsInOrder, recordPart, startPart } from "../store/uploads.js";
 import { readJson } from "../validation.js";
 
-const presignBody = z.object({
+/** OpenAI's ceiling for one part; there is no floor (see `complete`). */
+export const MAX_UPLOAD_PART_BYTES = 64 * 1024 * 1024;
+/** OpenAI's lifetime of an upload that is never completed. */
+const UPLOAD_LIFETIME_MS = 3600 * 1000;
+
+export const uploadCreateBody = z.object({
+  bytes: z.number().int().nonnegative(),
   filename: z.string().min(1).max(255),
+  mime_type: z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, "must be a MIME type such as 'application/jsonl'"),
   purpose: z.literal("batch", { error: "the only supported value is 'batch'" }),
-  bytes: z.number().int().nonnegative().optional(),
+  expires_after: expiresAfter.optional(),
 });
 
+export const uploadCompleteBody = z.object({
+  part_ids: z.array(z.string().min(1)),
+  md5: z.string().regex(/^[0-9a-fA-F]{32}$/, "must be 32 hex digits").optional(),
+});
+
+const unix = (d: Date) => Math.floor(d.getTime() / 1000);
+
 /**
- * Barge's presigned uploads (not in OpenAI's API): presign creates a pending file and a PUT URL
- * straight to S3; complete checks the uploaded object and makes the file usable.
+ * OpenAI's Uploads API over S3. Each part streams into its own staged object (a multipart
+ * upload of its own when it is large), because a multipart form part has no length up front and
+ * S3's UploadPart needs one. `complete` then joins the chosen parts, in the client's order, into
+ * the file with one multipart upload: parts of 5 MiB or more are copied server-side
+ * (UploadPartCopy), smaller ones concatenated into parts of at least 5 MiB. So parts may arrive
+ * in any order and have any size, as OpenAI allows, and no part is ever held whole in memory.
  */
 export function uploadsRoutes(deps: ApiDeps) {
   const tenant = deps.config.BARGE_TENANT;
-  const maxBytes = deps.config.MAX_FILE_BYTES;
   const app = new Hono<AppEnv>();
 
-  app.post("/presign", async (c) => {
-    const body = await readJson(c, presignBody);
-    if (body.bytes !== undefined && body.bytes > maxBytes) throw fileTooLarge(maxBytes, 400, "bytes");
-    const id = newId("file-");
-    const key = keys.input(tenant, id);
-    const expiresIn = deps.config.PRESIGN_EXPIRES_SECONDS;
-    const expiresAt = new Date(Date.now() + expiresIn * 1000);
-    const uploadUrl = await presignPut(deps, key, expiresIn);
-    await insertFile(deps.db, {
-      id,
+  const notPending = (u: UploadRow) => new Conflict(`Upload '${u.id}' is ${u.status} and does not accept this.`, "invalid_upload_status");
+
+  /** The upload, or 404. */
+  const load = async (id: string) => {
+    const found = await findUpload(deps.db, tenant, id);
+    if (!found) throw new NotFound("upload", id, "upload_id");
+    return found;
+  };
+
+  const dropStaged = (keysToDelete: string[]) =>
+    deleteObjects(deps, keysToDelete).catch((err: unknown) => deps.log.warn({ err, keys: keysToDelete.length }, "could not delete staged upload parts"));
+
+  app.post("/", async (c) => {
+    const body = await readJson(c, uploadCreateBody);
+    if (body.bytes > deps.config.MAX_FILE_BYTES) throw fileTooLarge(deps.config.MAX_FILE_BYTES, 400, "bytes");
+    const now = new Date();
+    const upload = await insertUpload(deps.db, {
+      id: newId("upload_"),
       tenant,
-      purpose: body.purpose,
       filename: body.filename,
-      bytes: body.bytes ?? 0,
-      status: "pending",
-      s3_key: key,
-      upload_expires_at: expiresAt,
+      purpose: body.purpose,
+      mime_type: body.mime_type,
+      bytes: body.bytes,
+      created_at: now,
+      expires_at: new Date(now.getTime() + UPLOAD_LIFETIME_MS),
+      file_expires_after_seconds: body.expires_after?.seconds ?? null,
     });
-    return c.json({
-      id,
-      object: "file.upload" as const,
-      upload_url: uploadUrl,
-      method: "PUT" as const,
-      expires_at: Math.floor(expiresAt.getTime() / 1000),
-      key,
+    return c.json(toOpenAIUpload(upload, null));
+  });
+
+  app.post("/:id/parts", async (c) => {
+    const id = c.req.param("id");
+    const started = await startPart(deps.db, tenant, id, new Date());
+    if (!started) {
+      const { upload } = await load(id);
+      if (upload.status === "pending") throw new Conflict(`Upload '${id}' has expired.`, "upload_expired");
+      throw notPending(upload);
+    }
+    const key = partKey(tenant, id, started.partNumber);
+    // A part larger than the whole declared upload can never be completed.
+    const maxBytes = Math.min(MAX_UPLOAD_PART_BYTES, started.bytes);
+    const part = await withReceivedPart(deps, c, { field: "data", key, maxBytes }, async (received) => {
+      const row = await recordPart(deps.db, { id: newId("part_"), upload_id: id, part_number: started.partNumber, bytes: received.bytes, s3_key: key });
+      if (!row) throw new Conflict(`Upload '${id}' stopped accepting parts while this one was sent.`, "invalid_upload_status");
+      return row;
     });
+    return c.json({ id: part.id, object: "upload.part" as const, created_at: unix(part.created_at), upload_id: id });
   });
 
   app.post("/:id/complete", async (c) => {
     const id = c.req.param("id");
-    const file = await findFile(deps.db, tenant, id);
-    if (!file) throw new NotFound("file", id, "file_id");
-    // Idempotent: a client retrying a completion that succeeded gets the same file back.
-    if (file.status === "processed") return c.json(toOpenAIFile(file));
-    if (file.status !== "pending") throw new Conflict(`File '${id}' is ${file.status} and cannot be completed.`, "invalid_file_status");
+    const body = await readJson(c, uploadCompleteBody);
+    const { upload, file } = await load(id);
+    // Idempotent: a client retrying a completion that succeeded gets the same upload back.
+    if (upload.status === "completed") return c.json(toOpenAIUpload(upload, file));
+    if (upload.status !== "pending") throw notPending(upload);
+    if (upload.expires_at <= new Date()) throw new Conflict(`Upload '${id}' has expired.`, "upload_expired");
 
-    const head = await headObject(deps, file.s3_key);
-    if (!head) {
-      throw new InvalidRequest(`Nothing has been uploaded for file '${id}' yet; PUT it to the upload_url first.`, "file", "upload_incomplete");
+    const duplicate = body.part_ids.find((p, i) => body.part_ids.indexOf(p) !== i);
+    if (duplicate) throw new InvalidRequest(`Part '${duplicate}' is listed more than once.`, "part_ids", "duplicate_part_id");
+    const parts = await partsInOrder(deps.db, id, body.part_ids);
+    const unknown = body.part_ids.find((p) => !parts.some((row) => row.id === p));
+    if (unknown) throw new InvalidRequest(`Upload '${id}' has no part '${unknown}'.`, "part_ids", "invalid_value");
+    const total = parts.reduce((n, p) => n + p.bytes, 0);
+    if (total !== upload.bytes) {
+      throw new InvalidRequest(`The parts add up to ${total} bytes, but the upload was created with bytes=${upload.bytes}.`, "part_ids", "bytes_mismatch");
     }
-    const problem = head.bytes > maxBytes ? fileTooLarge(maxBytes, 400) : await checkBatchInput(deps, file.s3_key, head.bytes);
-    if (problem) {
-      await settlePendingFile(deps.db, id, { status: "error", bytes: head.bytes });
-      // An oversized object is never read, so there is no reason to keep paying for it.
-      if (problem.code === "file_too_large") await deleteObject(deps, file.s3_key);
-      throw problem;
+
+    // A new file id per attempt: racing completes never write the same object, and the loser deletes only its own.
+    const fileId = newId("file-");
+    const key = keys.input(tenant, fileId);
+    try {
+      await stitch(deps, { segments: parts.map((p) => ({ key: p.s3_key, size: p.bytes })), destKey: key, contentType: upload.mime_type });
+    } catch (err) {
+      // A cancel or expiry deleted the staged parts under us: that, not the S3 error, is the answer.
+      const now = await load(id);
+      if (now.upload.status !== "pending") throw notPending(now.upload);
+      throw err;
     }
-    const done = (await settlePendingFile(deps.db, id, { status: "processed", bytes: head.bytes })) ?? (await findFile(deps.db, tenant, id));
-    // Undefined: the sweeper removed the lapsed upload while we were checking it.
-    if (!done || done.status !== "processed") throw new NotFound("file", id, "file_id");
-    return c.json(toOpenAIFile(done));
+    try {
+      if (body.md5) {
+        const actual = await md5OfObject(deps, key);
+        if (actual !== body.md5.toLowerCase()) {
+          throw new InvalidRequest(`The content's MD5 is ${actual}, not the md5 given; the upload stays pending.`, "md5", "md5_mismatch");
+        }
+      }
+      const now = new Date();
+      const { stagedKeys } = await finishUpload(deps.db, id, {
+        id: fileId,
+        tenant,
+        purpose: upload.purpose,
+        filename: upload.filename,
+        bytes: total,
+        status: "processed",
+        s3_key: key,
+        created_at: now,
+        expires_at: expiryFrom(now, upload.file_expires_after_seconds),
+      });
+      await dropStaged(stagedKeys);
+    } catch (err) {
+      await deleteObject(deps, key).catch((e: unknown) => deps.log.warn({ err: e, key }, "could not delete an unpublished upload"));
+      throw err;
+    }
+    const done = await load(id);
+    return c.json(toOpenAIUpload(done.upload, done.file));
+  });
+
+  app.post("/:id/cancel", async (c) => {
+    const id = c.req.param("id");
+    await load(id);
+    const ended = await endUpload(deps.db, id, "cancelled");
+    if (ended) {
+      await dropStaged(ended.stagedKeys);
+      return c.json(toOpenAIUpload(ended.upload, null));
+    }
+    // Cancelling twice is harmless; cancelling a completed or expired upload is not possible.
+    const now = await load(id);
+    if (now.upload.status === "cancelled") return c.json(toOpenAIUpload(now.upload, null));
+    throw notPending(now.upload);
   });
 
   return app;

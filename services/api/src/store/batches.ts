@@ -1,4 +1,5 @@
-import { cancelBatch, type BatchRow, type BatchStatus, type Db } from "@barge/core";
+import { sql } from "kysely";
+import { cancelBatch, RateLimited, type BatchRow, type BatchStatus, type Db } from "@barge/core";
 
 /** The columns a new batch row needs. */
 export interface NewBatchRow {
@@ -12,6 +13,8 @@ export interface NewBatchRow {
   priority: number;
   created_at: Date;
   expires_at: Date;
+  output_expires_after_seconds: number | null;
+  webhook_url: string | null;
 }
 
 /** Inserts a batch in `validating` and returns it. */
@@ -51,4 +54,44 @@ export async function listBatches(
 /** Starts cancelling a batch (core's statement, in its own transaction); undefined if it was no longer cancellable. */
 export function cancelBatchRow(db: Db, id: string): Promise<BatchRow | undefined> {
   return db.transaction().execute((tx) => cancelBatch(tx, id));
+}
+
+/** Batch states that count against MAX_ACTIVE_BATCHES. */
+const ACTIVE: BatchStatus[] = ["validating", "in_progress", "finalizing", "cancelling"];
+/** What a client over a global limit is told to wait; the queue drains at the fleet's pace, not a known one. */
+const RETRY_AFTER_SECONDS = 60;
+
+/**
+ * Refuses a new batch (429) while the deployment is at MAX_ACTIVE_BATCHES or has at least
+ * MAX_QUEUED_REQUESTS requests enqueued and not yet run. Inside the creating transaction it first
+ * takes a transaction-scoped advisory lock, so concurrent creates count one another and cannot
+ * all slip under the limit together. A batch still validating has no request count yet, so it
+ * counts as a batch but adds no queued requests.
+ */
+export async function admitBatch(db: Db, limits: { maxActive: number; maxQueued: number }): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.batch_admission'))`.execute(db);
+  const active = await db
+    .selectFrom("batches")
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("status", "in", ACTIVE)
+    .executeTakeFirstOrThrow();
+  if (active.n >= limits.maxActive) {
+    throw new RateLimited(
+      `There are ${active.n} active batches, the most this deployment runs at once; retry once some have finished.`,
+      RETRY_AFTER_SECONDS,
+      "batch_limit_exceeded",
+    );
+  }
+  const queued = await db
+    .selectFrom("chunks")
+    .select(sql<number>`coalesce(sum(request_count - committed), 0)::int8`.as("n"))
+    .where("status", "in", ["queued", "leased"])
+    .executeTakeFirstOrThrow();
+  if (queued.n >= limits.maxQueued) {
+    throw new RateLimited(
+      `${queued.n} requests are queued, the most this deployment holds at once; retry once some have run.`,
+      RETRY_AFTER_SECONDS,
+      "queued_requests_limit_exceeded",
+    );
+  }
 }

@@ -13,6 +13,9 @@ export interface NewFile {
   status: FileStatus;
   s3_key: string;
   upload_expires_at?: Date | null;
+  created_at?: Date;
+  /** OpenAI's `expires_after`, resolved: when the sweeper deletes the file. */
+  expires_at?: Date | null;
 }
 
 /** Inserts a file row and returns it. */
@@ -115,4 +118,39 @@ export async function deleteExpiredPending(db: Db, now: Date, limit: number): Pr
     .returning("s3_key")
     .execute();
   return rows.map((r) => r.s3_key);
+}
+
+/**
+ * Deletes up to `limit` files whose `expires_after` has passed, returning their keys. The input
+ * of a batch still running is kept until the batch is done (a batch being created holds its
+ * file FOR SHARE, which SKIP LOCKED steps around); a batch whose output expired stops pointing
+ * at the deleted objects, as OpenAI's does once its files are gone.
+ */
+export function deleteExpiredFiles(db: Db, now: Date, limit: number): Promise<string[]> {
+  return db.transaction().execute(async (tx) => {
+    const rows = await tx
+      .deleteFrom("files")
+      .where("id", "in", (eb) =>
+        eb
+          .selectFrom("files as f")
+          .select("f.id")
+          .where("f.expires_at", "<", now)
+          .where("f.status", "<>", "pending")
+          .where(({ not, exists, selectFrom }) =>
+            not(exists(selectFrom("batches as b").select("b.id").whereRef("b.input_file_id", "=", "f.id").where("b.status", "in", RUNNING))),
+          )
+          .orderBy("f.expires_at")
+          .limit(limit)
+          .forUpdate()
+          .skipLocked(),
+      )
+      .returning(["id", "s3_key"])
+      .execute();
+    const ids = rows.map((r) => r.id);
+    if (ids.length > 0) {
+      await tx.updateTable("batches").set({ output_key: null }).where("output_file_id", "in", ids).execute();
+      await tx.updateTable("batches").set({ error_key: null }).where("error_file_id", "in", ids).execute();
+    }
+    return rows.map((r) => r.s3_key);
+  });
 }

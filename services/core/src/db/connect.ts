@@ -2,6 +2,8 @@ import { Kysely, Migrator, PostgresDialect, sql, type Migration, type MigrationP
 import pg from "pg";
 import * as m0001 from "./migrations/0001_init.js";
 import * as m0002 from "./migrations/0002_input_file_fk.js";
+import * as m0003 from "./migrations/0003_request_errors.js";
+import * as m0004 from "./migrations/0004_openai_parity.js";
 import type { Database } from "./schema.js";
 
 // bigint columns hold byte offsets and token sums, all far below 2^53.
@@ -9,7 +11,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 export type Db = Kysely<Database>;
 
-const migrations: Record<string, Migration> = { "0001_init": m0001, "0002_input_file_fk": m0002 };
+const migrations: Record<string, Migration> = { "0001_init": m0001, "0002_input_file_fk": m0002, "0003_request_errors": m0003, "0004_openai_parity": m0004 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
@@ -31,6 +33,10 @@ export function createDb(opts: DbOptions): Db {
   });
   // A pooled client that loses its server (restart, failover) emits here; the pool drops it.
   pool.on("error", () => {});
+  // A checked-out client has no pool listener, so a server going away between two statements of
+  // a transaction would emit an unhandled 'error' and kill the process; the statement in flight
+  // (or the next one) fails instead, and the pool discards the client on release.
+  pool.on("connect", (client) => client.on("error", () => {}));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -70,6 +70,12 @@ export interface BatchesTable {
   worker_fence: Generated<number>;
   /** Multipart upload ids of an unfinished stitch, so a crashed finalizer can resume or abort them. */
   stitch_state: Json<Record<string, string> | null>;
+  /** OpenAI's `output_expires_after` (anchor `created_at`): output files expire this long after the batch's creation. */
+  output_expires_after_seconds: number | null;
+  /** An endpoint for this batch's final-state event, besides WEBHOOK_URLS. */
+  webhook_url: string | null;
+  /** The batch whose failed requests this batch re-runs (`POST /v1/batches/{id}/retry`). */
+  retry_of: string | null;
 }
 
 export type ChunkStatus = "queued" | "leased" | "done" | "cancelled";
@@ -106,6 +112,10 @@ export interface ChunksTable {
   reasoning_tokens: Generated<number>;
   updated_at: Generated<Date>;
   done_at: Timestamp | null;
+  /** The agent that completed the chunk. */
+  done_by: string | null;
+  /** Claims that ended in a crash (lapsed lease) or a failed run; the poison-chunk cap counts these. */
+  failures: Generated<number>;
 }
 
 export type SegmentKind = "output" | "error";
@@ -121,6 +131,24 @@ export interface SegmentsTable {
   created_at: CreatedAt;
 }
 
+/** One failed request of a batch, committed with the segment holding its error line. */
+export interface RequestErrorsTable {
+  batch_id: string;
+  /** 0-based index of the request in the batch (input order). */
+  request_index: number;
+  chunk_idx: number;
+  custom_id: string;
+  /** 1-based line of the request in the input file. */
+  line: number;
+  code: string;
+  message: string;
+  /** The engine's HTTP status, or null when it never answered. */
+  status_code: number | null;
+  /** Engine attempts made (0 when the request was never sent: `chunk_failed`, `batch_expired`). */
+  attempts: number;
+  created_at: CreatedAt;
+}
+
 export interface AgentsTable {
   id: string;
   models: Json<string[]>;
@@ -129,19 +157,87 @@ export interface AgentsTable {
   last_seen_at: Timestamp;
 }
 
+export type UploadStatus = "pending" | "completed" | "cancelled" | "expired";
+
+/** OpenAI's Upload: a file sent in parts, each staged as its own object until `complete` joins them. */
+export interface UploadsTable {
+  id: string;
+  tenant: string;
+  filename: string;
+  purpose: FilePurpose;
+  mime_type: string;
+  /** The size the client declared; `complete` checks the chosen parts add up to it. */
+  bytes: number;
+  status: UploadStatus;
+  created_at: CreatedAt;
+  expires_at: Timestamp;
+  /** The produced file's `expires_after` (anchor `created_at`). */
+  file_expires_after_seconds: number | null;
+  /** Parts begun so far; each new part takes the next number. */
+  parts_started: Generated<number>;
+  file_id: string | null;
+}
+
+export interface UploadPartsTable {
+  id: string;
+  upload_id: string;
+  part_number: number;
+  bytes: number;
+  s3_key: string;
+  created_at: CreatedAt;
+}
+
+/** Observed speed of finished batches per model, for completion estimates of queued ones. */
+export interface ModelThroughputTable {
+  model: string;
+  requests_per_sec: number;
+  tokens_per_sec: number;
+  batches: number;
+  updated_at: Timestamp;
+}
+
+/** The webhook outbox: one row per final batch state, written by the `batches_final_state` trigger. */
+export interface WebhookEventsTable {
+  id: string;
+  type: string;
+  batch_id: string;
+  created_at: CreatedAt;
+  fanned_out: Generated<boolean>;
+}
+
+/** One event to one endpoint, with its retry state. */
+export interface WebhookDeliveriesTable {
+  event_id: string;
+  url: string;
+  attempts: Generated<number>;
+  next_attempt_at: Generated<Date>;
+  delivered_at: Timestamp | null;
+  failed_at: Timestamp | null;
+  last_error: string | null;
+}
+
 /** The typed database Kysely checks every query against. */
 export interface Database {
   files: FilesTable;
   batches: BatchesTable;
   chunks: ChunksTable;
   segments: SegmentsTable;
+  request_errors: RequestErrorsTable;
   agents: AgentsTable;
+  uploads: UploadsTable;
+  upload_parts: UploadPartsTable;
+  model_throughput: ModelThroughputTable;
+  webhook_events: WebhookEventsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export type FileRow = Selectable<FilesTable>;
 export type BatchRow = Selectable<BatchesTable>;
 export type ChunkRow = Selectable<ChunksTable>;
 export type SegmentRow = Selectable<SegmentsTable>;
+export type RequestErrorRow = Selectable<RequestErrorsTable>;
+export type UploadRow = Selectable<UploadsTable>;
+export type UploadPartRow = Selectable<UploadPartsTable>;
 export type NewBatch = Insertable<BatchesTable>;
 export type NewChunk = Insertable<ChunksTable>;
 export type BatchUpdate = Updateable<BatchesTable>;

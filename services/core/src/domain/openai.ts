@@ -1,4 +1,4 @@
-import type { BatchErrorEntry, BatchRow, FileRow } from "../db/schema.js";
+import type { BatchErrorEntry, BatchRow, FileRow, UploadRow } from "../db/schema.js";
 
 const unix = (d: Date | null | undefined): number | null => (d ? Math.floor(d.getTime() / 1000) : null);
 
@@ -36,10 +36,14 @@ export const emptyProgress: BatchProgress = {
   reasoningTokens: 0,
 };
 
-/** Barge's additions to the Batch object; OpenAI SDKs ignore unknown fields. */
+/** Barge's additions to the Batch object that need more than the row; OpenAI SDKs ignore unknown fields. */
 export interface BatchExtras {
   output_location: { bucket: string; key: string; errors_key: string | null } | null;
   results_url: string | null;
+  /** Input plus output tokens per second since the batch started, up to now or to its last chunk. */
+  throughput_tokens_per_sec: number | null;
+  /** Unix seconds when the batch should be done, while it runs. */
+  estimated_completion: number | null;
 }
 
 /** OpenAI's Batch object (plus Barge's extension fields) for a batch row. */
@@ -76,11 +80,31 @@ export function toOpenAIBatch(b: BatchRow, p: BatchProgress, extras: BatchExtras
       total_tokens: p.promptTokens + p.completionTokens,
     },
     metadata: b.metadata,
+    output_expires_after:
+      b.output_expires_after_seconds === null ? null : { anchor: "created_at" as const, seconds: b.output_expires_after_seconds },
     priority: b.priority,
+    /** The batch whose failed requests this one re-runs (`POST /v1/batches/{id}/retry`). */
+    retry_of: b.retry_of,
     progress: { percent: total > 0 ? Math.round((done / total) * 1000) / 10 : 0 },
     ...extras,
   };
 }
 
+/** OpenAI's Upload object; `file` is the File it produced, once completed. */
+export function toOpenAIUpload(u: UploadRow, file: FileRow | null) {
+  return {
+    id: u.id,
+    object: "upload" as const,
+    bytes: u.bytes,
+    created_at: unix(u.created_at)!,
+    expires_at: unix(u.expires_at)!,
+    filename: u.filename,
+    purpose: u.purpose,
+    status: u.status,
+    file: file ? toOpenAIFile(file) : null,
+  };
+}
+
 export type OpenAIBatch = ReturnType<typeof toOpenAIBatch>;
 export type OpenAIFile = ReturnType<typeof toOpenAIFile>;
+export type OpenAIUpload = ReturnType<typeof toOpenAIUpload>;

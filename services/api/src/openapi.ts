@@ -1,0 +1,157 @@
+import { z } from "zod";
+import {
+  batchObject,
+  errorObject,
+  fileDeletedObject,
+  fileObject,
+  healthObject,
+  listObject,
+  modelListObject,
+  presignObject,
+  requestErrorObject,
+  uploadObject,
+  uploadPartObject,
+} from "./objects.js";
+import { errorsListQuery } from "./routes/batch-errors.js";
+import { createBody, listQuery as batchListQuery, oneShotFields } from "./routes/batches.js";
+import { fileFormFields, listQuery as fileListQuery } from "./routes/files.js";
+import { presignBody } from "./routes/presign.js";
+import { uploadCompleteBody, uploadCreateBody } from "./routes/uploads.js";
+
+type Method = "get" | "post" | "delete";
+
+/** A multipart body: the schema of its text fields, and the name of its streamed binary part. */
+interface FormBody {
+  fields: z.ZodObject;
+  file: string;
+}
+
+/** One operation, described by the same zod schemas its handler validates with. */
+interface Operation {
+  method: Method;
+  /** OpenAPI's path template, e.g. `/v1/batches/{batch_id}`. */
+  path: string;
+  summary: string;
+  query?: z.ZodObject;
+  json?: z.ZodType;
+  form?: FormBody;
+  /** The 200 answer's schema, or `binary` for a streamed file. */
+  response: z.ZodType | "binary";
+}
+
+/** Every route the app serves. The OpenAPI test fails when one is added to the app but not here. */
+export const operations: Operation[] = [
+  { method: "get", path: "/health", summary: "Liveness, with a database check (503 when unreachable).", response: healthObject },
+  { method: "get", path: "/openapi.json", summary: "This document.", response: z.record(z.string(), z.unknown()) },
+  {
+    method: "post",
+    path: "/v1/files",
+    summary: "Upload a file (multipart), streamed to S3.",
+    form: { fields: fileFormFields, file: "file" },
+    response: fileObject,
+  },
+  { method: "get", path: "/v1/files", summary: "List files.", query: fileListQuery, response: listObject(fileObject) },
+  { method: "get", path: "/v1/files/{file_id}", summary: "Retrieve a file.", response: fileObject },
+  { method: "delete", path: "/v1/files/{file_id}", summary: "Delete a file (409 while a running batch reads it).", response: fileDeletedObject },
+  { method: "get", path: "/v1/files/{file_id}/content", summary: "Stream a file's content from S3.", response: "binary" },
+  {
+    method: "post",
+    path: "/v1/files/presign",
+    summary: "Barge: a presigned PUT straight to S3 for a new file.",
+    json: presignBody,
+    response: presignObject,
+  },
+  { method: "post", path: "/v1/files/{file_id}/complete", summary: "Barge: check a presigned upload and make it a file.", response: fileObject },
+  { method: "post", path: "/v1/uploads", summary: "Start an upload in parts.", json: uploadCreateBody, response: uploadObject },
+  {
+    method: "post",
+    path: "/v1/uploads/{upload_id}/parts",
+    summary: "Add a part (at most 64 MiB, any order, in parallel).",
+    form: { fields: z.object({}), file: "data" },
+    response: uploadPartObject,
+  },
+  {
+    method: "post",
+    path: "/v1/uploads/{upload_id}/complete",
+    summary: "Join the listed parts, in order, into a file.",
+    json: uploadCompleteBody,
+    response: uploadObject,
+  },
+  { method: "post", path: "/v1/uploads/{upload_id}/cancel", summary: "Cancel an upload and drop its parts.", response: uploadObject },
+  {
+    method: "post",
+    path: "/v1/batches",
+    summary: "Create a batch from a file (JSON), or upload and create in one request (multipart).",
+    json: createBody,
+    form: { fields: oneShotFields, file: "file" },
+    response: batchObject,
+  },
+  { method: "get", path: "/v1/batches", summary: "List batches, newest first.", query: batchListQuery, response: listObject(batchObject) },
+  { method: "get", path: "/v1/batches/{batch_id}", summary: "Retrieve a batch.", response: batchObject },
+  { method: "post", path: "/v1/batches/{batch_id}/cancel", summary: "Cancel a batch.", response: batchObject },
+  {
+    method: "get",
+    path: "/v1/batches/{batch_id}/errors",
+    summary: "Barge: the batch's failed requests, in input order (paged by custom_id).",
+    query: errorsListQuery,
+    response: listObject(requestErrorObject),
+  },
+  { method: "post", path: "/v1/batches/{batch_id}/retry", summary: "Barge: re-run the batch's failed requests as a new batch.", response: batchObject },
+  { method: "get", path: "/v1/models", summary: "Models served by agents seen in the last minute.", response: modelListObject },
+];
+
+const jsonSchema = (schema: z.ZodType, io: "input" | "output") => {
+  // Transforms and refinements have no JSON Schema; the input side they start from is what clients send.
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: "any", target: "draft-2020-12" }) as Record<string, unknown>;
+  return rest;
+};
+
+function formSchema(form: FormBody) {
+  const fields = jsonSchema(form.fields, "input") as { properties?: Record<string, unknown>; required?: string[] };
+  return {
+    ...fields,
+    properties: { ...fields.properties, [form.file]: { type: "string", format: "binary" } },
+    required: [...(fields.required ?? []), form.file],
+  };
+}
+
+function describe(op: Operation) {
+  const pathParams = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } }));
+  const query = op.query
+    ? Object.entries((jsonSchema(op.query, "input") as { properties: Record<string, unknown> }).properties).map(([name, schema]) => ({
+        name,
+        in: "query",
+        required: false,
+        schema,
+      }))
+    : [];
+  const content: Record<string, unknown> = {};
+  if (op.json) content["application/json"] = { schema: jsonSchema(op.json, "input") };
+  if (op.form) content["multipart/form-data"] = { schema: formSchema(op.form) };
+  const ok =
+    op.response === "binary"
+      ? { "application/octet-stream": { schema: { type: "string", format: "binary" } } }
+      : { "application/json": { schema: jsonSchema(op.response, "output") } };
+  return {
+    summary: op.summary,
+    ...(pathParams.length + query.length > 0 ? { parameters: [...pathParams, ...query] } : {}),
+    ...(Object.keys(content).length > 0 ? { requestBody: { required: true, content } } : {}),
+    responses: {
+      "200": { description: "OK", content: ok },
+      default: { description: "An error in OpenAI's shape.", content: { "application/json": { schema: jsonSchema(errorObject, "output") } } },
+    },
+  };
+}
+
+/** The OpenAPI 3.1 document of the API, generated from the schemas the handlers validate with. */
+export function openApiDocument() {
+  const paths: Record<string, Partial<Record<Method, unknown>>> = {};
+  for (const op of operations) (paths[op.path] ??= {})[op.method] = describe(op);
+  return {
+    openapi: "3.1.0",
+    info: { title: "Barge", version: "1", description: "OpenAI-compatible Files, Uploads and Batch APIs, plus Barge's extensions." },
+    components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+    security: [{ bearer: [] }],
+    paths,
+  };
+}

@@ -1,0 +1,133 @@
+import { Hono } from "hono";
+import { Readable } from "node:stream";
+import { z } from "zod";
+import { Conflict, getObjectStream, keys, newId, NotFound, readLines, type BatchRow, type BatchStatus, type RequestErrorRow } from "@barge/core";
+import { uploadStream } from "@barge/core/storage/upload";
+import type { ApiDeps, AppEnv } from "../deps.js";
+import { presentBatch } from "../present.js";
+import { admitBatch, findBatch, insertBatch } from "../store/batches.js";
+import { findFile, insertFile } from "../store/files.js";
+import { chunksWithErrors, failedIndexes, hasRequestErrors, listRequestErrors, markRetryOf } from "../store/request-errors.js";
+import { readQuery } from "../validation.js";
+
+/** States whose failed requests are final, so a retry cannot race the original. */
+const RETRYABLE: readonly BatchStatus[] = ["completed", "cancelled", "expired"];
+
+export const errorsListQuery = z.object({
+  after: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+/** One failed request as the errors listing shows it. */
+function toRequestError(r: RequestErrorRow) {
+  return {
+    object: "batch.request_error" as const,
+    custom_id: r.custom_id,
+    code: r.code,
+    message: r.message,
+    attempts: r.attempts,
+    status_code: r.status_code,
+    line: r.line,
+  };
+}
+
+/**
+ * A batch's failed requests: `GET /:id/errors` lists them in input order (OpenAI's list shape,
+ * paged by custom_id), and `POST /:id/retry` re-runs exactly them as a new batch.
+ */
+export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
+  const tenant = deps.config.BARGE_TENANT;
+  const app = new Hono<AppEnv>();
+
+  const batchOf = async (id: string): Promise<BatchRow> => {
+    const batch = await findBatch(deps.db, tenant, id);
+    if (!batch) throw new NotFound("batch", id, "batch_id");
+    return batch;
+  };
+
+  app.get("/:id/errors", async (c) => {
+    const batch = await batchOf(c.req.param("id"));
+    const q = readQuery(c, errorsListQuery);
+    const { rows, hasMore } = await listRequestErrors(deps.db, batch.id, q);
+    const data = rows.map(toRequestError);
+    return c.json({
+      object: "list" as const,
+      data,
+      first_id: data[0]?.custom_id ?? null,
+      last_id: data[data.length - 1]?.custom_id ?? null,
+      has_more: hasMore,
+    });
+  });
+
+  app.post("/:id/retry", async (c) => {
+    const old = await batchOf(c.req.param("id"));
+    if (!RETRYABLE.includes(old.status)) {
+      throw new Conflict(`Batch is ${old.status}; only a completed, cancelled or expired batch can be retried.`, "batch_not_finished");
+    }
+    if (!(await hasRequestErrors(deps.db, old.id))) throw new Conflict(`Batch '${old.id}' has no failed requests to retry.`, "no_failed_requests");
+    const input = await findFile(deps.db, tenant, old.input_file_id);
+    if (!input) throw new Conflict(`The input file '${old.input_file_id}' of batch '${old.id}' was deleted, so its requests cannot be re-read.`, "input_file_deleted");
+
+    const fileId = newId("file-");
+    const key = keys.input(tenant, fileId);
+    let bytes = 0;
+    const body = async function* () {
+      for await (const text of failedInputLines(deps, old.id, input.s3_key)) {
+        const out = `${text}\n`;
+        bytes += Buffer.byteLength(out);
+        yield out;
+      }
+    };
+    await uploadStream(deps, key, Readable.from(body()), { contentType: "application/jsonl" });
+
+    const row = await deps.db.transaction().execute(async (tx) => {
+      await admitBatch(tx, { maxActive: deps.config.MAX_ACTIVE_BATCHES, maxQueued: deps.config.MAX_QUEUED_REQUESTS });
+      await insertFile(tx, { id: fileId, tenant, purpose: "batch", filename: `${old.id}_retry.jsonl`, bytes, status: "processed", s3_key: key });
+      const created = new Date();
+      const batch = await insertBatch(tx, {
+        id: newId("batch_"),
+        tenant,
+        endpoint: old.endpoint,
+        model: old.model,
+        input_file_id: fileId,
+        completion_window: old.completion_window,
+        metadata: old.metadata,
+        priority: old.priority,
+        created_at: created,
+        expires_at: new Date(created.getTime() + (old.expires_at.getTime() - old.created_at.getTime())),
+        output_expires_after_seconds: old.output_expires_after_seconds,
+        webhook_url: old.webhook_url,
+      });
+      await markRetryOf(tx, batch.id, old.id);
+      return { ...batch, retry_of: old.id };
+    });
+    deps.wake?.();
+    return c.json(await presentBatch(deps, row));
+  });
+
+  return app;
+}
+
+/**
+ * The input lines of a batch's failed requests, in input order. Only the chunks holding failures
+ * are read (one Range GET each), and each chunk's failed indexes are looked up on their own, so
+ * memory holds one chunk's index list at most however large the batch.
+ */
+async function* failedInputLines(deps: ApiDeps, batchId: string, inputKey: string): AsyncGenerator<string> {
+  for (const chunk of await chunksWithErrors(deps.db, batchId)) {
+    const wanted = await failedIndexes(deps.db, batchId, chunk.request_start, chunk.request_start + chunk.request_count);
+    let next = 0;
+    let index = chunk.request_start;
+    const body = await getObjectStream(deps, inputKey, { start: chunk.start_offset, end: chunk.end_offset });
+    for await (const line of readLines(body, { offset: chunk.start_offset, lineNo: chunk.start_line })) {
+      // Leaving the loop early destroys the rest of the range's stream.
+      if (next === wanted.length) break;
+      // Blank lines were skipped by validation too, so request numbering matches the chunk index.
+      if (line.text.trim() === "") continue;
+      if (index++ === wanted[next]) {
+        next++;
+        yield line.text;
+      }
+    }
+  }
+}

@@ -1,0 +1,85 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { Conflict, headObject, InvalidRequest, keys, newId, NotFound, presignPut, toOpenAIFile } from "@barge/core";
+import { checkBatchInput } from "../check-input.js";
+import type { ApiDeps, AppEnv } from "../deps.js";
+import { fileTooLarge } from "../multipart.js";
+import { expiresAfter, expiryFrom } from "../params.js";
+import { findFile, insertFile, settlePendingFile } from "../store/files.js";
+import { deleteObject } from "../store/objects.js";
+import { readJson } from "../validation.js";
+
+export const presignBody = z.object({
+  filename: z.string().min(1).max(255),
+  purpose: z.literal("batch", { error: "the only supported value is 'batch'" }),
+  bytes: z.number().int().nonnegative().optional(),
+  expires_after: expiresAfter.optional(),
+});
+
+/**
+ * Barge's presigned uploads (not in OpenAI's API): presign creates a pending file and a PUT URL
+ * straight to S3; complete checks the uploaded object and makes the file usable.
+ */
+export function presignRoutes(deps: ApiDeps) {
+  const tenant = deps.config.BARGE_TENANT;
+  const maxBytes = deps.config.MAX_FILE_BYTES;
+  const app = new Hono<AppEnv>();
+
+  app.post("/presign", async (c) => {
+    const body = await readJson(c, presignBody);
+    if (body.bytes !== undefined && body.bytes > maxBytes) throw fileTooLarge(maxBytes, 400, "bytes");
+    const id = newId("file-");
+    const key = keys.input(tenant, id);
+    const expiresIn = deps.config.PRESIGN_EXPIRES_SECONDS;
+    const now = new Date();
+    const expiresAt = new Date(now.getTime() + expiresIn * 1000);
+    const uploadUrl = await presignPut(deps, key, expiresIn);
+    await insertFile(deps.db, {
+      id,
+      tenant,
+      purpose: body.purpose,
+      filename: body.filename,
+      bytes: body.bytes ?? 0,
+      status: "pending",
+      s3_key: key,
+      upload_expires_at: expiresAt,
+      created_at: now,
+      expires_at: expiryFrom(now, body.expires_after?.seconds),
+    });
+    return c.json({
+      id,
+      object: "file.upload" as const,
+      upload_url: uploadUrl,
+      method: "PUT" as const,
+      expires_at: Math.floor(expiresAt.getTime() / 1000),
+      key,
+    });
+  });
+
+  app.post("/:id/complete", async (c) => {
+    const id = c.req.param("id");
+    const file = await findFile(deps.db, tenant, id);
+    if (!file) throw new NotFound("file", id, "file_id");
+    // Idempotent: a client retrying a completion that succeeded gets the same file back.
+    if (file.status === "processed") return c.json(toOpenAIFile(file));
+    if (file.status !== "pending") throw new Conflict(`File '${id}' is ${file.status} and cannot be completed.`, "invalid_file_status");
+
+    const head = await headObject(deps, file.s3_key);
+    if (!head) {
+      throw new InvalidRequest(`Nothing has been uploaded for file '${id}' yet; PUT it to the upload_url first.`, "file", "upload_incomplete");
+    }
+    const problem = head.bytes > maxBytes ? fileTooLarge(maxBytes, 400) : await checkBatchInput(deps, file.s3_key, head.bytes);
+    if (problem) {
+      await settlePendingFile(deps.db, id, { status: "error", bytes: head.bytes });
+      // An oversized object is never read, so there is no reason to keep paying for it.
+      if (problem.code === "file_too_large") await deleteObject(deps, file.s3_key);
+      throw problem;
+    }
+    const done = (await settlePendingFile(deps.db, id, { status: "processed", bytes: head.bytes })) ?? (await findFile(deps.db, tenant, id));
+    // Undefined: the sweeper removed the lapsed upload while we were checking it.
+    if (!done || done.status !== "processed") throw new NotFound("file", id, "file_id");
+    return c.json(toOpenAIFile(done));
+  });
+
+  return app;
+}
