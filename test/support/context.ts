@@ -1,7 +1,15 @@
-import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+} from "@aws-sdk/client-s3";
 import { randomBytes } from "node:crypto";
 import { inject } from "vitest";
 import { createDb, createLogger, createS3Client, loadConfig, migrate, type Bucket, type Config, type Db } from "@barge/core";
+import type { S3Kind } from "./provided.js";
 
 /** Everything one test suite needs: its own Postgres schema and S3 bucket on the shared servers. */
 export interface TestContext extends Bucket {
@@ -9,6 +17,8 @@ export interface TestContext extends Bucket {
   config: Config;
   /** Env for child processes (agent, API) pointed at this suite's schema and bucket. */
   env: Record<string, string>;
+  /** Which S3 implementation this project runs on (see `test/support/provided.ts`). */
+  s3Kind: S3Kind;
   close(): Promise<void>;
 }
 
@@ -40,13 +50,20 @@ export async function createTestContext(overrides: Record<string, string> = {}):
     secretAccessKey: config.S3_SECRET_ACCESS_KEY,
     forcePathStyle: true,
   });
-  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  await s3.send(
+    new CreateBucketCommand({
+      Bucket: bucket,
+      // Outside us-east-1, AWS wants the region spelled out again.
+      ...(config.S3_REGION === "us-east-1" ? {} : { CreateBucketConfiguration: { LocationConstraint: config.S3_REGION as never } }),
+    }),
+  );
   return {
     db,
     s3,
     bucket,
     config,
     env,
+    s3Kind: s3info.kind,
     async close() {
       await emptyBucket(s3, bucket).catch(() => {});
       await s3.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
@@ -57,6 +74,11 @@ export async function createTestContext(overrides: Record<string, string> = {}):
 }
 
 async function emptyBucket(s3: Bucket["s3"], bucket: string): Promise<void> {
+  // Real S3 keeps a bucket with unfinished multipart uploads from being deleted (s3rver has none to list).
+  const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket })).catch(() => undefined);
+  for (const u of uploads?.Uploads ?? []) {
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId })).catch(() => {});
+  }
   for (;;) {
     const list = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
     const objects = (list.Contents ?? []).map((o) => ({ Key: o.Key! }));
