@@ -42,13 +42,16 @@ describe("agent: fencing", () => {
     await bumpFence(ctx, stale);
 
     const entry = {
-      result: buildResultLine("a", { kind: "response", status: 200, body: { ok: true }, requestId: `${batchId}:0` }),
+      result: buildResultLine("a", { kind: "response", status: 200, body: { ok: true }, requestId: `${batchId}:0`, attempts: 1 }),
+      requestIndex: 0,
       end: stale.end_offset,
       lineNo: stale.start_line,
     };
     const ref = { batchId, idx: stale.idx, fence: stale.fence };
     await expect(commitSegment(ctx, ref, 0, [entry])).rejects.toBeInstanceOf(LeaseLost);
     expect(await segmentRows(ctx, batchId)).toEqual([]);
+    // The fenced-out writer deletes the object it had PUT: nobody will ever reference it.
+    expect(await listKeys(ctx, `batches/${batchId}/`)).toEqual([]);
     const after = await chunkRow(ctx, stale);
     expect([after.committed, after.next_seq, after.next_offset, after.completed]).toEqual([0, 0, stale.next_offset, 0]);
 
@@ -57,9 +60,32 @@ describe("agent: fencing", () => {
     const rows = await segmentRows(ctx, batchId);
     expect(rows.map((r) => [r.kind, r.seq, r.lines, r.s3_key])).toEqual([["output", 0, 1, keys.segment(batchId, "output", 0, 0, 2)]]);
     expect((await chunkRow(ctx, stale)).committed).toBe(1);
-    // A replay of the same segment number is rejected too (the checkpoint checks next_seq).
+    // A replay of the same segment number is rejected too (the checkpoint checks next_seq), and
+    // the committed object it re-wrote under the same key is kept.
     await expect(commitSegment(ctx, { ...ref, fence: stale.fence + 1 }, 0, [entry])).rejects.toBeInstanceOf(LeaseLost);
     expect(await segmentRows(ctx, batchId)).toHaveLength(1);
+    expect(await listKeys(ctx, `batches/${batchId}/`)).toEqual([keys.segment(batchId, "output", 0, 0, 2)]);
+  });
+
+  it("records a failed request in the same fenced transaction as its error line", async () => {
+    const ctx = await context();
+    const { batchId } = await seedBatch(ctx, [chatLine("a", "one"), chatLine("b", "two")]);
+    const stale = (await claimChunk(ctx.db, { agentId: "stale-agent", models: ["barge-sim-1"], leaseSeconds: 30 }))!;
+    await bumpFence(ctx, stale);
+    const entry = {
+      result: buildResultLine("a", { kind: "response", status: 400, body: { error: { message: "no" } }, requestId: `${batchId}:0`, attempts: 1 }),
+      requestIndex: 0,
+      end: stale.start_offset + 10,
+      lineNo: stale.start_line,
+    };
+    const errorRows = () => ctx.db.selectFrom("request_errors").selectAll().where("batch_id", "=", batchId).execute();
+    await expect(commitSegment(ctx, { batchId, idx: stale.idx, fence: stale.fence }, 0, [entry])).rejects.toBeInstanceOf(LeaseLost);
+    expect(await errorRows()).toEqual([]);
+    await commitSegment(ctx, { batchId, idx: stale.idx, fence: stale.fence + 1 }, 0, [entry]);
+    expect((await errorRows()).map((r) => [r.request_index, r.chunk_idx, r.custom_id, r.line, r.code, r.message, r.status_code, r.attempts])).toEqual([
+      [0, 0, "a", 1, "engine_error", "no", 400, 1],
+    ]);
+    expect((await chunkRow(ctx, stale)).failed).toBe(1);
   });
 
   it("stops a running chunk whose lease was taken over, committing nothing after that", async () => {

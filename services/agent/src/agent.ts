@@ -5,6 +5,7 @@ import { claimChunk, LeaseLost, type Bucket, type Config, type Db, type Logger }
 import { startChunk, type ChunkRun } from "./chunk-runner.js";
 import { createEngineClient, type EngineClient } from "./engine-client.js";
 import { finalizeNext, type FinalizerDeps } from "./finalizer.js";
+import { poisonEngine } from "./poison-engine.js";
 import { startRescuer, type Periodic } from "./rescuer.js";
 
 export interface AgentDeps extends Bucket {
@@ -23,9 +24,10 @@ export interface Agent {
   /** Waits for the engine to list its models, registers, and starts the claim loop. */
   start(): Promise<void>;
   /**
-   * graceful: stop claiming, commit the finished prefix of the current chunk and release it so
-   * another agent continues at once. Not graceful: drop everything now, as a crash would, and
-   * leave the lease to lapse. Resolves once the agent has stopped.
+   * graceful: stop claiming, let the current chunk's in-flight requests finish for up to
+   * AGENT_SHUTDOWN_GRACE_MS (then abort them), commit everything finished in order and release
+   * the chunk so another agent continues at once. Not graceful: drop everything now, as a crash
+   * would, and leave the lease to lapse. Resolves once the agent has stopped.
    */
   stop(opts: { graceful: boolean }): Promise<void>;
   /** Resolves when the agent has stopped, however that came about. */
@@ -39,7 +41,14 @@ export function createAgent(deps: AgentDeps): Agent {
   const log = deps.log.child({ agent: id });
   const host = hostname();
   const stopCtl = new AbortController();
-  const finalizerDeps: FinalizerDeps = { db: deps.db, s3: deps.s3, bucket: deps.bucket, log, leaseSeconds: config.LEASE_SECONDS };
+  const finalizerDeps: FinalizerDeps = {
+    db: deps.db,
+    s3: deps.s3,
+    bucket: deps.bucket,
+    log,
+    leaseSeconds: config.LEASE_SECONDS,
+    segmentMaxLines: config.SEGMENT_MAX_LINES,
+  };
   // Batches a chunk run just made ready to stitch: finalized before anything else is claimed.
   const woken = new Set<string>();
   let engine: EngineClient | undefined;
@@ -48,7 +57,7 @@ export function createAgent(deps: AgentDeps): Agent {
   let wakeIdle: (() => void) | undefined;
   let started = false;
   let stopping: Promise<void> | undefined;
-  let stopMode: "release" | "abandon" | undefined;
+  let stopMode: "drain" | "release" | "abandon" | undefined;
   let loop: Promise<void> | undefined;
   let background: Periodic[] = [];
   let markStopped!: () => void;
@@ -78,7 +87,7 @@ export function createAgent(deps: AgentDeps): Agent {
         if (stopCtl.signal.aborted) break;
         if (attempt % 10 === 0) log.warn({ err, url: deps.engineUrl }, "engine not reachable yet; retrying");
       }
-      await sleep(Math.min(250 * 2 ** attempt, 5000), undefined, { signal: stopCtl.signal }).catch(() => undefined);
+      await sleep(Math.min(250 * 2 ** attempt, 2000), undefined, { signal: stopCtl.signal }).catch(() => undefined);
     }
     return [];
   }
@@ -116,13 +125,15 @@ export function createAgent(deps: AgentDeps): Agent {
         if (stopCtl.signal.aborted) break;
         const chunk = await claimChunk(deps.db, { agentId: id, models, leaseSeconds: config.LEASE_SECONDS });
         if (chunk) {
-          log.info({ batch: chunk.batch_id, chunk: chunk.idx, fence: chunk.fence, committed: chunk.committed }, "claimed chunk");
+          const poisoned = chunk.failures >= config.CHUNK_MAX_ATTEMPTS;
+          log.info({ batch: chunk.batch_id, chunk: chunk.idx, fence: chunk.fence, committed: chunk.committed, failures: chunk.failures }, "claimed chunk");
+          if (poisoned) log.warn({ batch: chunk.batch_id, chunk: chunk.idx, failures: chunk.failures }, "poison chunk: failing its remaining requests as chunk_failed");
           current = startChunk(
             {
               db: deps.db,
               s3: deps.s3,
               bucket: deps.bucket,
-              engine: client,
+              engine: poisoned ? poisonEngine(client, chunk.failures) : client,
               log,
               config,
               onFinalizable: (batchId) => woken.add(batchId),
@@ -133,15 +144,20 @@ export function createAgent(deps: AgentDeps): Agent {
           if (stopMode) current.stop(stopMode);
           // A failed run released its chunk, which this agent would re-claim at once: idling a
           // poll interval first keeps a persistent failure from spinning.
-          const ran = await current.done.then(
-            () => true,
-            (err: unknown) => {
-              log.error({ err, batch: chunk.batch_id, chunk: chunk.idx }, "chunk run failed");
-              return false;
-            },
-          );
-          if (ran) worked = true;
+          const outcome = await current.done.catch((err: unknown) => {
+            log.error({ err, batch: chunk.batch_id, chunk: chunk.idx }, "chunk run failed");
+            return undefined;
+          });
           current = undefined;
+          if (outcome !== undefined) worked = true;
+          // The engine went away: claim nothing more until it lists its models again.
+          if (outcome === "engine_down") {
+            const served = await waitForModels(client);
+            if (served.length > 0) {
+              models = served;
+              log.info({ models }, "engine answers again; claiming");
+            }
+          }
         }
       } catch (err) {
         log.error({ err }, "claim loop step failed");
@@ -160,11 +176,20 @@ export function createAgent(deps: AgentDeps): Agent {
   }
 
   async function shutdown(graceful: boolean): Promise<void> {
-    stopMode = graceful ? "release" : "abandon";
+    stopMode = graceful ? "drain" : "abandon";
     stopCtl.abort();
     current?.stop(stopMode);
+    // Past the grace, in-flight requests are aborted; what finished is still committed.
+    const grace = graceful
+      ? setTimeout(() => {
+          log.warn({ graceMs: config.AGENT_SHUTDOWN_GRACE_MS }, "shutdown grace over: aborting in-flight requests");
+          if (stopMode === "drain") stopMode = "release";
+          current?.stop("release");
+        }, config.AGENT_SHUTDOWN_GRACE_MS)
+      : undefined;
     wake();
     await loop;
+    clearTimeout(grace);
     for (const task of background) task.stop();
     background = [];
     await engine?.close();
@@ -191,7 +216,7 @@ export function createAgent(deps: AgentDeps): Agent {
       // A stop that came while registering has already run its shutdown: start nothing more.
       if (stopCtl.signal.aborted) return;
       log.info({ models, engine: deps.engineUrl }, "agent registered");
-      background = [startRescuer({ db: deps.db, log, intervalMs: config.LEASE_SECONDS * 500 })];
+      background = [startRescuer({ db: deps.db, s3: deps.s3, bucket: deps.bucket, log, intervalMs: config.LEASE_SECONDS * 500 })];
       const presence = setInterval(() => {
         refresh(client).catch((err: unknown) => log.warn({ err }, "agent heartbeat failed"));
       }, config.LEASE_SECONDS * 1000);

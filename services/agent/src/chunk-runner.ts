@@ -13,17 +13,24 @@ import {
   type Logger,
 } from "@barge/core";
 import { EngineRequestError, type EngineClient } from "./engine-client.js";
-import { inputLines } from "./input-lines.js";
+import { inputLines, parseRequest } from "./input-lines.js";
 import { Notifier } from "./notifier.js";
 import { ReorderBuffer } from "./reorder-buffer.js";
 import { buildResultLine, type EngineOutcome, type ResultLine } from "./result-line.js";
+import { withRetries } from "./retry.js";
 import { SegmentWriter, type ChunkRef, type PendingResult } from "./segment-writer.js";
 
 /**
  * How a chunk run ended. `lost`: another holder owns the chunk now; `abandoned`: stopped hard,
- * like a crash, leaving the lease to lapse.
+ * like a crash, leaving the lease to lapse; `engine_down`: the engine stopped answering at all,
+ * so the run committed what finished and released the chunk rather than fail its requests.
  */
-export type ChunkOutcome = "completed" | "cancelled" | "released" | "lost" | "abandoned";
+export type ChunkOutcome = "completed" | "cancelled" | "released" | "engine_down" | "lost" | "abandoned";
+
+/** How long the health probe after a request's last connection failure may take. */
+const PROBE_TIMEOUT_MS = 5_000;
+/** How long closing a fully committed chunk keeps retrying Postgres errors. */
+const CLOSE_RETRY_MS = 60_000;
 
 export interface ChunkRunnerDeps extends Bucket {
   db: Db;
@@ -36,27 +43,25 @@ export interface ChunkRunnerDeps extends Bucket {
   onFinalizable?: (batchId: string) => void;
 }
 
+/** How a running chunk is told to stop. */
+export type StopMode = "drain" | "release" | "abandon";
+
 /** A chunk being run. */
 export interface ChunkRun {
   /**
-   * `release`: stop dispatching, commit what finished in order, hand the chunk back to the queue.
-   * `abandon`: drop everything at once and commit nothing more, as a crash would.
+   * `drain`: stop dispatching, let in-flight requests finish, commit everything in order, hand
+   * the chunk back to the queue. `release`: the same, but abort in-flight requests first (a drain
+   * whose grace ran out). `abandon`: drop everything at once and commit nothing more, as a crash would.
    */
-  stop(mode: "release" | "abandon"): void;
+  stop(mode: StopMode): void;
   readonly done: Promise<ChunkOutcome>;
 }
 
-type StopReason = "release" | "cancel" | "lost" | "abandon" | "failed";
+type StopReason = "release" | "outage" | "cancel" | "lost" | "abandon" | "failed";
 
 // A later reason only replaces an earlier one of lower rank: a lost lease must win over a
 // cancel in progress (nothing may be committed), and a cancel over a release (close, not requeue).
-const RANK: Record<StopReason, number> = { release: 1, cancel: 2, lost: 3, abandon: 3, failed: 3 };
-
-interface ParsedRequest {
-  customId: string;
-  url: string;
-  body: unknown;
-}
+const RANK: Record<StopReason, number> = { release: 1, outage: 1, cancel: 2, lost: 3, abandon: 3, failed: 3 };
 
 /**
  * Runs one claimed chunk from its checkpoint to the end: streams its byte range, dispatches
@@ -77,13 +82,16 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
   let failure: unknown;
 
   const severe = () => reason !== undefined && RANK[reason] === 3;
-  const halt = (next: StopReason, err?: unknown) => {
-    if (reason !== undefined && RANK[reason] >= RANK[next]) return;
-    reason = next;
-    if (err !== undefined) failure = err;
-    inflightCtl.abort();
+  /** Records why the run stops (the higher-ranked reason wins) and, unless draining, aborts in-flight requests. */
+  const halt = (next: StopReason, opts: { err?: unknown; drain?: boolean } = {}) => {
+    if (reason === undefined || RANK[reason] < RANK[next]) {
+      reason = next;
+      if (opts.err !== undefined) failure = opts.err;
+    }
+    if (!opts.drain) inflightCtl.abort();
     changed.notify();
   };
+  const haltOn = (err: unknown) => halt(err instanceof LeaseLost ? "lost" : "failed", { err });
 
   const writer = new SegmentWriter({
     deps,
@@ -92,7 +100,8 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
     maxLines,
     maxMs: deps.config.SEGMENT_MAX_MS,
     onSettled: () => changed.notify(),
-    onError: (err) => halt(err instanceof LeaseLost ? "lost" : "failed", err),
+    onError: haltOn,
+    onRetry: (err, attempt) => log.warn({ err, attempt }, "segment commit failed; retrying"),
   });
 
   let beating = false;
@@ -119,23 +128,53 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
     return row.s3_key;
   }
 
+  // One probe at a time, shared by every request that failed meanwhile.
+  let probing: Promise<boolean> | undefined;
+  const engineAnswers = (): Promise<boolean> =>
+    (probing ??= deps.engine
+      .models(AbortSignal.timeout(PROBE_TIMEOUT_MS))
+      .then(
+        (models) => models.length > 0,
+        () => false,
+      )
+      .finally(() => {
+        probing = undefined;
+      }));
+
+  /**
+   * The result line of a request the engine never answered, or undefined when there must be none:
+   * the run was stopped, or the engine itself is down (refused, or its model list does not answer
+   * either), in which case the run stops for an outage instead of failing every request behind it.
+   */
+  async function failedResult(customId: string, err: unknown): Promise<ResultLine | undefined> {
+    if (inflightCtl.signal.aborted) return undefined;
+    if (err instanceof EngineRequestError && err.code === "engine_unavailable" && (err.refused || !(await engineAnswers()))) {
+      if (reason === undefined) log.warn({ err: err.message }, "engine unavailable; committing what finished and releasing the chunk");
+      halt("outage");
+      return undefined;
+    }
+    return inflightCtl.signal.aborted ? undefined : buildResultLine(customId, failureOf(err));
+  }
+
   function dispatch(pos: number, line: Line): void {
     const req = parseRequest(line.text);
-    const requestId = `${ref.batchId}:${chunk.request_start + chunk.committed + pos}`;
+    const requestIndex = chunk.request_start + chunk.committed + pos;
+    const requestId = `${ref.batchId}:${requestIndex}`;
     inflight++;
     dispatched++;
     deps.engine
       .send({ url: req.url, body: req.body, requestId }, inflightCtl.signal)
       .then(
-        (res): ResultLine => buildResultLine(req.customId, { kind: "response", status: res.status, body: res.body, requestId: res.requestId }),
-        (err: unknown): ResultLine | undefined => (inflightCtl.signal.aborted ? undefined : buildResultLine(req.customId, failureOf(err))),
+        (res): ResultLine =>
+          buildResultLine(req.customId, { kind: "response", status: res.status, body: res.body, requestId: res.requestId, attempts: res.attempts }),
+        (err: unknown) => failedResult(req.customId, err),
       )
       .then((result) => {
         inflight--;
         // An aborted request leaves a gap, so nothing after it is released: what gets committed
         // on a stop is exactly the in-order prefix that finished.
         if (result && !severe()) {
-          for (const ready of reorder.put(pos, { result, end: line.end, lineNo: line.lineNo })) writer.add(ready);
+          for (const ready of reorder.put(pos, { result, requestIndex, end: line.end, lineNo: line.lineNo })) writer.add(ready);
         }
         changed.notify();
       });
@@ -144,7 +183,7 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
   async function dispatchAll(key: string): Promise<void> {
     if (remaining <= 0) return;
     let pos = 0;
-    const lines = inputLines(deps, key, { offset: chunk.next_offset, lineNo: chunk.next_line }, chunk.end_offset);
+    const lines = inputLines(deps, key, { offset: chunk.next_offset, lineNo: chunk.next_line }, chunk.end_offset, inflightCtl.signal);
     for await (const line of lines) {
       // Blank lines were skipped by validation too, so request numbering matches the chunk index.
       if (line.text.trim() === "") continue;
@@ -163,7 +202,8 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
       await beat();
       if (reason === undefined) await dispatchAll(await inputKey());
     } catch (err) {
-      halt(err instanceof LeaseLost ? "lost" : "failed", err);
+      // A read cut short by a stop is the stop's doing, not a failure.
+      if (!inflightCtl.signal.aborted) haltOn(err);
     }
     while (inflight > 0) await changed.wait();
 
@@ -171,7 +211,7 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
       try {
         await writer.finish();
       } catch (err) {
-        halt(err instanceof LeaseLost ? "lost" : "failed", err);
+        haltOn(err);
       }
     }
     writer.close();
@@ -181,16 +221,20 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
     if (reason === "abandon") return "abandoned";
     if (reason === "failed") {
       // The checkpoint is consistent whatever failed, so the next holder can resume right away.
-      await releaseChunk(deps.db, ref).catch(() => false);
+      await releaseChunk(deps.db, { ...ref, failed: true }).catch(() => false);
       throw failure;
     }
 
     const finishedAll = dispatched === remaining && reorder.next === remaining;
     if (finishedAll) {
-      const finalizing = await deps.db.transaction().execute(async (tx) => {
-        if (!(await completeChunk(tx, ref))) throw new LeaseLost(`completing chunk ${ref.batchId}/${ref.idx}`);
-        return markFinalizing(tx, ref.batchId);
-      });
+      const finalizing = await withRetries(
+        () =>
+          deps.db.transaction().execute(async (tx) => {
+            if (!(await completeChunk(tx, ref))) throw new LeaseLost(`completing chunk ${ref.batchId}/${ref.idx}`);
+            return markFinalizing(tx, ref.batchId);
+          }),
+        { retryable: (err) => !(err instanceof LeaseLost), maxMs: CLOSE_RETRY_MS },
+      );
       if (finalizing || reason === "cancel") deps.onFinalizable?.(ref.batchId);
       return "completed";
     }
@@ -200,6 +244,9 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
       return "cancelled";
     }
     if (reason === "release") return (await releaseChunk(deps.db, ref)) ? "released" : "lost";
+    // An outage counts towards the poison cap: a request that crashes the engine would otherwise
+    // take it down again on every claim, forever.
+    if (reason === "outage") return (await releaseChunk(deps.db, { ...ref, failed: true })) ? "engine_down" : "lost";
     throw new Error(`chunk ${ref.batchId}/${ref.idx} stopped with ${reorder.next} of ${remaining} requests released`);
   }
 
@@ -224,23 +271,14 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
 
   return {
     stop(mode) {
-      halt(mode);
+      if (mode === "abandon") halt("abandon");
+      else halt("release", { drain: mode === "drain" });
     },
     done,
   };
 }
 
-function parseRequest(text: string): ParsedRequest {
-  // Validation already checked every line; a line that no longer parses means the input object
-  // changed under the batch, and failing the chunk loudly beats inventing a result for it.
-  const v = JSON.parse(text) as { custom_id?: unknown; url?: unknown; body?: unknown };
-  if (typeof v.custom_id !== "string" || typeof v.url !== "string" || typeof v.body !== "object" || v.body === null) {
-    throw new Error("input line lost its custom_id, url or body since validation");
-  }
-  return { customId: v.custom_id, url: v.url, body: v.body };
-}
-
 function failureOf(err: unknown): EngineOutcome {
-  if (err instanceof EngineRequestError) return { kind: "failure", code: err.code, message: err.message };
-  return { kind: "failure", code: "engine_unavailable", message: err instanceof Error ? err.message : String(err) };
+  if (err instanceof EngineRequestError) return { kind: "failure", code: err.code, message: err.message, attempts: err.attempts };
+  return { kind: "failure", code: "engine_unavailable", message: err instanceof Error ? err.message : String(err), attempts: 1 };
 }

@@ -39,6 +39,8 @@ export class EngineRequestError extends Error {
     readonly code: FailureCode,
     message: string,
     readonly attempts: number,
+    /** The last attempt found nothing listening: the engine is down, not this request's problem. */
+    readonly refused = false,
   ) {
     super(message);
     this.name = "EngineRequestError";
@@ -60,6 +62,7 @@ class AttemptFailure extends Error {
   constructor(
     readonly code: FailureCode,
     message: string,
+    readonly refused = false,
   ) {
     super(message);
   }
@@ -107,7 +110,7 @@ export function createEngineClient(opts: EngineClientOptions): EngineClient {
       if (timedOut || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
         throw new AttemptFailure("request_timeout", `the engine did not answer within ${opts.timeoutMs} ms`);
       }
-      throw new AttemptFailure("engine_unavailable", `engine request failed: ${describe(err)}`);
+      throw new AttemptFailure("engine_unavailable", `engine request failed: ${describe(err)}`, errorCode(err) === "ECONNREFUSED");
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener("abort", forward);
@@ -138,7 +141,7 @@ export function createEngineClient(opts: EngineClientOptions): EngineClient {
           const echoed = answer.headers["x-request-id"];
           return { status: answer.status, body: parseBody(answer.text), requestId: typeof echoed === "string" ? echoed : req.requestId, attempts: attempt };
         }
-        if (failure && attempt >= opts.maxAttempts) throw new EngineRequestError(failure.code, failure.message, attempt);
+        if (failure && attempt >= opts.maxAttempts) throw new EngineRequestError(failure.code, failure.message, attempt, failure.refused);
         await sleep(delayMs(attempt, answer ? retryAfter(answer.headers["retry-after"]) : undefined), undefined, signal ? { signal } : {});
       }
     },
@@ -170,9 +173,13 @@ function retryAfter(header: string | string[] | undefined): number | undefined {
   return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
 }
 
+function errorCode(err: unknown): string | undefined {
+  const e = err as { code?: string; cause?: { code?: string } };
+  return e?.code ?? e?.cause?.code;
+}
+
 function describe(err: unknown): string {
-  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-  const code = e?.code ?? e?.cause?.code;
-  const message = e?.message ?? String(err);
+  const code = errorCode(err);
+  const message = (err as { message?: string })?.message ?? String(err);
   return code && !message.includes(code) ? `${code} ${message}` : message;
 }

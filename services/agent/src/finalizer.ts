@@ -1,7 +1,6 @@
 import {
   batchProgress,
   claimBatchWork,
-  deleteObjects,
   emptyProgress,
   keys,
   LeaseLost,
@@ -18,15 +17,19 @@ import {
   type SegmentKind,
   type StitchResult,
 } from "@barge/core";
+import { writeExpiredLines } from "./expired-lines.js";
+import { removeSegments } from "./janitor.js";
 
 export interface FinalizerDeps extends Bucket {
   db: Db;
   log: Logger;
   leaseSeconds: number;
+  /** Lines per segment of the `batch_expired` lines the finalizer writes itself (SEGMENT_MAX_LINES). */
+  segmentMaxLines: number;
 }
 
 /** The final state a finalizer publishes. */
-export type FinalStatus = "completed" | "cancelled";
+export type FinalStatus = "completed" | "cancelled" | "expired";
 
 /** Where each stitched output lives in `batches.stitch_state` and in the file ids. */
 const OUTPUTS = {
@@ -43,7 +46,7 @@ export function resultFileId(batchId: string, kind: SegmentKind): string {
 }
 
 /**
- * Claims one batch that is ready to stitch (finalizing, or cancelling with no live chunk lease),
+ * Claims one batch that is ready to stitch (finalizing or cancelling, with no live chunk lease),
  * optionally a given one, and finalizes it. Returns its final status, or undefined when there
  * was nothing to claim.
  */
@@ -61,7 +64,11 @@ export async function finalizeNext(deps: FinalizerDeps, workerId: string, batchI
  * Stitches a claimed batch's committed segments, in (chunk, seq) order, into its output and
  * error objects, writes the manifest, publishes the file rows and the final state in one fenced
  * transaction, and only then deletes the segments. Every step before the transition can be
- * repeated, so a crashed finalizer is simply redone by the next claim.
+ * repeated, so a crashed finalizer is simply redone by the next claim; segments left behind by
+ * a crash after the transition are the janitor's.
+ *
+ * A batch `finalizing` with `expired_at` set expired mid-run: its unfinished chunks are sealed
+ * and every request none of them committed gets a `batch_expired` error line before the stitch.
  *
  * A cancelled batch always gets an output object, empty when nothing completed (OpenAI omits
  * it then): clients and the manifest can then rely on `output_file_id` for every finished batch.
@@ -69,7 +76,7 @@ export async function finalizeNext(deps: FinalizerDeps, workerId: string, batchI
 export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promise<FinalStatus> {
   if (batch.status !== "finalizing" && batch.status !== "cancelling") throw new Error(`batch ${batch.id} is ${batch.status}, not stitchable`);
   const from = batch.status;
-  const status: FinalStatus = from === "finalizing" ? "completed" : "cancelled";
+  const status: FinalStatus = from === "cancelling" ? "cancelled" : batch.expired_at !== null ? "expired" : "completed";
   const fence = batch.worker_fence;
   const log = deps.log.child({ batch: batch.id, fence });
   let leaseLost = false;
@@ -84,7 +91,11 @@ export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promi
     (deps.leaseSeconds * 1000) / 3,
   );
   try {
-    if (from === "cancelling") await sealCancelledChunks(deps.db, { batchId: batch.id, fence });
+    if (status !== "completed") await sealCancelledChunks(deps.db, { batchId: batch.id, fence });
+    if (status === "expired") {
+      const expired = await writeExpiredLines(deps, batch, fence);
+      if (expired > 0) log.info({ expired }, "wrote batch_expired lines for the unfinished requests");
+    }
     const segments = await deps.db
       .selectFrom("segments")
       .select(["kind", "s3_key", "bytes", "lines"])
@@ -164,7 +175,8 @@ export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promi
         from: [from],
         set: {
           status,
-          ...(status === "completed" ? { completed_at: now } : { cancelled_at: now }),
+          // An expired batch's expired_at is when it expired, set with the move to finalizing.
+          ...(status === "completed" ? { completed_at: now } : status === "cancelled" ? { cancelled_at: now } : {}),
           output_file_id: outputFileId,
           error_file_id: errorFileId,
           output_key: outputKey,
@@ -177,8 +189,7 @@ export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promi
     log.info({ status, completed: p.completed, failed: p.failed, segments: segments.length }, "batch finalized");
 
     // Only now that the batch points at the stitched objects may the segments go.
-    await deleteObjects(deps, segments.map((s) => s.s3_key));
-    await deps.db.deleteFrom("segments").where("batch_id", "=", batch.id).execute();
+    await removeSegments(deps, batch.id);
     return status;
   } finally {
     clearInterval(renew);

@@ -19,7 +19,7 @@ const onSignal = (signal: NodeJS.Signals) => {
     process.exit(1);
   }
   signalled = true;
-  log.info({ signal }, "stopping: finishing the current segment and releasing the chunk");
+  log.info({ signal, graceMs: config.AGENT_SHUTDOWN_GRACE_MS }, "stopping: finishing in-flight requests and releasing the chunk");
   agent
     .stop({ graceful: true })
     .then(async () => {

@@ -1,4 +1,5 @@
-import { rescueExpiredChunks, type Db, type Logger } from "@barge/core";
+import { expireBatches, rescueExpiredChunks, type Bucket, type Db, type Logger } from "@barge/core";
+import { sweepLeftoverSegments } from "./janitor.js";
 
 /** A running periodic task. */
 export interface Periodic {
@@ -6,20 +7,36 @@ export interface Periodic {
 }
 
 /**
- * Returns chunks whose lease lapsed (a dead or partitioned agent) to the queue, now and every
- * `intervalMs`. Every agent runs one: the statement is idempotent and re-checks expiry under the
- * row lock, so concurrent rescuers only ever requeue a chunk once.
+ * The housekeeping every agent runs, now and every `intervalMs`: returns chunks whose lease
+ * lapsed (a dead or partitioned agent) to the queue, moves batches past `expires_at` to their
+ * expiry, and deletes the segments a crashed finalizer left behind. Every statement is idempotent
+ * and re-checks its condition under the row lock, so any number of agents can run this at once.
  */
-export function startRescuer(deps: { db: Db; log: Logger; intervalMs: number }): Periodic {
+export function startRescuer(deps: Bucket & { db: Db; log: Logger; intervalMs: number }): Periodic {
   let running = false;
+  const step = async (name: string, work: () => Promise<void>) => {
+    try {
+      await work();
+    } catch (err) {
+      deps.log.warn({ err, step: name }, "housekeeping step failed; retrying next interval");
+    }
+  };
   const tick = async () => {
     if (running) return;
     running = true;
     try {
-      const rescued = await rescueExpiredChunks(deps.db);
-      if (rescued > 0) deps.log.info({ rescued }, "requeued chunks with lapsed leases");
-    } catch (err) {
-      deps.log.warn({ err }, "lease rescue failed; retrying next interval");
+      await step("rescue", async () => {
+        const rescued = await rescueExpiredChunks(deps.db);
+        if (rescued > 0) deps.log.info({ rescued }, "requeued chunks with lapsed leases");
+      });
+      await step("expire", async () => {
+        const expired = await expireBatches(deps.db);
+        if (expired.length > 0) deps.log.info({ batches: expired }, "batches expired; finalizing what they committed");
+      });
+      await step("janitor", async () => {
+        const cleaned = await sweepLeftoverSegments(deps);
+        if (cleaned.length > 0) deps.log.info({ batches: cleaned }, "deleted segments a finalizer left behind");
+      });
     } finally {
       running = false;
     }

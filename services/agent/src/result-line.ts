@@ -1,12 +1,28 @@
 import { newId, type SegmentKind } from "@barge/core";
 
-/** Why a request got no HTTP answer at all, after every attempt. */
-export type FailureCode = "engine_unavailable" | "request_timeout";
+/**
+ * Why a request got no HTTP answer: the engine never answered (`engine_unavailable`,
+ * `request_timeout`) after every attempt, or it was never sent because its chunk crashed its
+ * runs too often (`chunk_failed`) or its batch expired first (`batch_expired`).
+ */
+export type FailureCode = "engine_unavailable" | "request_timeout" | "chunk_failed" | "batch_expired";
 
-/** What the engine did with one request, after retries. */
+/** The code a request error row gets when the engine answered with an HTTP error. */
+export const ENGINE_ERROR_CODE = "engine_error";
+
+/** What the engine did with one request, after `attempts` tries (0: never sent). */
 export type EngineOutcome =
-  | { kind: "response"; status: number; body: unknown; requestId: string }
-  | { kind: "failure"; code: FailureCode; message: string };
+  | { kind: "response"; status: number; body: unknown; requestId: string; attempts: number }
+  | { kind: "failure"; code: FailureCode; message: string; attempts: number };
+
+/** Why one request failed, as `GET /v1/batches/{id}/errors` reports it. */
+export interface RequestFailure {
+  code: string;
+  message: string;
+  /** The engine's HTTP status, or null when it never answered. */
+  statusCode: number | null;
+  attempts: number;
+}
 
 /** Token usage of one successful response, summed into the chunk's checkpoint. */
 export interface Usage {
@@ -19,10 +35,15 @@ export interface Usage {
 /** One line of a batch's output or error file, with where it goes and what it cost. */
 export interface ResultLine {
   kind: SegmentKind;
+  customId: string;
   /** The JSON text, without the trailing newline. */
   text: string;
   usage: Usage;
+  /** Set exactly for error lines. */
+  failure?: RequestFailure;
 }
+
+const MAX_MESSAGE_CHARS = 1000;
 
 const noUsage: Usage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0, reasoningTokens: 0 };
 
@@ -39,7 +60,8 @@ export function buildResultLine(customId: string, outcome: EngineOutcome, lineId
       response: null,
       error: { code: outcome.code, message: outcome.message },
     });
-    return { kind: "error", text, usage: noUsage };
+    const failure = { code: outcome.code, message: outcome.message, statusCode: null, attempts: outcome.attempts };
+    return { kind: "error", customId, text, usage: noUsage, failure };
   }
   const ok = outcome.status >= 200 && outcome.status < 300;
   const text = JSON.stringify({
@@ -48,7 +70,16 @@ export function buildResultLine(customId: string, outcome: EngineOutcome, lineId
     response: { status_code: outcome.status, request_id: outcome.requestId, body: outcome.body },
     error: null,
   });
-  return { kind: ok ? "output" : "error", text, usage: ok ? extractUsage(outcome.body) : noUsage };
+  if (ok) return { kind: "output", customId, text, usage: extractUsage(outcome.body) };
+  const failure = { code: ENGINE_ERROR_CODE, message: errorMessage(outcome.body), statusCode: outcome.status, attempts: outcome.attempts };
+  return { kind: "error", customId, text, usage: noUsage, failure };
+}
+
+/** The engine's own error message (vLLM and OpenAI bodies), else the body as text, capped. */
+function errorMessage(body: unknown): string {
+  const message = field(field(body, "error"), "message");
+  const text = typeof message === "string" ? message : typeof body === "string" ? body : JSON.stringify(body);
+  return text.slice(0, MAX_MESSAGE_CHARS);
 }
 
 /**

@@ -1,19 +1,29 @@
 import {
   advanceCheckpoint,
+  advanceSealedCheckpoint,
+  deleteObjects,
   keys,
   LeaseLost,
   putObject,
+  recordRequestErrors,
   recordSegments,
   type Bucket,
   type Db,
+  type RequestErrorEntry,
   type SegmentCommit,
   type SegmentKind,
 } from "@barge/core";
 import type { ResultLine } from "./result-line.js";
+import { withRetries } from "./retry.js";
+
+/** How long a segment commit keeps retrying S3 and Postgres errors before the chunk run fails. */
+const COMMIT_RETRY_MS = 60_000;
 
 /** One finished request, released in input order, with the checkpoint just past its line. */
 export interface PendingResult {
   result: ResultLine;
+  /** 0-based index of the request in its batch. */
+  requestIndex: number;
   /** Byte offset just past the request's input line. */
   end: number;
   lineNo: number;
@@ -32,18 +42,27 @@ export interface SegmentDeps extends Bucket {
 
 /**
  * Commits results as segment `seq` of a chunk: PUTs the output and error lines as separate
- * objects (only the non-empty ones), then advances the checkpoint and records the objects in
- * one transaction. The checkpoint write is fenced on the lease token and `seq`; when it matches
- * no row the transaction rolls back and LeaseLost is thrown, so the objects just written stay
- * unreferenced and are never stitched.
+ * objects (only the non-empty ones), then advances the checkpoint and records the objects and
+ * the failed requests in one transaction. The checkpoint write is fenced on the lease token and
+ * `seq`; when it matches no row the transaction rolls back, the objects just written are deleted
+ * (they are never referenced: their key names this writer's fence) and LeaseLost is thrown.
+ * `finalizerFence` commits into a sealed chunk as the finalizer holding that batch lease instead.
  */
-export async function commitSegment(deps: SegmentDeps, chunk: ChunkRef, seq: number, entries: readonly PendingResult[]): Promise<void> {
+export async function commitSegment(
+  deps: SegmentDeps,
+  chunk: ChunkRef,
+  seq: number,
+  entries: readonly PendingResult[],
+  opts: { finalizerFence?: number } = {},
+): Promise<void> {
   const last = entries.at(-1);
   if (!last) throw new Error("commitSegment needs at least one result");
   const byKind: Record<SegmentKind, string[]> = { output: [], error: [] };
   const usage = { promptTokens: 0, completionTokens: 0, cachedTokens: 0, reasoningTokens: 0 };
-  for (const { result } of entries) {
+  const failed: RequestErrorEntry[] = [];
+  for (const { result, requestIndex, lineNo } of entries) {
     byKind[result.kind].push(result.text);
+    if (result.failure) failed.push({ requestIndex, customId: result.customId, line: lineNo, ...result.failure });
     usage.promptTokens += result.usage.promptTokens;
     usage.completionTokens += result.usage.completionTokens;
     usage.cachedTokens += result.usage.cachedTokens;
@@ -55,7 +74,8 @@ export async function commitSegment(deps: SegmentDeps, chunk: ChunkRef, seq: num
       .map(async (kind) => {
         const lines = byKind[kind];
         const body = Buffer.from(`${lines.join("\n")}\n`, "utf8");
-        const key = keys.segment(chunk.batchId, kind, chunk.idx, seq, chunk.fence);
+        const writer = opts.finalizerFence === undefined ? chunk.fence : `w${opts.finalizerFence}`;
+        const key = keys.segment(chunk.batchId, kind, chunk.idx, seq, writer);
         await putObject(deps, key, body);
         return { kind, key, bytes: body.length, lines: lines.length };
       }),
@@ -71,10 +91,39 @@ export async function commitSegment(deps: SegmentDeps, chunk: ChunkRef, seq: num
     ...usage,
     objects,
   };
-  await deps.db.transaction().execute(async (tx) => {
-    if (!(await advanceCheckpoint(tx, commit))) throw new LeaseLost(`chunk ${chunk.batchId}/${chunk.idx} (fence ${chunk.fence}, seq ${seq})`);
-    await recordSegments(tx, commit);
-  });
+  try {
+    await deps.db.transaction().execute(async (tx) => {
+      const advanced =
+        opts.finalizerFence === undefined ? await advanceCheckpoint(tx, commit) : await advanceSealedCheckpoint(tx, commit, opts.finalizerFence);
+      if (!advanced) throw new LeaseLost(`chunk ${chunk.batchId}/${chunk.idx} (fence ${chunk.fence}, seq ${seq})`);
+      await recordSegments(tx, commit);
+      await recordRequestErrors(tx, chunk.batchId, chunk.idx, failed);
+    });
+  } catch (err) {
+    if (err instanceof LeaseLost) await deleteUnreferenced(deps, chunk, seq, objects.map((o) => o.key));
+    throw err;
+  }
+}
+
+/**
+ * Deletes a fenced-out commit's objects, unless an earlier try of this very commit did land
+ * (its reply lost with the connection) and a segment row names them. Best effort: what stays is
+ * swept with the batch's prefix once the batch is final.
+ */
+async function deleteUnreferenced(deps: SegmentDeps, chunk: ChunkRef, seq: number, written: string[]): Promise<void> {
+  try {
+    const rows = await deps.db
+      .selectFrom("segments")
+      .select("s3_key")
+      .where("batch_id", "=", chunk.batchId)
+      .where("chunk_idx", "=", chunk.idx)
+      .where("seq", "=", seq)
+      .execute();
+    const referenced = new Set(rows.map((r) => r.s3_key));
+    await deleteObjects(deps, written.filter((k) => !referenced.has(k)));
+  } catch {
+    // Left for the prefix sweep.
+  }
 }
 
 export interface SegmentWriterOptions {
@@ -90,6 +139,8 @@ export interface SegmentWriterOptions {
   onSettled: () => void;
   /** Called once when a background commit fails; the writer commits nothing after that. */
   onError: (err: unknown) => void;
+  /** Told of each commit error about to be retried. */
+  onRetry?: (err: unknown, attempt: number) => void;
 }
 
 /**
@@ -106,6 +157,8 @@ export class SegmentWriter {
   private seq: number;
   private closed = false;
   private failure: { error: unknown } | undefined;
+  /** Aborted by close(): a commit waiting to retry gives up. */
+  private readonly abort = new AbortController();
 
   constructor(private readonly opts: SegmentWriterOptions) {
     this.seq = opts.firstSeq;
@@ -141,10 +194,11 @@ export class SegmentWriter {
     while (this.lines.length > 0) await this.commitPending();
   }
 
-  /** Stops timers and background commits; pending results are dropped. */
+  /** Stops timers, background commits and commit retries; pending results are dropped. */
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
+    this.abort.abort();
   }
 
   private arm(ms: number): void {
@@ -171,13 +225,18 @@ export class SegmentWriter {
     }
   }
 
-  /** Commits the oldest `maxLines` pending results as the next segment. */
+  /** Commits the oldest `maxLines` pending results as the next segment, riding out S3 and Postgres hiccups. */
   private async commitPending(): Promise<void> {
     const batch = this.lines.splice(0, this.opts.maxLines);
     clearTimeout(this.timer);
     // What stays behind arrived during the previous commit; its age counts from now.
     if (this.lines.length > 0) this.firstAt = Date.now();
-    await commitSegment(this.opts.deps, this.opts.chunk, this.seq, batch);
+    await withRetries(() => commitSegment(this.opts.deps, this.opts.chunk, this.seq, batch), {
+      retryable: (err) => !(err instanceof LeaseLost),
+      maxMs: COMMIT_RETRY_MS,
+      signal: this.abort.signal,
+      ...(this.opts.onRetry ? { onRetry: this.opts.onRetry } : {}),
+    });
     this.seq++;
   }
 }

@@ -37,7 +37,7 @@ export const configSchema = z.object({
   AGENT_POLL_MS: z.coerce.number().int().min(10).default(500),
   ENGINE_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
   ENGINE_TIMEOUT_MS: z.coerce.number().int().min(100).default(600_000),
-  /** Claims of one chunk that may end in a crash or failure before its remaining requests fail as `chunk_failed`. */
+  /** Claims of one chunk that may end in a crash, a failed run or an engine outage before its remaining requests fail as `chunk_failed`. */
   CHUNK_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
   /** How long a SIGTERMed agent lets in-flight requests finish before it aborts them, commits and releases. */
   AGENT_SHUTDOWN_GRACE_MS: int(10_000),

@@ -114,7 +114,7 @@ export interface ChunksTable {
   done_at: Timestamp | null;
   /** The agent that completed the chunk. */
   done_by: string | null;
-  /** Claims that ended in a crash (lapsed lease) or a failed run; the poison-chunk cap counts these. */
+  /** Claims that ended in a crash (lapsed lease), a failed run or an engine outage; the poison-chunk cap counts these. */
   failures: Generated<number>;
 }
 

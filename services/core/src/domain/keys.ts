@@ -1,9 +1,14 @@
 /** The S3 key layout. Users read `outputKey` with any S3 client, so it is part of the API. */
 export const keys = {
   input: (tenant: string, fileId: string) => `inputs/${tenant}/${fileId}.jsonl`,
-  /** The fence is in the name so a stale worker can never overwrite a committed segment. */
-  segment: (batchId: string, kind: "output" | "error", chunk: number, seq: number, fence: number) =>
+  /**
+   * The writer's fence is in the name so a stale worker can never overwrite a committed segment:
+   * a chunk runner's lease token, or `w<worker_fence>` for the lines a finalizer writes itself.
+   */
+  segment: (batchId: string, kind: "output" | "error", chunk: number, seq: number, fence: number | string) =>
     `batches/${batchId}/parts/${String(chunk).padStart(6, "0")}-${String(seq).padStart(6, "0")}.${fence}.${kind}.jsonl`,
+  /** Everything a batch's runs wrote, committed or orphaned; deleted once the batch is final. */
+  segmentsPrefix: (batchId: string) => `batches/${batchId}/`,
   output: (tenant: string, batchId: string) => `outputs/${tenant}/${batchId}/output.jsonl`,
   errors: (tenant: string, batchId: string) => `outputs/${tenant}/${batchId}/errors.jsonl`,
   manifest: (tenant: string, batchId: string) => `outputs/${tenant}/${batchId}/manifest.json`,

@@ -6,7 +6,8 @@ export type BatchWork = Extract<BatchStatus, "validating" | "finalizing" | "canc
 
 /**
  * Leases one batch that needs batch-level work: validating it, or stitching its results
- * (finalizing, or cancelling once no chunk is still held by a live lease). SKIP LOCKED plus a
+ * (finalizing or cancelling) once no chunk is still held by a live lease: a batch that expired
+ * or was cancelled mid-run waits for its runners to commit what finished. SKIP LOCKED plus a
  * lapsed-lease check means a crashed worker's batch is simply claimed again by anyone;
  * bumping `worker_fence` locks the old worker's final write out.
  */
@@ -20,7 +21,7 @@ export async function claimBatchWork(
       WHERE status = ANY(${args.kinds}::text[])
         AND (worker_lease_expires_at IS NULL OR worker_lease_expires_at < now())
         AND (${args.batchId ?? null}::text IS NULL OR id = ${args.batchId ?? null})
-        AND (status <> 'cancelling' OR NOT EXISTS (
+        AND (status = 'validating' OR NOT EXISTS (
           SELECT 1 FROM chunks c
           WHERE c.batch_id = b.id AND c.status = 'leased' AND c.lease_expires_at > now()))
       ORDER BY created_at

@@ -1,4 +1,4 @@
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { Readable } from "node:stream";
 
@@ -34,6 +34,16 @@ export async function headObject(b: Bucket, key: string): Promise<{ bytes: numbe
 /** Writes a small object from memory (segments, manifests). */
 export async function putObject(b: Bucket, key: string, body: string | Buffer, contentType = "application/jsonl"): Promise<void> {
   await b.s3.send(new PutObjectCommand({ Bucket: b.bucket, Key: key, Body: body, ContentType: contentType }));
+}
+
+/** The keys under a prefix, one listing page (up to 1,000) at a time. */
+export async function* listKeyPages(b: Bucket, prefix: string): AsyncGenerator<string[]> {
+  let token: string | undefined;
+  do {
+    const page = await b.s3.send(new ListObjectsV2Command({ Bucket: b.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
+    yield (page.Contents ?? []).flatMap((o) => (o.Key ? [o.Key] : []));
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
 }
 
 /** A presigned GET for reading a result with no credentials. */
