@@ -1,9 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { claimChunk, LeaseLost, type Bucket, type Config, type Db, type Logger } from "@barge/core";
+import { claimChunk, LeaseLost, waitingModels, type Bucket, type Config, type Db, type Logger } from "@barge/core";
 import { startChunk, type ChunkRun } from "./chunk-runner.js";
-import { createEngineClient, type EngineClient } from "./engine-client.js";
+import { ConcurrencyController, concurrencyBounds, startLoadPoller } from "./concurrency.js";
+import type { EngineProcess } from "./engine-process.js";
+import { createEngineClient, type EngineClient, type HttpEngineClient } from "./engine-client.js";
 import { finalizeNext, type FinalizerDeps } from "./finalizer.js";
 import { poisonEngine } from "./poison-engine.js";
 import { startRescuer, type Periodic } from "./rescuer.js";
@@ -16,6 +18,8 @@ export interface AgentDeps extends Bucket {
   engineUrl: string;
   /** Defaults to AGENT_ID, else hostname-pid-random. */
   agentId?: string;
+  /** The engine this agent starts itself (ENGINE_COMMAND), serving at engineUrl; it picks and swaps the model. */
+  engineProcess?: EngineProcess;
 }
 
 /** A GPU node agent: claims chunks its engine can serve, runs them, and finalizes batches. */
@@ -49,9 +53,11 @@ export function createAgent(deps: AgentDeps): Agent {
     leaseSeconds: config.LEASE_SECONDS,
     segmentMaxLines: config.SEGMENT_MAX_LINES,
   };
+  // One controller for the agent's lifetime: what it learned about the engine outlives any one chunk.
+  const concurrency = new ConcurrencyController(concurrencyBounds(config));
   // Batches a chunk run just made ready to stitch: finalized before anything else is claimed.
   const woken = new Set<string>();
-  let engine: EngineClient | undefined;
+  let engine: HttpEngineClient | undefined;
   let models: string[] = [];
   let current: ChunkRun | undefined;
   let wakeIdle: (() => void) | undefined;
@@ -103,6 +109,39 @@ export function createAgent(deps: AgentDeps): Agent {
     await register();
   }
 
+  /** Starts the ENGINE_COMMAND engine on the model waited for longest (or ENGINE_MODEL); waits while nothing waits. */
+  async function loadFirstModel(proc: EngineProcess): Promise<void> {
+    while (!stopCtl.signal.aborted) {
+      const model = (await waitingModels(deps.db))[0]?.model ?? config.ENGINE_MODEL;
+      if (model !== undefined) {
+        await proc.start(model);
+        // A stop that came meanwhile already stopped the engine it found: stop this one too.
+        if (stopCtl.signal.aborted) await proc.stop();
+        return;
+      }
+      await sleep(config.AGENT_POLL_MS, undefined, { signal: stopCtl.signal }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Called when nothing could be claimed: the loaded model has no queued work. Swapping costs a
+   * model load, so it only happens for work that has waited ENGINE_SWAP_AFTER_SECONDS; until then
+   * an agent already serving that model may take it.
+   */
+  async function maybeSwap(proc: EngineProcess, client: EngineClient): Promise<boolean> {
+    const due = Date.now() - config.ENGINE_SWAP_AFTER_SECONDS * 1000;
+    const next = (await waitingModels(deps.db)).find((w) => w.model !== proc.model && w.oldest.getTime() <= due);
+    if (!next) return false;
+    log.info({ from: proc.model, to: next.model, waitingSince: next.oldest }, "no work for the loaded model: swapping the engine");
+    // Nothing claimed means nothing in flight: the engine is already drained.
+    models = [];
+    await proc.start(next.model);
+    const served = await waitForModels(client);
+    if (served.length > 0) models = served;
+    await register();
+    return true;
+  }
+
   async function finalizeOne(batchId?: string): Promise<boolean> {
     try {
       return (await finalizeNext(finalizerDeps, id, batchId)) !== undefined;
@@ -134,6 +173,8 @@ export function createAgent(deps: AgentDeps): Agent {
               s3: deps.s3,
               bucket: deps.bucket,
               engine: poisoned ? poisonEngine(client, chunk.failures) : client,
+              // A poisoned run's instant failures say nothing about the engine's capacity.
+              ...(poisoned ? {} : { concurrency }),
               log,
               config,
               onFinalizable: (batchId) => woken.add(batchId),
@@ -152,12 +193,15 @@ export function createAgent(deps: AgentDeps): Agent {
           if (outcome !== undefined) worked = true;
           // The engine went away: claim nothing more until it lists its models again.
           if (outcome === "engine_down") {
+            // A supervised engine that died is being restarted by its supervisor; this waits for it.
             const served = await waitForModels(client);
             if (served.length > 0) {
               models = served;
               log.info({ models }, "engine answers again; claiming");
             }
           }
+        } else if (deps.engineProcess && !stopCtl.signal.aborted && (await maybeSwap(deps.engineProcess, client))) {
+          worked = true;
         }
       } catch (err) {
         log.error({ err }, "claim loop step failed");
@@ -193,6 +237,7 @@ export function createAgent(deps: AgentDeps): Agent {
     for (const task of background) task.stop();
     background = [];
     await engine?.close();
+    await deps.engineProcess?.stop();
     log.info({ graceful }, "agent stopped");
     markStopped();
   }
@@ -205,18 +250,22 @@ export function createAgent(deps: AgentDeps): Agent {
       started = true;
       engine = createEngineClient({
         baseUrl: deps.engineUrl,
-        connections: config.AGENT_CONCURRENCY,
+        connections: concurrency.bounds.max,
         timeoutMs: config.ENGINE_TIMEOUT_MS,
         maxAttempts: config.ENGINE_MAX_ATTEMPTS,
       });
       const client = engine;
+      if (deps.engineProcess) await loadFirstModel(deps.engineProcess);
       models = await waitForModels(client);
       if (stopCtl.signal.aborted) return;
       await register();
       // A stop that came while registering has already run its shutdown: start nothing more.
       if (stopCtl.signal.aborted) return;
       log.info({ models, engine: deps.engineUrl }, "agent registered");
-      background = [startRescuer({ db: deps.db, s3: deps.s3, bucket: deps.bucket, log, intervalMs: config.LEASE_SECONDS * 500 })];
+      background = [
+        startRescuer({ db: deps.db, s3: deps.s3, bucket: deps.bucket, log, intervalMs: config.LEASE_SECONDS * 500 }),
+        startLoadPoller({ controller: concurrency, fetchMetrics: (signal) => client.metrics(signal), log, intervalMs: config.AGENT_METRICS_POLL_MS }),
+      ];
       const presence = setInterval(() => {
         refresh(client).catch((err: unknown) => log.warn({ err }, "agent heartbeat failed"));
       }, config.LEASE_SECONDS * 1000);

@@ -12,6 +12,7 @@ import {
   type Line,
   type Logger,
 } from "@barge/core";
+import type { ConcurrencyController } from "./concurrency.js";
 import { EngineRequestError, type EngineClient } from "./engine-client.js";
 import { inputLines, parseRequest } from "./input-lines.js";
 import { Notifier } from "./notifier.js";
@@ -37,8 +38,10 @@ export interface ChunkRunnerDeps extends Bucket {
   engine: EngineClient;
   log: Logger;
   config: Pick<Config, "AGENT_CONCURRENCY" | "SEGMENT_MAX_LINES" | "SEGMENT_MAX_MS" | "LEASE_SECONDS">;
-  /** How far ahead of the oldest unfinished request dispatch may run; default 4 x concurrency. */
+  /** How far ahead of the oldest unfinished request dispatch may run; default 4 x the highest concurrency. */
   window?: number;
+  /** Sizes in-flight requests and learns from each one; without it the limit is AGENT_CONCURRENCY, fixed. */
+  concurrency?: ConcurrencyController;
   /** Called when this run left its batch ready for the finalizer (now finalizing, or cancelling). */
   onFinalizable?: (batchId: string) => void;
 }
@@ -71,10 +74,14 @@ const RANK: Record<StopReason, number> = { release: 1, outage: 1, cancel: 2, los
 export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
   const ref: ChunkRef = { batchId: chunk.batch_id, idx: chunk.idx, fence: chunk.fence };
   const log = deps.log.child({ batch: ref.batchId, chunk: ref.idx, fence: ref.fence });
-  const { AGENT_CONCURRENCY: concurrency, SEGMENT_MAX_LINES: maxLines, LEASE_SECONDS: leaseSeconds } = deps.config;
+  const { SEGMENT_MAX_LINES: maxLines, LEASE_SECONDS: leaseSeconds } = deps.config;
+  const controller = deps.concurrency;
+  const limit = () => controller?.limit ?? deps.config.AGENT_CONCURRENCY;
   const remaining = chunk.request_count - chunk.committed;
-  const reorder = new ReorderBuffer<PendingResult>(deps.window ?? 4 * concurrency);
+  const reorder = new ReorderBuffer<PendingResult>(deps.window ?? 4 * (controller?.bounds.max ?? deps.config.AGENT_CONCURRENCY));
   const changed = new Notifier();
+  // A raised limit must wake a dispatcher parked on the old one.
+  const unsubscribe = controller?.onChange(() => changed.notify());
   const inflightCtl = new AbortController();
   let inflight = 0;
   let dispatched = 0;
@@ -162,12 +169,19 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
     const requestId = `${ref.batchId}:${requestIndex}`;
     inflight++;
     dispatched++;
+    const sentAt = performance.now();
     deps.engine
       .send({ url: req.url, body: req.body, requestId }, inflightCtl.signal)
       .then(
-        (res): ResultLine =>
-          buildResultLine(req.customId, { kind: "response", status: res.status, body: res.body, requestId: res.requestId, attempts: res.attempts }),
-        (err: unknown) => failedResult(req.customId, err),
+        (res): ResultLine => {
+          const backpressure = res.backpressure === true || res.status === 429 || res.status === 503;
+          controller?.observeRequest({ latencyMs: performance.now() - sentAt, outcome: backpressure ? "backpressure" : res.status >= 500 ? "error" : "ok" });
+          return buildResultLine(req.customId, { kind: "response", status: res.status, body: res.body, requestId: res.requestId, attempts: res.attempts });
+        },
+        (err: unknown) => {
+          if (!inflightCtl.signal.aborted) controller?.observeRequest({ latencyMs: performance.now() - sentAt, outcome: "error" });
+          return failedResult(req.customId, err);
+        },
       )
       .then((result) => {
         inflight--;
@@ -188,7 +202,7 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
       // Blank lines were skipped by validation too, so request numbering matches the chunk index.
       if (line.text.trim() === "") continue;
       // Pulling the next line only when it can be sent is what lets the stream's backpressure bound memory.
-      while (reason === undefined && !(inflight < concurrency && reorder.canAccept(pos) && writer.pending < maxLines)) await changed.wait();
+      while (reason === undefined && !(inflight < limit() && reorder.canAccept(pos) && writer.pending < maxLines)) await changed.wait();
       if (reason !== undefined) return;
       dispatch(pos, line);
       if (++pos === remaining) return;
@@ -266,6 +280,7 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
     })
     .finally(() => {
       clearInterval(timer);
+      unsubscribe?.();
       writer.close();
     });
 

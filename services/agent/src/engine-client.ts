@@ -31,6 +31,8 @@ export interface EngineResponse {
   /** The engine's echoed `x-request-id`, or ours when it echoed none. */
   requestId: string;
   attempts: number;
+  /** Some attempt was answered 429 or 503: the engine was full, which the concurrency controller backs off from. */
+  backpressure?: boolean;
 }
 
 /** The engine never answered (connection refused or reset, or timed out) on any attempt. */
@@ -57,6 +59,12 @@ export interface EngineClient {
   close(): Promise<void>;
 }
 
+/** The HTTP engine client also reads the engine's load, which stand-in engines need not offer. */
+export interface HttpEngineClient extends EngineClient {
+  /** The engine's Prometheus text (GET /metrics), in one attempt. */
+  metrics(signal?: AbortSignal): Promise<string>;
+}
+
 /** One attempt's non-HTTP failure, before the retry loop decides what to do with it. */
 class AttemptFailure extends Error {
   constructor(
@@ -75,7 +83,7 @@ interface RawAnswer {
 }
 
 /** Creates an engine client over one keep-alive undici Pool. */
-export function createEngineClient(opts: EngineClientOptions): EngineClient {
+export function createEngineClient(opts: EngineClientOptions): HttpEngineClient {
   const base = new URL(opts.baseUrl);
   const prefix = base.pathname.replace(/\/+$/, "");
   const backoffBase = opts.backoffBaseMs ?? 100;
@@ -127,6 +135,7 @@ export function createEngineClient(opts: EngineClientOptions): EngineClient {
     async send(req, signal) {
       const headers = { "content-type": "application/json", "x-request-id": req.requestId };
       const payload = JSON.stringify(req.body);
+      let backpressure = false;
       for (let attempt = 1; ; attempt++) {
         let answer: RawAnswer | undefined;
         let failure: AttemptFailure | undefined;
@@ -137,9 +146,10 @@ export function createEngineClient(opts: EngineClientOptions): EngineClient {
           failure = err;
         }
         const retryable = answer === undefined || answer.status === 429 || answer.status >= 500;
+        if (answer?.status === 429 || answer?.status === 503) backpressure = true;
         if (answer && (!retryable || attempt >= opts.maxAttempts)) {
           const echoed = answer.headers["x-request-id"];
-          return { status: answer.status, body: parseBody(answer.text), requestId: typeof echoed === "string" ? echoed : req.requestId, attempts: attempt };
+          return { status: answer.status, body: parseBody(answer.text), requestId: typeof echoed === "string" ? echoed : req.requestId, attempts: attempt, backpressure };
         }
         if (failure && attempt >= opts.maxAttempts) throw new EngineRequestError(failure.code, failure.message, attempt, failure.refused);
         await sleep(delayMs(attempt, answer ? retryAfter(answer.headers["retry-after"]) : undefined), undefined, signal ? { signal } : {});
@@ -151,6 +161,12 @@ export function createEngineClient(opts: EngineClientOptions): EngineClient {
       if (answer.status !== 200) throw new Error(`GET /v1/models answered ${answer.status}: ${answer.text.slice(0, 200)}`);
       const body = parseBody(answer.text) as { data?: { id?: unknown }[] };
       return (body.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === "string");
+    },
+
+    async metrics(signal) {
+      const answer = await once("GET", "/metrics", { accept: "text/plain" }, undefined, signal);
+      if (answer.status !== 200) throw new Error(`GET /metrics answered ${answer.status}`);
+      return answer.text;
     },
 
     async close() {

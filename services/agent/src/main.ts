@@ -1,16 +1,20 @@
 import { createDb, createLogger, createS3Client, loadConfig, migrate, s3Settings } from "@barge/core";
 import { createAgent } from "./agent.js";
+import { createEngineProcess } from "./engine-process.js";
 
 // Standalone agent process: one per GPU node, beside that node's vLLM server.
 const config = loadConfig();
 const log = createLogger("agent", config.LOG_LEVEL);
 if (!config.DATABASE_URL) throw new Error("DATABASE_URL is required to run an agent");
-if (!config.VLLM_URL) throw new Error("VLLM_URL is required to run an agent");
+if (!config.VLLM_URL && !config.ENGINE_COMMAND) throw new Error("VLLM_URL is required to run an agent (or ENGINE_COMMAND, to start the engine itself)");
+// With ENGINE_COMMAND the agent runs its engine itself, on loopback at ENGINE_PORT.
+const engineProcess = config.ENGINE_COMMAND ? createEngineProcess({ command: config.ENGINE_COMMAND, port: config.ENGINE_PORT, log }) : undefined;
+const engineUrl = engineProcess ? `http://127.0.0.1:${config.ENGINE_PORT}` : config.VLLM_URL!;
 
 const db = createDb({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA });
 await migrate(db, config.DATABASE_SCHEMA);
 const s3 = createS3Client(s3Settings(config));
-const agent = createAgent({ db, s3, bucket: config.S3_BUCKET, config, log, engineUrl: config.VLLM_URL });
+const agent = createAgent({ db, s3, bucket: config.S3_BUCKET, config, log, engineUrl, ...(engineProcess ? { engineProcess } : {}) });
 
 let signalled = false;
 const onSignal = (signal: NodeJS.Signals) => {

@@ -33,8 +33,29 @@ export const configSchema = z.object({
   SEGMENT_MAX_MS: z.coerce.number().int().min(50).default(2000),
   LEASE_SECONDS: z.coerce.number().int().min(2).default(30),
   AGENT_ID: z.string().optional(),
+  /** In-flight engine requests an agent starts with; the adaptive limit moves from there. */
   AGENT_CONCURRENCY: z.coerce.number().int().min(1).default(64),
+  /** Floor of the adaptive concurrency limit. */
+  AGENT_MIN_CONCURRENCY: z.coerce.number().int().min(1).default(1),
+  /**
+   * Ceiling of the adaptive concurrency limit. Unset, it is AGENT_CONCURRENCY, which then stays the
+   * hard bound on in-flight requests it always was (the limit can only shrink below it).
+   */
+  AGENT_MAX_CONCURRENCY: z.coerce.number().int().min(1).optional(),
+  /** How often the agent reads the engine's /metrics to size its concurrency. */
+  AGENT_METRICS_POLL_MS: z.coerce.number().int().min(50).default(250),
   AGENT_POLL_MS: z.coerce.number().int().min(10).default(500),
+  /**
+   * When set, the agent starts and supervises its engine itself: an argv template (split on
+   * whitespace, no shell) with `{model}` and `{port}`, e.g. `vllm serve {model} --port {port}`.
+   */
+  ENGINE_COMMAND: z.string().min(1).optional(),
+  /** Port the ENGINE_COMMAND engine listens on; the agent talks to 127.0.0.1 on it. */
+  ENGINE_PORT: z.coerce.number().int().min(1).max(65535).default(8000),
+  /** The model an ENGINE_COMMAND engine loads first when no work waits; unset, the agent waits for work. */
+  ENGINE_MODEL: z.string().min(1).optional(),
+  /** An idle ENGINE_COMMAND agent swaps to another model once that model's oldest waiting batch is this old. */
+  ENGINE_SWAP_AFTER_SECONDS: int(60),
   ENGINE_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
   ENGINE_TIMEOUT_MS: z.coerce.number().int().min(100).default(600_000),
   /** Claims of one chunk that may end in a crash, a failed run or an engine outage before its remaining requests fail as `chunk_failed`. */
@@ -85,6 +106,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   // Checked here rather than in the schema, which must stay a plain object for the name list above.
   if (parsed.data.WEBHOOK_URLS.length > 0 && !parsed.data.WEBHOOK_SECRET) {
     throw new Error("invalid configuration:\n  WEBHOOK_URLS: webhooks are signed, so WEBHOOK_SECRET must be set too");
+  }
+  if (parsed.data.AGENT_MIN_CONCURRENCY > (parsed.data.AGENT_MAX_CONCURRENCY ?? parsed.data.AGENT_CONCURRENCY)) {
+    throw new Error("invalid configuration:\n  AGENT_MIN_CONCURRENCY: must not exceed AGENT_MAX_CONCURRENCY (or AGENT_CONCURRENCY, when that is unset)");
   }
   return parsed.data;
 }

@@ -32,5 +32,6 @@ export * from "./queue/expire-batches.js";
 export * from "./queue/advance-sealed-checkpoint.js";
 export * from "./queue/record-request-errors.js";
 export * from "./queue/find-leftover-segments.js";
+export * from "./queue/waiting-models.js";
 export * from "./work/validate-batch.js";
 export * from "./storage/stitch.js";
