@@ -2,6 +2,7 @@ import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { chatPromptTokens } from "@barge/engine-sim";
 import { MODEL, type SimSettings } from "./stack.js";
+import { mulberry32 } from "@barge/engine-sim/prng";
 
 // Batch inputs: N chat-completions request lines streamed to a file, never held in memory,
 // with the token counts engine-sim will charge for them (its own token counting, and
@@ -34,18 +35,6 @@ const WORDS = [
   "summarize", "translate", "explain", "classify", "extract", "review", "answer", "the", "of", "and", "to", "in",
 ];
 
-/** A small deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A long text of plain words (nothing JSON must escape) to cut prompts from. */
 export function wordText(rand: () => number, chars: number): string {
   let text = "";
@@ -59,7 +48,7 @@ function between(rand: () => number, [lo, hi]: [number, number]): number {
 
 /** Writes `n` request lines (`custom_id` req-0 ... req-<n-1>) to `path`, or fewer when `shape.maxBytes` is reached first. */
 export async function writeChatJsonl(path: string, n: number, shape: ChatShape): Promise<Workload> {
-  const rand = prng(shape.seed ?? 42);
+  const rand = mulberry32(shape.seed ?? 42);
   const maxPrompt = shape.promptChars[1];
   const corpus = wordText(rand, 64 * 1024 + maxPrompt);
   const out = createWriteStream(path);

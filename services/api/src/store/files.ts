@@ -1,22 +1,9 @@
-import { Conflict, NotFound, type Db, type FilePurpose, type FileRow, type FileStatus } from "@barge/core";
+import { Conflict, NotFound, type Db, type FilePurpose, type FileRow, type NewFile } from "@barge/core";
 
 /** Batch states that still read their input file. */
 const RUNNING = ["validating", "in_progress", "finalizing", "cancelling"] as const;
 
-/** The columns a new file row needs. */
-export interface NewFile {
-  id: string;
-  tenant: string;
-  purpose: FilePurpose;
-  filename: string;
-  bytes: number;
-  status: FileStatus;
-  s3_key: string;
-  upload_expires_at?: Date | null;
-  created_at?: Date;
-  /** OpenAI's `expires_after`, resolved: when the sweeper deletes the file. */
-  expires_at?: Date | null;
-}
+export type { NewFile };
 
 /** Inserts a file row and returns it. */
 export function insertFile(db: Db, f: NewFile): Promise<FileRow> {

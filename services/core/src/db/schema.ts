@@ -19,6 +19,7 @@ export interface FilesTable {
   created_at: CreatedAt;
   /** For `pending` uploads: when the presigned URL lapses and the sweeper may delete it. */
   upload_expires_at: Timestamp | null;
+  /** OpenAI's `expires_after`, resolved: when the sweeper deletes the file. */
   expires_at: Timestamp | null;
 }
 
@@ -238,6 +239,7 @@ export type SegmentRow = Selectable<SegmentsTable>;
 export type RequestErrorRow = Selectable<RequestErrorsTable>;
 export type UploadRow = Selectable<UploadsTable>;
 export type UploadPartRow = Selectable<UploadPartsTable>;
+export type NewFile = Insertable<FilesTable>;
 export type NewBatch = Insertable<BatchesTable>;
 export type NewChunk = Insertable<ChunksTable>;
 export type BatchUpdate = Updateable<BatchesTable>;
