@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  BUNDLE_DIR,
   RESULTS_DIR,
   Scope,
   benchProfiles,
@@ -21,6 +22,7 @@ import { validate } from "./benchmarks/validate.js";
 import { stitch } from "./benchmarks/stitch.js";
 import { poll } from "./benchmarks/poll.js";
 import { firstResult } from "./benchmarks/first-result.js";
+import { buildServices } from "../../infra/build.js";
 
 // `pnpm bench [--quick] [--profile] [name...]`: runs the benchmarks one after another, each on
 // its own freshly started processes, and writes test/bench/results/<name>.json for each.
@@ -31,7 +33,8 @@ const USAGE = `usage: pnpm bench [--quick] [--profile] [${ALL.map((b) => b.name)
   --quick     smoke run at BENCH_SCALE=0.02 (sizes shrunk; figures indicative only)
   --profile   run the agent and API with --cpu-prof; profiles and their summaries go to test/bench/results/
 env: BENCH_SCALE=<factor> scales every size; BENCH_KEEP=1 keeps the temporary data dirs;
-     BENCH_NODE_OPTIONS=<flags> is NODE_OPTIONS for the API and agent processes only`;
+     BENCH_NODE_OPTIONS=<flags> is NODE_OPTIONS for the API and agent processes only;
+     BENCH_SOURCE=1 runs the services' TypeScript through tsx instead of the production bundles`;
 
 let current: Scope | undefined;
 let interrupted = false;
@@ -101,6 +104,8 @@ async function main(): Promise<void> {
   const unknown = names.filter((n) => !ALL.some((b) => b.name === n));
   if (unknown.length > 0) throw new Error(`unknown benchmark ${unknown.join(", ")}\n${USAGE}`);
   const chosen = names.length === 0 ? ALL : ALL.filter((b) => names.includes(b.name));
+  // The services run as they are deployed: the production bundles of this checkout.
+  if (!options.source) await buildServices(BUNDLE_DIR);
   const results: BenchResult[] = [];
   for (const b of chosen) {
     if (interrupted) break;

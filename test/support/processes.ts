@@ -26,9 +26,10 @@ export interface Child {
 export class Children {
   private readonly all: Child[] = [];
 
-  /** Starts `node --import tsx <script> ...args` with `env` on top of this process's env. */
+  /** Starts `node <script> ...args` (through tsx for TypeScript) with `env` on top of this process's env. */
   start(script: string, args: string[], env: Record<string, string>): Child {
-    const proc = spawn(process.execPath, ["--import", "tsx", script, ...args], {
+    const loader = script.endsWith(".ts") ? ["--import", "tsx"] : [];
+    const proc = spawn(process.execPath, [...loader, script, ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "ignore", "pipe"],
     });

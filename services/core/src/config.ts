@@ -87,6 +87,11 @@ export const configSchema = z.object({
   /** Delivery attempts per webhook event and endpoint before it is given up. */
   WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(10),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /**
+   * How far V8 may grow the old generation past the live data after each full GC, in percent, for
+   * the API and agent processes; 0 leaves V8's own heuristic (up to 4x live).
+   */
+  HEAP_GROWING_PERCENT: z.coerce.number().int().min(0).max(300).default(50),
 });
 
 export type Config = z.infer<typeof configSchema>;

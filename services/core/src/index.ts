@@ -1,6 +1,7 @@
 export * from "./config.js";
 export * from "./errors.js";
 export * from "./log.js";
+export * from "./heap-policy.js";
 export * from "./db/connect.js";
 export * from "./db/schema.js";
 export * from "./db/progress.js";

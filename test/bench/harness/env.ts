@@ -17,6 +17,16 @@ export interface BenchOptions {
   keep: boolean;
   /** NODE_OPTIONS for the API and agent processes only (BENCH_NODE_OPTIONS), recorded with the results. */
   nodeOptions: string | null;
+  /** Run the services' TypeScript sources through tsx (BENCH_SOURCE=1) instead of the production bundles. */
+  source: boolean;
+}
+
+/** Where `pnpm bench` puts the production bundles it runs (`pnpm build` into a scratch dir). */
+export const BUNDLE_DIR = resolve(ROOT, ".tmp/bench-dist");
+
+/** The entry point of a service: its production bundle, or with `source` its TypeScript main. */
+export function serviceEntry(opts: BenchOptions, service: "api" | "agent" | "engine-sim"): string {
+  return opts.source ? `services/${service}/src/main.ts` : resolve(BUNDLE_DIR, `${service}.mjs`);
 }
 
 /** Scale of a --quick smoke run: every figure is then indicative only. */
@@ -36,7 +46,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv): {
   const raw = env.BENCH_SCALE;
   const scale = raw !== undefined && raw !== "" ? Number(raw) : quick ? QUICK_SCALE : 1;
   if (!Number.isFinite(scale) || scale <= 0) throw new Error(`BENCH_SCALE must be a positive number, not ${JSON.stringify(raw)}`);
-  return { options: { scale, quick, profile, keep: env.BENCH_KEEP === "1", nodeOptions: env.BENCH_NODE_OPTIONS || null }, names };
+  return { options: { scale, quick, profile, keep: env.BENCH_KEEP === "1", nodeOptions: env.BENCH_NODE_OPTIONS || null, source: env.BENCH_SOURCE === "1" }, names };
 }
 
 /** `n` scaled, never below `min`. */

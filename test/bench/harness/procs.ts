@@ -60,7 +60,7 @@ export class Scope {
 export interface NodeServiceOptions {
   /** A short name, used for the log file and in messages. */
   name: string;
-  /** A TypeScript entry point relative to the repository root. */
+  /** A built `.mjs` bundle, or a TypeScript entry point (run through tsx) relative to the repository root. */
   script: string;
   args?: string[];
   env: Record<string, string | undefined>;
@@ -86,14 +86,15 @@ export interface NodeService {
   readonly exited: Promise<number | null>;
 }
 
-/** Starts `node --import tsx <script>` from the repository root and waits until `ready()` holds. */
+/** Starts `node <script>` (through tsx for TypeScript) from the repository root and waits until `ready()` holds. */
 export async function startNodeService(o: NodeServiceOptions): Promise<NodeService> {
   ensureDir(o.logDir);
   const logFile = join(o.logDir, `${o.name}.log`);
   const fd = openSync(logFile, "w");
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [...(o.nodeArgs ?? []), "--import", "tsx", o.script, ...(o.args ?? [])], {
+    const loader = o.script.endsWith(".ts") ? ["--import", "tsx"] : [];
+    child = spawn(process.execPath, [...(o.nodeArgs ?? []), ...loader, o.script, ...(o.args ?? [])], {
       cwd: ROOT,
       env: cleanEnv(o.env),
       stdio: ["ignore", fd, fd],

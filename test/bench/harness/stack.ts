@@ -4,7 +4,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { createDb, createS3Client, migrate, type Db } from "@barge/core";
 import { startEmbeddedPostgres } from "@barge/cli/stack/postgres";
 import { freePort } from "@barge/cli/stack/ports";
-import { RESULTS_DIR, ensureDir, type BenchOptions } from "./env.js";
+import { RESULTS_DIR, ensureDir, serviceEntry, type BenchOptions } from "./env.js";
 import { startNodeService, type NodeService, type Scope } from "./procs.js";
 import { startRgw, type S3Endpoint } from "./rgw.js";
 
@@ -88,7 +88,7 @@ export async function startBenchStack(o: BenchStackOptions): Promise<BenchStack>
   const simUrl = `http://127.0.0.1:${simPort}`;
   const sim = await startNodeService({
     name: "engine-sim",
-    script: "services/engine-sim/src/main.ts",
+    script: serviceEntry(o.opts, "engine-sim"),
     args: [
       "serve", MODEL,
       "--port", String(simPort),
@@ -129,7 +129,7 @@ export async function startBenchStack(o: BenchStackOptions): Promise<BenchStack>
   const childEnv = (extra: Record<string, string> | undefined) => ({ ...process.env, ...env, ...nodeOptions, ...extra });
   const profileArgs = (tag: string) =>
     o.opts.profile
-      ? // One dir per process: node writes a profile per thread (tsx's loader hooks run in a worker).
+      ? // One dir per process: node writes a profile per thread (under tsx its loader hooks run in a worker).
         ["--cpu-prof", `--cpu-prof-dir=${ensureDir(join(RESULTS_DIR, "profiles", o.bench, tag))}`]
       : [];
 
@@ -147,7 +147,7 @@ export async function startBenchStack(o: BenchStackOptions): Promise<BenchStack>
       const url = `http://127.0.0.1:${port}`;
       const service = await startNodeService({
         name: tag,
-        script: "services/api/src/main.ts",
+        script: serviceEntry(o.opts, "api"),
         env: childEnv({ API_HOST: "127.0.0.1", API_PORT: String(port), ...extra }),
         nodeArgs: profileArgs(tag),
         logDir,
@@ -162,7 +162,7 @@ export async function startBenchStack(o: BenchStackOptions): Promise<BenchStack>
       await db.deleteFrom("agents").where("id", "=", id).execute();
       const service = await startNodeService({
         name: tag,
-        script: "services/agent/src/main.ts",
+        script: serviceEntry(o.opts, "agent"),
         env: childEnv({ AGENT_ID: id, ...extra }),
         nodeArgs: profileArgs(tag),
         logDir,
