@@ -12,6 +12,7 @@ import {
   type Line,
   type Logger,
 } from "@barge/core";
+import { buildChunkPart } from "./chunk-part.js";
 import type { ConcurrencyController } from "./concurrency.js";
 import { EngineRequestError, type EngineClient } from "./engine-client.js";
 import { inputLines, parseRequest } from "./input-lines.js";
@@ -249,6 +250,8 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
           }),
         { retryable: (err) => !(err instanceof LeaseLost), maxMs: CLOSE_RETRY_MS },
       );
+      // The chunk's output joins the batch's output upload now, so finalizing moves no bytes.
+      await buildChunkPart(deps, ref, { background: !finalizing });
       if (finalizing || reason === "cancel") deps.onFinalizable?.(ref.batchId);
       return "completed";
     }
