@@ -172,16 +172,16 @@ describe("chunk parts: the output is uploaded while the batch runs, finalizing o
   });
 
   it("agents racing to open the batch's output upload end up on one upload", async () => {
-    const { ctx, batchId, tenant, requests, expected } = await ranBatch({ total: 250, chunkSize: 100, extra: BIG });
+    const { ctx, batchId, tenant, requests, expected, chunkBytes } = await ranBatch({ total: 250, chunkSize: 100, extra: BIG });
     await eventually("every chunk part to be recorded", async () => (await partRows(ctx, batchId)).length === 3);
     // As if no agent had opened one yet: three completions race to.
     await ctx.db.deleteFrom("chunk_parts").where("batch_id", "=", batchId).execute();
     await ctx.db.updateTable("batches").set({ output_upload_id: null }).where("id", "=", batchId).execute();
     const deps = { db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, log: testLog };
     const outcomes = await Promise.all([0, 1].map((idx) => uploadChunkPart(deps, { batchId, idx })));
-    expect(outcomes).toEqual(["uploaded", "uploaded"]);
+    expect(outcomes).toEqual([0, 1].map((i) => ({ uploaded: true, bytes: chunkBytes.get(i) })));
     // The small last chunk joins only now that the upload exists.
-    expect(await uploadChunkPart(deps, { batchId, idx: 2 })).toBe("uploaded");
+    expect(await uploadChunkPart(deps, { batchId, idx: 2 })).toEqual({ uploaded: true, bytes: chunkBytes.get(2) });
     const uploadId = (await batchRow(ctx, batchId)).output_upload_id;
     expect((await partRows(ctx, batchId)).map((p) => [p.chunk_idx, p.upload_id])).toEqual([0, 1, 2].map((i) => [i, uploadId]));
     const { count } = await finalize(ctx, batchId);

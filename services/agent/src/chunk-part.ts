@@ -79,8 +79,10 @@ async function outputUpload(deps: ChunkPartDeps, batchId: string, key: string, c
   return row?.output_upload_id ?? undefined;
 }
 
-/** What became of one chunk's part. */
-export type ChunkPartOutcome = "uploaded" | "skipped";
+/** What became of one chunk's part: uploaded and recorded (with its size), or skipped. */
+export type ChunkPartOutcome = { uploaded: true; bytes: number } | { uploaded: false };
+
+const SKIPPED: ChunkPartOutcome = { uploaded: false };
 
 /**
  * Uploads a completed chunk's output (its committed output segments, streamed in order) as its
@@ -89,23 +91,23 @@ export type ChunkPartOutcome = "uploaded" | "skipped";
  */
 export async function uploadChunkPart(deps: ChunkPartDeps, ref: { batchId: string; idx: number }): Promise<ChunkPartOutcome> {
   const batch = await deps.db.selectFrom("batches").select(["tenant", "status", "output_upload_id"]).where("id", "=", ref.batchId).executeTakeFirst();
-  if (!batch || (batch.status !== "in_progress" && batch.status !== "finalizing")) return "skipped";
+  if (!batch || (batch.status !== "in_progress" && batch.status !== "finalizing")) return SKIPPED;
   const out = await chunkOutput(deps.db, ref.batchId, ref.idx);
-  if (out.bytes === 0 || out.bytes > MAX_PART_BYTES || partNumber(ref.idx) > MAX_PARTS) return "skipped";
+  if (out.bytes === 0 || out.bytes > MAX_PART_BYTES || partNumber(ref.idx) > MAX_PARTS) return SKIPPED;
   if (out.bytes < MIN_PART_BYTES) {
     // Only the last part may be small: a small chunk helps only as the last one, and only when
     // bigger chunks already opened the upload (else the batch is stitched the old way anyway).
-    if (batch.output_upload_id === null) return "skipped";
+    if (batch.output_upload_id === null) return SKIPPED;
     const last = await deps.db
       .selectFrom("chunks")
       .select((eb) => eb.fn.max("idx").as("idx"))
       .where("batch_id", "=", ref.batchId)
       .executeTakeFirst();
-    if (last?.idx !== ref.idx) return "skipped";
+    if (last?.idx !== ref.idx) return SKIPPED;
   }
   const key = keys.output(batch.tenant, ref.batchId);
   const uploadId = await outputUpload(deps, ref.batchId, key, batch.output_upload_id);
-  if (!uploadId) return "skipped";
+  if (!uploadId) return SKIPPED;
   const etag = await uploadSegmentsPart(deps, { key, uploadId, partNumber: partNumber(ref.idx), segments: out.segments });
   const recorded = await recordChunkPart(deps.db, {
     batchId: ref.batchId,
@@ -116,23 +118,40 @@ export async function uploadChunkPart(deps: ChunkPartDeps, ref: { batchId: strin
     bytes: out.bytes,
     sourceDigest: sourceDigest(out.segments),
   });
-  return recorded ? "uploaded" : "skipped";
+  return recorded ? { uploaded: true, bytes: out.bytes } : SKIPPED;
+}
+
+/** Whether every other chunk of the batch is done, so this one's completion will start finalizing. */
+async function othersDone(db: Db, ref: { batchId: string; idx: number }): Promise<boolean> {
+  const left = await db
+    .selectFrom("chunks")
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("batch_id", "=", ref.batchId)
+    .where("idx", "<>", ref.idx)
+    .where("status", "<>", "done")
+    .executeTakeFirstOrThrow();
+  return Number(left.n) === 0;
 }
 
 /**
- * Called once a chunk is done: uploads its part (see `uploadChunkPart`) and never throws, since
- * a part that is missing is only rebuilt at finalize, or the batch stitched the old way.
- * `background`: return at once and upload meanwhile (the next chunk need not wait for it).
+ * Called once a chunk's every result is committed, just before it is marked done: uploads its
+ * part (see `uploadChunkPart`) and never throws, since a missing part is only rebuilt at
+ * finalize, or the batch stitched the old way. The batch's last chunk waits for its upload, so
+ * that the batch turns `finalizing` with every byte in place; any other uploads in the
+ * background while the agent goes on with the next chunk.
  */
-export async function buildChunkPart(deps: ChunkPartDeps, ref: { batchId: string; idx: number }, opts: { background: boolean }): Promise<void> {
+export async function buildChunkPart(deps: ChunkPartDeps, ref: { batchId: string; idx: number }): Promise<void> {
   const started = performance.now();
+  const last = await othersDone(deps.db, ref).catch(() => false);
   const work = uploadChunkPart(deps, ref).then(
     (outcome) => {
-      if (outcome === "uploaded") deps.log.info({ batch: ref.batchId, chunk: ref.idx, ms: Math.round(performance.now() - started) }, "uploaded chunk part");
+      if (outcome.uploaded) {
+        deps.log.info({ batch: ref.batchId, chunk: ref.idx, bytes: outcome.bytes, last, ms: Math.round(performance.now() - started) }, "uploaded chunk part");
+      }
     },
     (err: unknown) => deps.log.warn({ err, batch: ref.batchId, chunk: ref.idx }, "chunk part upload failed; the finalizer rebuilds it or stitches"),
   );
-  if (!opts.background) await work;
+  if (last) await work;
 }
 
 /** The ETag S3 gives a multipart object: MD5 of the parts' binary MD5s, then "-" and the part count. */

@@ -242,6 +242,8 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
 
     const finishedAll = dispatched === remaining && reorder.next === remaining;
     if (finishedAll) {
+      // The chunk's output joins the batch's output upload before the batch can turn finalizing.
+      await buildChunkPart(deps, ref);
       const finalizing = await withRetries(
         () =>
           deps.db.transaction().execute(async (tx) => {
@@ -250,8 +252,6 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
           }),
         { retryable: (err) => !(err instanceof LeaseLost), maxMs: CLOSE_RETRY_MS },
       );
-      // The chunk's output joins the batch's output upload now, so finalizing moves no bytes.
-      await buildChunkPart(deps, ref, { background: !finalizing });
       if (finalizing || reason === "cancel") deps.onFinalizable?.(ref.batchId);
       return "completed";
     }
