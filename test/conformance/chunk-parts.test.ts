@@ -87,4 +87,42 @@ describeStrict("chunk outputs are uploaded as parts during the run; finalizing o
     expect(await ctx.db.selectFrom("chunk_parts").selectAll().where("batch_id", "=", batchId).execute()).toEqual([]);
     expect(await listUploads(ctx.s3, ctx.bucket)).toEqual([]);
   });
+
+  it("a batch cancelled after a chunk part was uploaded publishes what was committed and leaves no upload open", async () => {
+    const requests = embeddingRequests(REQUESTS, DIMENSIONS, "cx");
+    let batchId = "";
+    let cancelled!: () => void;
+    const cancelledNow = new Promise<void>((r) => (cancelled = r));
+    // Chunk 1's first segment is held until chunk 0's part is recorded and the batch is cancelled.
+    rec.holdWith = (c) =>
+      c.command === "PutObjectCommand" && c.key?.includes("/parts/000001-")
+        ? waitFor("chunk 0's part to be recorded", async () => {
+            const row = await ctx.db.selectFrom("chunk_parts").select("chunk_idx").where("batch_id", "=", batchId).where("chunk_idx", "=", 0).executeTakeFirst();
+            return row ? true : undefined;
+          }).then(async () => {
+            const res = await fetch(`${svc.apiUrl}/v1/batches/${batchId}/cancel`, { method: "POST" });
+            expect(res.status).toBe(200);
+            cancelled();
+          })
+        : undefined;
+    batchId = await submitBatch(svc.apiUrl, requests, "cancel.jsonl");
+    await cancelledNow;
+    const batch = await waitFinal(svc.apiUrl, batchId);
+    rec.holdWith = undefined;
+    expect(batch.status).toBe("cancelled");
+    const done = batch.request_counts.completed;
+    expect(done).toBeGreaterThanOrEqual(CHUNK);
+    expect(done).toBeLessThanOrEqual(2 * CHUNK);
+
+    // Chunk 0's output, then whatever chunk 1 committed before it stopped, in input order.
+    const output = await readObject(ctx, batch.output_location!.key);
+    const chunk0 = rec.of("PutObjectCommand", (k) => k.startsWith(`batches/${batchId}/parts/000000-`) && k.endsWith(".output.jsonl"))[0]!.body!;
+    expect(sha256(output.subarray(0, chunk0.length))).toBe(sha256(chunk0));
+    const lines = output.toString("utf8").split("\n").filter((l) => l !== "");
+    expect(lines.map((l) => (JSON.parse(l) as { custom_id: string }).custom_id)).toEqual(requests.slice(0, done).map((r) => r.custom_id));
+
+    await waitSegmentsRemoved(ctx, batchId);
+    expect(await ctx.db.selectFrom("chunk_parts").selectAll().where("batch_id", "=", batchId).execute()).toEqual([]);
+    expect(await listUploads(ctx.s3, ctx.bucket)).toEqual([]);
+  });
 });
