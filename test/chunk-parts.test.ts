@@ -7,6 +7,7 @@ import { createEngineClient } from "@barge/agent/engine-client";
 import { finalizeBatch } from "@barge/agent/finalizer";
 import { createEngineSim } from "@barge/engine-sim";
 import { createTestContext, testLog, type TestContext } from "./support/context.js";
+import { crashingS3 } from "./support/crashing-s3.js";
 import { eventually } from "./support/processes.js";
 import { batchRow, parseJsonl } from "./support/results.js";
 import { chatLine, readObject, seedBatch } from "./support/seed.js";
@@ -79,7 +80,8 @@ describe("chunk parts: the output is uploaded while the batch runs, finalizing o
   async function finalize(ctx: TestContext, batchId: string) {
     const counting = countingS3(ctx.config);
     cleanups.push(async () => counting.s3.destroy());
-    const claimed = (await claimBatchWork(ctx.db, { workerId: "finalizer", kinds: ["finalizing"], leaseSeconds: 30, batchId }))!;
+    // A crashed finalizer's batch lease has to lapse first.
+    const claimed = await eventually("the batch to be claimable", () => claimBatchWork(ctx.db, { workerId: "finalizer", kinds: ["finalizing"], leaseSeconds: 30, batchId }));
     expect(await finalizeBatch({ db: ctx.db, s3: counting.s3, bucket: ctx.bucket, log: testLog, leaseSeconds: 30, segmentMaxLines: 40 }, claimed)).toBe("completed");
     return counting;
   }
@@ -168,6 +170,23 @@ describe("chunk parts: the output is uploaded while the batch runs, finalizing o
     await ctx.db.deleteFrom("chunk_parts").where("batch_id", "=", batchId).where("chunk_idx", "=", 0).execute();
     const { calls } = await finalize(ctx, batchId);
     expect(calls.filter((c) => c.name === "UploadPartCommand").map((c) => c.input.PartNumber)).toEqual([1]);
+    await expectOutput(ctx, batchId, tenant, expected, requests);
+  });
+
+  it("a finalizer that dies before completing the upload: the next one completes the same parts", async () => {
+    const { ctx, batchId, tenant, requests, expected } = await ranBatch({ total: 250, chunkSize: 100, extra: BIG });
+    await eventually("every chunk part to be recorded", async () => (await partRows(ctx, batchId)).length === 3);
+    const dying = (await claimBatchWork(ctx.db, { workerId: "dying", kinds: ["finalizing"], leaseSeconds: 1, batchId }))!;
+    const s3 = crashingS3(ctx.config, "CompleteMultipartUploadCommand");
+    cleanups.push(async () => s3.destroy());
+    await expect(finalizeBatch({ db: ctx.db, s3, bucket: ctx.bucket, log: testLog, leaseSeconds: 1, segmentMaxLines: 40 }, dying)).rejects.toThrow(
+      "simulated crash before CompleteMultipartUploadCommand",
+    );
+    // Nothing was given up: the upload and every record are there for the next finalizer.
+    expect((await batchRow(ctx, batchId)).status).toBe("finalizing");
+    expect(await partRows(ctx, batchId)).toHaveLength(3);
+    const { count } = await finalize(ctx, batchId);
+    expect([count("CreateMultipartUploadCommand"), count("UploadPartCommand"), count("GetObjectCommand"), count("CompleteMultipartUploadCommand")]).toEqual([0, 0, 0, 1]);
     await expectOutput(ctx, batchId, tenant, expected, requests);
   });
 

@@ -37,14 +37,14 @@ const REBUILD_CONCURRENCY = 4;
 const CONTENT_TYPE = "application/jsonl";
 
 /** A chunk's output segments, in order, and their total size. */
-export interface ChunkOutput {
+interface ChunkOutput {
   idx: number;
   segments: SegmentRef[];
   bytes: number;
 }
 
 /** Digest of what a part is built from (its segments' keys and sizes, in order): a changed chunk output changes it. */
-export function sourceDigest(segments: SegmentRef[]): string {
+function sourceDigest(segments: SegmentRef[]): string {
   const h = createHash("sha256");
   for (const s of segments) h.update(`${s.key}\t${s.size}\n`);
   return h.digest("hex");
@@ -154,6 +154,12 @@ export async function buildChunkPart(deps: ChunkPartDeps, ref: { batchId: string
   if (last) await work;
 }
 
+/** An S3 answer in the 4xx range: this request will not succeed by repeating it. */
+function isRefusal(err: unknown): boolean {
+  const status = (err as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 400 && status < 500;
+}
+
 /** The ETag S3 gives a multipart object: MD5 of the parts' binary MD5s, then "-" and the part count. */
 function multipartEtag(etags: string[]): string | undefined {
   const md5s = etags.map((e) => e.replace(/"/g, ""));
@@ -185,8 +191,9 @@ export type Assembled = { result: StitchResult; rebuiltParts: number } | { resul
  * Completes the batch's output upload from the parts its chunks uploaded while it ran, after
  * rebuilding the few that are missing or stale (not built from the chunk's current segments),
  * and checks the object's size. When that cannot make the object (S3's part sizes, more to
- * rebuild than already there, any failure), the upload is aborted and the reason returned: the
- * caller then stitches the segments the old way.
+ * rebuild than already there, S3 refusing a request), the upload is aborted and the reason
+ * returned: the caller then stitches the segments the old way. Other failures are thrown, with
+ * the upload left in place for the next finalizer.
  */
 export async function assembleFromChunkParts(deps: ChunkPartDeps, input: AssembleInput): Promise<Assembled> {
   const row = await deps.db.selectFrom("batches").select("output_upload_id").where("id", "=", input.batchId).executeTakeFirst();
@@ -258,8 +265,11 @@ export async function assembleFromChunkParts(deps: ChunkPartDeps, input: Assembl
       rebuiltParts: stale.length,
     };
   } catch (err) {
-    deps.log.warn({ err, batch: input.batchId }, "completing the output from chunk parts failed");
-    return giveUp(`completing from chunk parts failed: ${err instanceof Error ? err.message : String(err)}`);
+    // Anything but S3 refusing the request (an outage, a crash, Postgres) leaves the upload and
+    // its parts for the next finalizer to complete, as the stitch keeps its own upload.
+    if (!isRefusal(err)) throw err;
+    deps.log.warn({ err, batch: input.batchId }, "S3 refused completing the output from chunk parts");
+    return giveUp(`S3 refused completing from chunk parts: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 

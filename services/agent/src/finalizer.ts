@@ -64,7 +64,8 @@ export async function finalizeNext(deps: FinalizerDeps, workerId: string, batchI
 
 /**
  * Stitches a claimed batch's committed segments, in (chunk, seq) order, into its output and
- * error objects, writes the manifest, publishes the file rows and the final state in one fenced
+ * error objects (the output, when its chunks uploaded it as parts while the batch ran, by
+ * completing that upload; see chunk-part.ts), writes the manifest, publishes the file rows and the final state in one fenced
  * transaction, and only then deletes the segments. Every step before the transition can be
  * repeated, so a crashed finalizer is simply redone by the next claim; segments left behind by
  * a crash after the transition are the janitor's.
