@@ -18,7 +18,9 @@ import { checkEmbeddingOutput, committedSegments, embeddingRequests, listKeys, r
 // lease lapses.
 //
 // Each batch: 150 embeddings of ~88 KB in one chunk, SEGMENT_MAX_LINES 70 → segments of 70, 70
-// and 10 lines → parts: UploadPartCopy, UploadPartCopy, and an uploaded tail.
+// and 10 lines → parts: UploadPartCopy, UploadPartCopy, and an uploaded tail. The agents would
+// upload the chunk's output as a part while the batch runs (test/conformance/chunk-parts.test.ts);
+// the first generation's server refuses that, so the batches take the stitch path under test.
 const REQUESTS = 150;
 const DIMENSIONS = 4096;
 const PARTS = 3;
@@ -69,7 +71,12 @@ describeStrict("a finalizer crash between the stitch parts and CompleteMultipart
     const s3 = newClient();
     recA = new S3Recorder(s3);
     recA.failWith = (c) =>
-      c.command === "CompleteMultipartUploadCommand" && c.key?.startsWith("outputs/") ? new Error("simulated crash before CompleteMultipartUpload") : undefined;
+      c.command === "CompleteMultipartUploadCommand" && c.key?.startsWith("outputs/")
+        ? new Error("simulated crash before CompleteMultipartUpload")
+        : // A chunk part is the whole chunk's output; the stitch's only UploadPart is the small tail.
+          c.command === "UploadPartCommand" && c.key?.startsWith("outputs/") && (c.contentLength ?? 0) >= MIN_PART_BYTES
+          ? Object.assign(new Error("simulated: chunk part refused"), { name: "AccessDenied", $metadata: { httpStatusCode: 403 } })
+          : undefined;
     services = await startServices({ ...ctx, s3 });
     for (const name of ["resumed", "vanished"] as const) {
       const requests = embeddingRequests(REQUESTS, DIMENSIONS, name);
@@ -90,8 +97,9 @@ describeStrict("a finalizer crash between the stitch parts and CompleteMultipart
       expect((await batchRow(r.id)).status).toBe("finalizing");
       r.segments = await committedSegments(ctx, [recA], r.id, "output");
       expect(r.segments.map((s) => `${s.chunk}-${s.seq}`)).toEqual(["0-0", "0-1", "0-2"]);
-      // However often the crashed finalizer retried, it kept to the one upload it persisted.
-      expect(recA.of("CreateMultipartUploadCommand", (k) => k === r.outKey)).toHaveLength(1);
+      // However often the crashed finalizer retried, it kept to the one upload it persisted
+      // (the other was the chunk part's, refused, and aborted by the finalizer).
+      expect(recA.of("CreateMultipartUploadCommand", (k) => k === r.outKey)).toHaveLength(2);
       const parts = await ctx.s3.send(new ListPartsCommand({ Bucket: ctx.bucket, Key: r.outKey, UploadId: r.uploadId }));
       expect(parts.Parts?.map((p) => p.PartNumber)).toEqual([1, 2, 3]);
       expect(parts.Parts![0]!.Size).toBeGreaterThanOrEqual(MIN_PART_BYTES);

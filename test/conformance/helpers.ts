@@ -62,6 +62,8 @@ export interface SentCommand {
   contentLength?: number;
   /** The prefix of a ListObjectsV2 request. */
   prefix?: string;
+  /** The part number of an UploadPart / UploadPartCopy. */
+  partNumber?: number;
 }
 
 /**
@@ -90,6 +92,7 @@ export class S3Recorder {
           ...(typeof input.ContentLength === "number" ? { contentLength: input.ContentLength } : {}),
         };
         if (typeof input.Prefix === "string") c.prefix = input.Prefix;
+        if (typeof input.PartNumber === "number") c.partNumber = input.PartNumber;
         this.sent.push(c);
         const fail = this.failWith?.(c);
         if (fail) throw fail;

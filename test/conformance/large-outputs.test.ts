@@ -10,12 +10,14 @@ import { checkEmbeddingOutput, committedSegments, embeddingRequests, holdSegment
 //   chunk 0: 72, 72   chunk 1: 72, 9
 // three of at least 5 MiB, which the stitcher must copy server-side (UploadPartCopy), and a small
 // tail, which it uploads itself as the last part. SEGMENT_MAX_MS is large so no segment is cut
-// early by age.
+// early by age. Both chunks' outputs exceed 5 MiB, so the agents would upload them as parts of
+// the output while the batch runs (test/conformance/chunk-parts.test.ts); here the server
+// refuses those uploads, and the batch must take the stitch path as if they never existed.
 const DIMENSIONS = 4096;
 const REQUESTS = 225;
 const SEGMENT_LINES = 72;
 
-describeStrict("a batch with large outputs is stitched with UploadPartCopy", () => {
+describeStrict("a batch with large outputs whose chunk parts could not be uploaded is stitched with UploadPartCopy", () => {
   let ctx: TestContext;
   let svc: Services;
   let rec: S3Recorder;
@@ -35,6 +37,11 @@ describeStrict("a batch with large outputs is stitched with UploadPartCopy", () 
     const requests = embeddingRequests(REQUESTS, DIMENSIONS, "big");
     // Keep the segments' rows until the test has read them (see holdSegmentCleanup).
     cleanup = holdSegmentCleanup(rec);
+    // Chunk parts are whole chunk outputs (>= 5 MiB here); the stitcher's only UploadPart is the small tail.
+    rec.failWith = (c) =>
+      c.command === "UploadPartCommand" && c.key?.endsWith("/output.jsonl") && (c.contentLength ?? 0) >= MIN_PART_BYTES
+        ? Object.assign(new Error("simulated: chunk part refused"), { name: "AccessDenied", $metadata: { httpStatusCode: 403 } })
+        : undefined;
     const id = await submitBatch(svc.apiUrl, requests, "big.jsonl");
     const batch = await waitFinal(svc.apiUrl, id);
     expect(batch.status).toBe("completed");
@@ -45,6 +52,7 @@ describeStrict("a batch with large outputs is stitched with UploadPartCopy", () 
     // The segments are as the settings above make them.
     const segments = await committedSegments(ctx, [rec], id, "output");
     cleanup.release();
+    rec.failWith = undefined;
     expect(segments.map((s) => `${s.chunk}-${s.seq}`)).toEqual(["0-0", "0-1", "1-0", "1-1"]);
     const big = segments.filter((s) => s.body.length >= MIN_PART_BYTES);
     const small = segments.filter((s) => s.body.length < MIN_PART_BYTES);
@@ -65,10 +73,16 @@ describeStrict("a batch with large outputs is stitched with UploadPartCopy", () 
     // ...none of them ever downloaded (the agents only PUT segments; only the stitcher reads them)...
     const read = new Set(rec.of("GetObjectCommand").map((c) => c.key));
     for (const s of big) expect(read.has(s.key), `GET ${s.key}`).toBe(false);
-    // ...and the only bytes uploaded through the client are the small tail's, as the last part.
-    const uploads = rec.of("UploadPartCommand", (k) => k === outKey);
-    expect(uploads.map((u) => u.contentLength)).toEqual([small[0]!.body.length]);
-    expect(rec.of("CreateMultipartUploadCommand", (k) => k === outKey)).toHaveLength(1);
+    // ...and the only bytes uploaded through the client are the small tail's, as the last part,
+    // besides the refused chunk parts (one per chunk, each its whole output).
+    const uploads = rec.of("UploadPartCommand", (k) => k === outKey).map((u) => u.contentLength);
+    const chunkBytes = [0, 1].map((chunk) => segments.filter((s) => s.chunk === chunk).reduce((n, s) => n + s.body.length, 0));
+    expect(uploads.filter((n) => (n ?? 0) < MIN_PART_BYTES)).toEqual([small[0]!.body.length]);
+    expect(uploads.filter((n) => (n ?? 0) >= MIN_PART_BYTES).sort()).toEqual([...chunkBytes].sort());
+    // Every upload but the stitch's own was the chunk parts', and each was aborted.
+    const creates = rec.of("CreateMultipartUploadCommand", (k) => k === outKey).length;
+    expect(creates).toBeGreaterThanOrEqual(2);
+    expect(rec.of("AbortMultipartUploadCommand", (k) => k === outKey)).toHaveLength(creates - 1);
     expect(rec.of("CompleteMultipartUploadCommand", (k) => k === outKey)).toHaveLength(1);
 
     // Four parts in S3's own account of the object, the segments gone, no upload left open.

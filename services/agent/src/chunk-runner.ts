@@ -12,6 +12,7 @@ import {
   type Line,
   type Logger,
 } from "@barge/core";
+import { buildChunkPart } from "./chunk-part.js";
 import type { ConcurrencyController } from "./concurrency.js";
 import { EngineRequestError, type EngineClient } from "./engine-client.js";
 import { inputLines, parseRequest } from "./input-lines.js";
@@ -241,6 +242,8 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
 
     const finishedAll = dispatched === remaining && reorder.next === remaining;
     if (finishedAll) {
+      // The chunk's output joins the batch's output upload before the batch can turn finalizing.
+      await buildChunkPart(deps, ref);
       const finalizing = await withRetries(
         () =>
           deps.db.transaction().execute(async (tx) => {

@@ -2,6 +2,7 @@ import {
   batchProgress,
   claimBatchWork,
   emptyProgress,
+  forgetChunkParts,
   keys,
   LeaseLost,
   putObject,
@@ -17,6 +18,7 @@ import {
   type SegmentKind,
   type StitchResult,
 } from "@barge/core";
+import { abortLeftoverUploads, assembleFromChunkParts } from "./chunk-part.js";
 import { writeExpiredLines } from "./expired-lines.js";
 import { removeSegments } from "./janitor.js";
 
@@ -62,7 +64,8 @@ export async function finalizeNext(deps: FinalizerDeps, workerId: string, batchI
 
 /**
  * Stitches a claimed batch's committed segments, in (chunk, seq) order, into its output and
- * error objects, writes the manifest, publishes the file rows and the final state in one fenced
+ * error objects (the output, when its chunks uploaded it as parts while the batch ran, by
+ * completing that upload; see chunk-part.ts), writes the manifest, publishes the file rows and the final state in one fenced
  * transaction, and only then deletes the segments. Every step before the transition can be
  * repeated, so a crashed finalizer is simply redone by the next claim; segments left behind by
  * a crash after the transition are the janitor's.
@@ -98,7 +101,7 @@ export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promi
     }
     const segments = await deps.db
       .selectFrom("segments")
-      .select(["kind", "s3_key", "bytes", "lines"])
+      .select(["kind", "chunk_idx", "s3_key", "bytes", "lines"])
       .where("batch_id", "=", batch.id)
       .orderBy("chunk_idx")
       .orderBy("seq")
@@ -107,6 +110,20 @@ export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promi
     const stitchKind = async (kind: SegmentKind, destKey: string): Promise<{ result: StitchResult; lines: number } | undefined> => {
       const mine = segments.filter((s) => s.kind === kind);
       if (kind === "error" && mine.length === 0) return undefined;
+      const lines = mine.reduce((n, s) => n + s.lines, 0);
+      if (kind === "output") {
+        // The chunks' outputs were uploaded as parts while the batch ran: completing them moves no bytes.
+        const assembled = await assembleFromChunkParts(deps, {
+          batchId: batch.id,
+          destKey,
+          segments: mine.map((s) => ({ chunk: s.chunk_idx, key: s.s3_key, size: s.bytes })),
+        });
+        if (assembled.result) {
+          log.info({ parts: assembled.result.parts, rebuilt: assembled.rebuiltParts }, "output completed from chunk parts");
+          return { result: assembled.result, lines };
+        }
+        log.info({ reason: assembled.reason }, "stitching the output from its segments");
+      }
       const state = OUTPUTS[kind].state;
       const previous = batch.stitch_state?.[state];
       const result = await stitch(deps, {
@@ -121,7 +138,7 @@ export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promi
           }
         },
       });
-      return { result, lines: mine.reduce((n, s) => n + s.lines, 0) };
+      return { result, lines };
     };
     const outputKey = keys.output(batch.tenant, batch.id);
     const errorKey = keys.errors(batch.tenant, batch.id);
@@ -185,9 +202,11 @@ export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promi
       });
       // Throwing rolls the file rows back with it: a finalizer that lost the batch publishes nothing.
       if (!moved) throw new LeaseLost(`finalizing ${batch.id}`);
+      await forgetChunkParts(tx, batch.id);
     });
     log.info({ status, completed: p.completed, failed: p.failed, segments: segments.length }, "batch finalized");
 
+    await abortLeftoverUploads(deps, outputKey);
     // Only now that the batch points at the stitched objects may the segments go.
     await removeSegments(deps, batch.id);
     return status;

@@ -34,5 +34,8 @@ export * from "./queue/advance-sealed-checkpoint.js";
 export * from "./queue/record-request-errors.js";
 export * from "./queue/find-leftover-segments.js";
 export * from "./queue/waiting-models.js";
+export * from "./queue/claim-output-upload.js";
+export * from "./queue/record-chunk-part.js";
+export * from "./queue/forget-chunk-parts.js";
 export * from "./work/validate-batch.js";
 export * from "./storage/stitch.js";

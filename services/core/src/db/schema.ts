@@ -77,6 +77,8 @@ export interface BatchesTable {
   webhook_url: string | null;
   /** The batch whose failed requests this batch re-runs (`POST /v1/batches/{id}/retry`). */
   retry_of: string | null;
+  /** The batch's multipart upload for its output object, which chunk outputs join as parts while it runs. */
+  output_upload_id: string | null;
 }
 
 export type ChunkStatus = "queued" | "leased" | "done" | "cancelled";
@@ -129,6 +131,19 @@ export interface SegmentsTable {
   s3_key: string;
   bytes: number;
   lines: number;
+  created_at: CreatedAt;
+}
+
+/** A chunk's output uploaded as part `chunk_idx + 1` of its batch's output upload. */
+export interface ChunkPartsTable {
+  batch_id: string;
+  chunk_idx: number;
+  upload_id: string;
+  part_number: number;
+  etag: string;
+  bytes: number;
+  /** Digest of the ordered output segments (key and size) the part was built from. */
+  source_digest: string;
   created_at: CreatedAt;
 }
 
@@ -223,6 +238,7 @@ export interface Database {
   batches: BatchesTable;
   chunks: ChunksTable;
   segments: SegmentsTable;
+  chunk_parts: ChunkPartsTable;
   request_errors: RequestErrorsTable;
   agents: AgentsTable;
   uploads: UploadsTable;
@@ -236,6 +252,7 @@ export type FileRow = Selectable<FilesTable>;
 export type BatchRow = Selectable<BatchesTable>;
 export type ChunkRow = Selectable<ChunksTable>;
 export type SegmentRow = Selectable<SegmentsTable>;
+export type ChunkPartRow = Selectable<ChunkPartsTable>;
 export type RequestErrorRow = Selectable<RequestErrorsTable>;
 export type UploadRow = Selectable<UploadsTable>;
 export type UploadPartRow = Selectable<UploadPartsTable>;

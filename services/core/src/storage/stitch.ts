@@ -192,7 +192,8 @@ function isUnsupported(err: unknown): boolean {
   return status !== undefined && status >= 400 && status < 500 && ![401, 403, 404].includes(status);
 }
 
-function isMissingUpload(err: unknown): boolean {
+/** The upload id names no upload (anymore): aborted, completed, or never there. */
+export function isMissingUpload(err: unknown): boolean {
   const { name } = shape(err);
   // RGW 16 answers NoSuchKey for an aborted or unknown upload id.
   return name === "NoSuchUpload" || name === "NoSuchKey";
@@ -288,6 +289,21 @@ async function uploadConcat(deps: StitchDeps, key: string, uploadId: string, par
   }
 }
 
+/**
+ * Uploads the concatenation of `segments`, in order and streamed, as part `partNumber` of an
+ * existing multipart upload; returns the part's ETag. Transient failures re-read the segments.
+ */
+export async function uploadSegmentsPart(
+  deps: StitchDeps,
+  args: { key: string; uploadId: string; partNumber: number; segments: SegmentRef[] },
+  signal: AbortSignal = new AbortController().signal,
+): Promise<string> {
+  const bytes = totalBytes(args.segments);
+  if (bytes === 0) throw new RangeError(`part ${args.partNumber} of ${args.key} would be empty`);
+  const sources = args.segments.filter((s) => s.size > 0);
+  return uploadConcat(deps, args.key, args.uploadId, { kind: "concat", partNumber: args.partNumber, sources, bytes }, signal);
+}
+
 /** The copy part's ETag, or undefined when the answer carries none. */
 async function uploadCopy(deps: StitchDeps, key: string, uploadId: string, part: PartPlan & { kind: "copy" }, signal?: AbortSignal): Promise<string | undefined> {
   const res = await deps.s3.send(
@@ -320,7 +336,8 @@ async function runPool<T>(items: T[], limit: number, work: (item: T, signal: Abo
   if (failure) throw failure.error;
 }
 
-async function abortQuietly(deps: StitchDeps, key: string, uploadId: string): Promise<void> {
+/** Aborts a multipart upload, best effort: servers without AbortMultipartUpload (s3rver) keep it. */
+export async function abortQuietly(deps: StitchDeps, key: string, uploadId: string): Promise<void> {
   // Best effort: the original error matters more, and some servers (s3rver) lack AbortMultipartUpload.
   await deps.s3.send(new AbortMultipartUploadCommand({ Bucket: deps.bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
 }
