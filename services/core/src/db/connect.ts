@@ -4,6 +4,7 @@ import * as m0001 from "./migrations/0001_init.js";
 import * as m0002 from "./migrations/0002_input_file_fk.js";
 import * as m0003 from "./migrations/0003_request_errors.js";
 import * as m0004 from "./migrations/0004_openai_parity.js";
+import * as m0006 from "./migrations/0006_file_input_check.js";
 import type { Database } from "./schema.js";
 
 // bigint columns hold byte offsets and token sums, all far below 2^53.
@@ -11,7 +12,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 export type Db = Kysely<Database>;
 
-const migrations: Record<string, Migration> = { "0001_init": m0001, "0002_input_file_fk": m0002, "0003_request_errors": m0003, "0004_openai_parity": m0004 };
+const migrations: Record<string, Migration> = { "0001_init": m0001, "0002_input_file_fk": m0002, "0003_request_errors": m0003, "0004_openai_parity": m0004, "0006_file_input_check": m0006 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
