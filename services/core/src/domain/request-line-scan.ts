@@ -107,7 +107,7 @@ export function scanRequestLine(
       if (url !== null || c !== QUOTE) return false;
       const e = stringEnd(b, dv, i + 1, end);
       if (e < 0 || e === i + 1 || hasEscape(b, i + 1, e)) return false;
-      url = b.toString("utf8", i + 1, e);
+      url = sameAscii(b, i + 1, e, out.url) ? out.url : b.toString("utf8", i + 1, e);
       i = e + 1;
     } else if (equals(b, keyStart, keyEnd, K_BODY)) {
       if (bodyDone || c !== OPEN_OBJECT) return false;
@@ -154,7 +154,7 @@ function scanBody(b: Buffer, dv: DataView, i: number, end: number, out: ScannedR
       if (model !== null || b[i] !== QUOTE) return -1;
       const e = stringEnd(b, dv, i + 1, end);
       if (e < 0 || e === i + 1 || hasEscape(b, i + 1, e)) return -1;
-      model = b.toString("utf8", i + 1, e);
+      model = sameAscii(b, i + 1, e, out.model) ? out.model : b.toString("utf8", i + 1, e);
       i = e + 1;
     } else if (equals(b, keyStart, keyEnd, K_STREAM)) {
       if (stream !== null) return -1;
@@ -189,14 +189,20 @@ function skipSpace(b: Buffer, i: number, end: number): number {
 /** Index of the closing quote of the string whose content starts at `i`, or -1 if it is not a valid JSON string. */
 function stringEnd(b: Buffer, dv: DataView, i: number, end: number): number {
   for (;;) {
-    // Four bytes at a time while none of them is a quote, a backslash or below 0x20 (exact
+    // Eight bytes at a time while none of them is a quote, a backslash or below 0x20 (exact
     // SWAR tests: each term is non-zero iff some byte matches), then byte by byte.
-    while (i + 4 <= end) {
+    while (i + 8 <= end) {
       const x = dv.getInt32(i, true);
-      const q = x ^ 0x22222222;
-      const s = x ^ 0x5c5c5c5c;
-      if ((((x - 0x20202020) & ~x) | ((q - 0x01010101) & ~q) | ((s - 0x01010101) & ~s)) & 0x80808080) break;
-      i += 4;
+      const y = dv.getInt32(i + 4, true);
+      const qx = x ^ 0x22222222;
+      const sx = x ^ 0x5c5c5c5c;
+      const qy = y ^ 0x22222222;
+      const sy = y ^ 0x5c5c5c5c;
+      const hit =
+        ((x - 0x20202020) & ~x) | ((qx - 0x01010101) & ~qx) | ((sx - 0x01010101) & ~sx) |
+        ((y - 0x20202020) & ~y) | ((qy - 0x01010101) & ~qy) | ((sy - 0x01010101) & ~sy);
+      if (hit & 0x80808080) break;
+      i += 8;
     }
     while (i < end && PLAIN[b[i]!] === 1) i++;
     if (i >= end) return -1;
@@ -218,6 +224,16 @@ function stringEnd(b: Buffer, dv: DataView, i: number, end: number): number {
 function hasEscape(b: Buffer, start: number, end: number): boolean {
   for (let k = start; k < end; k++) if (b[k] === BACKSLASH) return true;
   return false;
+}
+
+/** True when the bytes spell `s` in ASCII, so decoding them would give `s` again (every line repeats its url and model). */
+function sameAscii(b: Buffer, start: number, end: number, s: string): boolean {
+  if (end - start !== s.length) return false;
+  for (let k = 0; k < s.length; k++) {
+    const c = b[start + k]!;
+    if (c >= 0x80 || c !== s.charCodeAt(k)) return false;
+  }
+  return true;
 }
 
 function equals(b: Buffer, start: number, end: number, word: Uint8Array): boolean {
