@@ -32,8 +32,9 @@ export interface ValidationResult {
 }
 
 /**
- * Streams a batch input file once and checks every line as OpenAI's Batch API does, recording
- * a chunk index (offset and line of every `chunkSize`-th request) for the agents' Range GETs.
+ * Streams a batch input file once, in blocks of whole lines (`readLineBlocks`), and checks every
+ * line as OpenAI's Batch API does, recording a chunk index (offset and line of every
+ * `chunkSize`-th request) for the agents' Range GETs.
  * `expectedEndpoint` is the batch's `endpoint`; every line's `url` must equal it.
  */
 export async function validateBatchInput(
@@ -74,14 +75,14 @@ export async function validateBatchInput(
       const endNoCr = lineEnd > pos && b[lineEnd - 1] === 13 ? lineEnd - 1 : lineEnd;
       const offset = block.offset + pos;
       const start = pos;
+      const line = lineNo++;
       pos = lineEnd + 1;
-      lineNo++;
       // The fast path only accepts; anything it does not, JSON.parse and zod decide on the decoded line.
       const fast = scanRequestLine(b, start, endNoCr, scanned, view);
       const text = fast ? "" : b.toString("utf8", start, endNoCr);
       if (!fast && text.trim() === "") continue;
       if (result.requests >= limits.maxRequests) {
-        fail("too_many_tasks", `The input file has more than the maximum of ${limits.maxRequests} requests per batch.`, lineNo - 1);
+        fail("too_many_tasks", `The input file has more than the maximum of ${limits.maxRequests} requests per batch.`, line);
         break blocks;
       }
       result.requests++;
@@ -93,13 +94,13 @@ export async function validateBatchInput(
           requestCount: 0,
           startOffset: offset,
           endOffset: totalBytes,
-          startLine: lineNo - 1,
+          startLine: line,
         };
         result.chunks.push(current);
       }
       current.requestCount++;
-      if (fast) checkRequest(scanned.customId, scanned.url, scanned.model, scanned.stream, lineNo - 1, expectedEndpoint, seen, result, fail);
-      else checkLineText(text, lineNo - 1, expectedEndpoint, seen, result, fail);
+      if (fast) checkRequest(scanned.customId, scanned.url, scanned.model, scanned.stream, line, expectedEndpoint, seen, result, fail);
+      else checkLineText(text, line, expectedEndpoint, seen, result, fail);
     }
   }
   if (current) current.endOffset = totalBytes;
