@@ -1,6 +1,7 @@
-import { batchProgress, emptyProgress, presignGet, toOpenAIBatch, type BatchRow, type Db, type OpenAIBatch } from "@barge/core";
+import { batchProgress, emptyProgress, presignGet, toOpenAIBatch, type BatchProgress, type BatchRow, type Db, type OpenAIBatch } from "@barge/core";
 import type { ApiDeps } from "./deps.js";
 import { estimateBatch, type RecordedThroughput } from "./estimate.js";
+import type { BatchView } from "./store/batches.js";
 
 /** OpenAI's list envelope for one page of a cursor listing. */
 export function listPage<T extends { id: string }>(data: T[], hasMore: boolean) {
@@ -21,17 +22,23 @@ export async function presentBatches(deps: ApiDeps, rows: BatchRow[]): Promise<O
   ]);
   const now = new Date();
   return Promise.all(
-    rows.map(async (b) => {
-      const p = progress.get(b.id) ?? emptyProgress;
-      const batch = toOpenAIBatch(b, p, {
-        output_location: b.output_key ? { bucket: deps.bucket, key: b.output_key, errors_key: b.error_key } : null,
-        results_url: b.output_key ? await presignGet(deps, b.output_key, deps.config.PRESIGN_EXPIRES_SECONDS) : null,
-        ...estimateBatch(b, p, b.model === null ? undefined : recorded.get(b.model), now),
-      });
-      // The batch whose failed requests this one re-runs (POST /v1/batches/{id}/retry).
-      return { ...batch, retry_of: b.retry_of };
-    }),
+    rows.map((b) => presentWith(deps, b, progress.get(b.id) ?? emptyProgress, b.model === null ? undefined : recorded.get(b.model)?.requests_per_sec, now)),
   );
+}
+
+/** The Batch object for a row whose progress and recorded speed were read with it (one statement). */
+export function presentBatchView(deps: ApiDeps, v: BatchView): Promise<OpenAIBatch> {
+  return presentWith(deps, v.row, v.progress, v.requestsPerSec, new Date());
+}
+
+async function presentWith(deps: ApiDeps, b: BatchRow, p: BatchProgress, requestsPerSec: number | undefined, now: Date): Promise<OpenAIBatch> {
+  const batch = toOpenAIBatch(b, p, {
+    output_location: b.output_key ? { bucket: deps.bucket, key: b.output_key, errors_key: b.error_key } : null,
+    results_url: b.output_key ? await presignGet(deps, b.output_key, deps.config.PRESIGN_EXPIRES_SECONDS) : null,
+    ...estimateBatch(b, p, requestsPerSec === undefined ? undefined : { requests_per_sec: requestsPerSec }, now),
+  });
+  // The batch whose failed requests this one re-runs (POST /v1/batches/{id}/retry).
+  return { ...batch, retry_of: b.retry_of };
 }
 
 /** The Batch object for one row. */

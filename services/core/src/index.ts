@@ -10,6 +10,7 @@ export * from "./domain/keys.js";
 export * from "./domain/openai.js";
 export * from "./domain/request-line.js";
 export * from "./domain/validate.js";
+export * from "./domain/input-check.js";
 export * from "./storage/s3.js";
 export * from "./storage/lines.js";
 export * from "./storage/objects.js";

@@ -13,9 +13,9 @@ import {
 } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { expiresAfter, formExpiresAfterFields, formExpirySeconds } from "../params.js";
-import { listPage, presentBatch, presentBatches } from "../present.js";
+import { listPage, presentBatch, presentBatches, presentBatchView } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
-import { admitBatch, cancelBatchRow, findBatch, insertBatch, listBatches } from "../store/batches.js";
+import { admitBatch, cancelBatchRow, findBatch, findBatchView, insertBatch, listBatches } from "../store/batches.js";
 import { insertFile, lockFileForUse } from "../store/files.js";
 import { parseWith, readJson, readQuery } from "../validation.js";
 
@@ -203,9 +203,9 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
 
   app.get("/:id", async (c) => {
     const id = c.req.param("id");
-    const batch = await findBatch(deps.db, tenant, id);
-    if (!batch) throw new NotFound("batch", id, "batch_id");
-    return c.json(await presentBatch(deps, batch));
+    const view = await findBatchView(deps.db, tenant, id);
+    if (!view) throw new NotFound("batch", id, "batch_id");
+    return c.json(await presentBatchView(deps, view));
   });
 
   app.post("/:id/cancel", async (c) => {

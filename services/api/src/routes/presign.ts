@@ -68,14 +68,19 @@ export function presignRoutes(deps: ApiDeps) {
     if (!head) {
       throw new InvalidRequest(`Nothing has been uploaded for file '${id}' yet; PUT it to the upload_url first.`, "file", "upload_incomplete");
     }
-    const problem = head.bytes > maxBytes ? fileTooLarge(maxBytes, 400) : await checkBatchInput(deps, file.s3_key, head.bytes);
-    if (problem) {
+    if (head.bytes > maxBytes) {
       await settlePendingFile(deps.db, id, { status: "error", bytes: head.bytes });
       // An oversized object is never read, so there is no reason to keep paying for it.
-      if (problem.code === "file_too_large") await deleteObject(deps, file.s3_key);
-      throw problem;
+      await deleteObject(deps, file.s3_key);
+      throw fileTooLarge(maxBytes, 400);
     }
-    const done = (await settlePendingFile(deps.db, id, { status: "processed", bytes: head.bytes })) ?? (await findFile(deps.db, tenant, id));
+    const checked = await checkBatchInput(deps, file.s3_key);
+    if (checked.problem) {
+      await settlePendingFile(deps.db, id, { status: "error", bytes: checked.bytes });
+      if (checked.problem.code === "file_too_large") await deleteObject(deps, file.s3_key);
+      throw checked.problem;
+    }
+    const done = (await settlePendingFile(deps.db, id, { status: "processed", bytes: checked.bytes, inputCheck: checked.check })) ?? (await findFile(deps.db, tenant, id));
     // Undefined: the sweeper removed the lapsed upload while we were checking it.
     if (!done || done.status !== "processed") throw new NotFound("file", id, "file_id");
     return c.json(toOpenAIFile(done));

@@ -1,4 +1,4 @@
-import { Conflict, NotFound, type Db, type FilePurpose, type FileRow, type NewFile } from "@barge/core";
+import { Conflict, NotFound, type Db, type FilePurpose, type FileRow, type InputCheck, type NewFile } from "@barge/core";
 
 /** Batch states that still read their input file. */
 const RUNNING = ["validating", "in_progress", "finalizing", "cancelling"] as const;
@@ -77,17 +77,18 @@ export function deleteFileRow(db: Db, tenant: string, id: string): Promise<FileR
 }
 
 /**
- * Moves a pending upload to its final state. Guarded on `pending`, so it does nothing (undefined)
- * when the sweeper deleted the row or another completion got there first.
+ * Moves a pending upload to its final state, with the record of its upload check when it passed.
+ * Guarded on `pending`, so it does nothing (undefined) when the sweeper deleted the row or another
+ * completion got there first.
  */
 export function settlePendingFile(
   db: Db,
   id: string,
-  set: { status: "processed" | "error"; bytes: number },
+  set: { status: "processed" | "error"; bytes: number; inputCheck?: InputCheck | null },
 ): Promise<FileRow | undefined> {
   return db
     .updateTable("files")
-    .set({ ...set, upload_expires_at: null })
+    .set({ status: set.status, bytes: set.bytes, input_check: set.inputCheck ? JSON.stringify(set.inputCheck) : null, upload_expires_at: null })
     .where("id", "=", id)
     .where("status", "=", "pending")
     .returningAll()

@@ -21,6 +21,8 @@ export interface FilesTable {
   upload_expires_at: Timestamp | null;
   /** OpenAI's `expires_after`, resolved: when the sweeper deletes the file. */
   expires_at: Timestamp | null;
+  /** What the upload check validated, for the batch validator to reuse (see `domain/input-check.ts`); null when unchecked. */
+  input_check: ColumnType<unknown, string | undefined, string | null>;
 }
 
 export type BatchStatus =

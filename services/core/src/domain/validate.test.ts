@@ -1,15 +1,26 @@
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { readLines } from "../storage/lines.js";
+import { readLineBlocks } from "../storage/lines.js";
 import { FingerprintSet } from "./fingerprint-set.js";
 import { validateBatchInput } from "./validate.js";
 
 const line = (id: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model: "m", messages: [] }, ...extra });
 
+/** The bytes in pieces of 1 to 16 bytes, so lines straddle the pieces a stream delivers in every way. */
+function pieces(bytes: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0, k = 0; i < bytes.length; k++) {
+    const n = 1 + ((k * 7) % 16);
+    out.push(bytes.subarray(i, i + n));
+    i += n;
+  }
+  return out;
+}
+
 function run(text: string, limits: Partial<{ chunkSize: number; maxRequests: number; maxBytes: number }> = {}) {
   const bytes = Buffer.from(text);
-  return validateBatchInput(readLines(Readable.from([bytes])), bytes.length, "/v1/chat/completions", {
+  return validateBatchInput(readLineBlocks(Readable.from(pieces(bytes))), bytes.length, "/v1/chat/completions", {
     chunkSize: 2,
     maxRequests: 100,
     maxBytes: 1 << 20,

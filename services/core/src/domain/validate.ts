@@ -1,7 +1,8 @@
 import type { BatchErrorEntry } from "../db/schema.js";
-import type { Line } from "../storage/lines.js";
+import type { LineBlock } from "../storage/lines.js";
 import { FingerprintSet } from "./fingerprint-set.js";
 import { isSupportedEndpoint, requestLineSchema } from "./request-line.js";
+import { scanRequestLine, type ScannedRequest } from "./request-line-scan.js";
 
 /** Where one chunk of the input starts and how many requests it holds. */
 export interface ChunkIndexEntry {
@@ -31,12 +32,13 @@ export interface ValidationResult {
 }
 
 /**
- * Streams a batch input file once and checks every line as OpenAI's Batch API does, recording
- * a chunk index (offset and line of every `chunkSize`-th request) for the agents' Range GETs.
+ * Streams a batch input file once, in blocks of whole lines (`readLineBlocks`), and checks every
+ * line as OpenAI's Batch API does, recording a chunk index (offset and line of every
+ * `chunkSize`-th request) for the agents' Range GETs.
  * `expectedEndpoint` is the batch's `endpoint`; every line's `url` must equal it.
  */
 export async function validateBatchInput(
-  lines: AsyncIterable<Line>,
+  blocks: AsyncIterable<LineBlock>,
   totalBytes: number,
   expectedEndpoint: string,
   limits: ValidationLimits,
@@ -60,28 +62,46 @@ export async function validateBatchInput(
   }
 
   const seen = new FingerprintSet();
+  const scanned: ScannedRequest = { customId: "", url: "", model: "", stream: false };
   let current: ChunkIndexEntry | null = null;
-  for await (const line of lines) {
-    if (line.text.trim() === "") continue;
-    if (result.requests >= limits.maxRequests) {
-      fail("too_many_tasks", `The input file has more than the maximum of ${limits.maxRequests} requests per batch.`, line.lineNo);
-      break;
+  blocks: for await (const block of blocks) {
+    const b = block.bytes;
+    const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    let pos = 0;
+    let lineNo = block.lineNo;
+    while (pos < b.length) {
+      const nl = b.indexOf(10, pos);
+      const lineEnd = nl === -1 ? b.length : nl;
+      const endNoCr = lineEnd > pos && b[lineEnd - 1] === 13 ? lineEnd - 1 : lineEnd;
+      const offset = block.offset + pos;
+      const start = pos;
+      const line = lineNo++;
+      pos = lineEnd + 1;
+      // The fast path only accepts; anything it does not, JSON.parse and zod decide on the decoded line.
+      const fast = scanRequestLine(b, start, endNoCr, scanned, view);
+      const text = fast ? "" : b.toString("utf8", start, endNoCr);
+      if (!fast && text.trim() === "") continue;
+      if (result.requests >= limits.maxRequests) {
+        fail("too_many_tasks", `The input file has more than the maximum of ${limits.maxRequests} requests per batch.`, line);
+        break blocks;
+      }
+      result.requests++;
+      if (!current || current.requestCount === limits.chunkSize) {
+        if (current) current.endOffset = offset;
+        current = {
+          idx: result.chunks.length,
+          requestStart: result.requests - 1,
+          requestCount: 0,
+          startOffset: offset,
+          endOffset: totalBytes,
+          startLine: line,
+        };
+        result.chunks.push(current);
+      }
+      current.requestCount++;
+      if (fast) checkRequest(scanned.customId, scanned.url, scanned.model, scanned.stream, line, expectedEndpoint, seen, result, fail);
+      else checkLineText(text, line, expectedEndpoint, seen, result, fail);
     }
-    result.requests++;
-    if (!current || current.requestCount === limits.chunkSize) {
-      if (current) current.endOffset = line.offset;
-      current = {
-        idx: result.chunks.length,
-        requestStart: result.requests - 1,
-        requestCount: 0,
-        startOffset: line.offset,
-        endOffset: totalBytes,
-        startLine: line.lineNo,
-      };
-      result.chunks.push(current);
-    }
-    current.requestCount++;
-    checkLine(line, expectedEndpoint, seen, result, fail);
   }
   if (current) current.endOffset = totalBytes;
 
@@ -92,18 +112,15 @@ export async function validateBatchInput(
   return result;
 }
 
-function checkLine(
-  line: Line,
-  expectedEndpoint: string,
-  seen: FingerprintSet,
-  result: ValidationResult,
-  fail: (code: string, message: string, line: number | null, param?: string | null) => void,
-): void {
+type Fail = (code: string, message: string, line: number | null, param?: string | null) => void;
+
+/** The slow path, and the declared contract: JSON.parse and `requestLineSchema` on the decoded line. */
+function checkLineText(text: string, lineNo: number, expectedEndpoint: string, seen: FingerprintSet, result: ValidationResult, fail: Fail): void {
   let json: unknown;
   try {
-    json = JSON.parse(line.text);
+    json = JSON.parse(text);
   } catch {
-    fail("invalid_json_line", "This line is not parseable as valid JSON.", line.lineNo);
+    fail("invalid_json_line", "This line is not parseable as valid JSON.", lineNo);
     return;
   }
   // reportInput: without it zod 4 leaves `issue.input` unset, so a wrong type looked missing.
@@ -115,25 +132,40 @@ function checkLine(
     fail(
       missing ? "missing_required_parameter" : "invalid_request_line",
       missing ? `Missing required parameter '${param}'.` : `Invalid value for '${param}': ${issue.message}.`,
-      line.lineNo,
+      lineNo,
       param,
     );
     return;
   }
   const req = parsed.data;
-  if (!isSupportedEndpoint(req.url)) {
-    fail("unsupported_url", `URL '${req.url}' is not a supported endpoint.`, line.lineNo, "url");
-  } else if (req.url !== expectedEndpoint) {
-    fail("url_mismatch", `The url '${req.url}' does not match the batch endpoint '${expectedEndpoint}'.`, line.lineNo, "url");
+  checkRequest(req.custom_id, req.url, req.body.model, req.body.stream === true, lineNo, expectedEndpoint, seen, result, fail);
+}
+
+/** The checks past the schema, on a line either path accepted. */
+function checkRequest(
+  customId: string,
+  url: string,
+  model: string,
+  stream: boolean,
+  lineNo: number,
+  expectedEndpoint: string,
+  seen: FingerprintSet,
+  result: ValidationResult,
+  fail: Fail,
+): void {
+  if (!isSupportedEndpoint(url)) {
+    fail("unsupported_url", `URL '${url}' is not a supported endpoint.`, lineNo, "url");
+  } else if (url !== expectedEndpoint) {
+    fail("url_mismatch", `The url '${url}' does not match the batch endpoint '${expectedEndpoint}'.`, lineNo, "url");
   }
-  if (req.body.stream === true) {
-    fail("stream_unsupported", "Streaming ('stream': true) is not supported in batch requests.", line.lineNo, "body.stream");
+  if (stream) {
+    fail("stream_unsupported", "Streaming ('stream': true) is not supported in batch requests.", lineNo, "body.stream");
   }
-  if (result.model === null) result.model = req.body.model;
-  else if (req.body.model !== result.model) {
-    fail("model_mismatch", `The model '${req.body.model}' differs from '${result.model}' on earlier lines; a batch serves one model.`, line.lineNo, "body.model");
+  if (result.model === null) result.model = model;
+  else if (model !== result.model) {
+    fail("model_mismatch", `The model '${model}' differs from '${result.model}' on earlier lines; a batch serves one model.`, lineNo, "body.model");
   }
-  if (!seen.add(req.custom_id)) {
-    fail("duplicate_custom_id", `The custom_id '${req.custom_id}' appears more than once in this file.`, line.lineNo, "custom_id");
+  if (!seen.add(customId)) {
+    fail("duplicate_custom_id", `The custom_id '${customId}' appears more than once in this file.`, lineNo, "custom_id");
   }
 }

@@ -1,6 +1,6 @@
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { readLines, type Line } from "./lines.js";
+import { readLineBlocks, readLines, type Line, type LineBlock } from "./lines.js";
 
 async function collect(pieces: (string | Buffer)[], start?: { offset: number; lineNo: number }): Promise<Line[]> {
   const out: Line[] = [];
@@ -32,5 +32,34 @@ describe("readLines", () => {
       { text: "y", offset: 102, end: 104, lineNo: 8 },
     ]);
     expect(await collect([])).toEqual([]);
+  });
+});
+
+async function blocks(pieces: Buffer[]): Promise<LineBlock[]> {
+  const out: LineBlock[] = [];
+  for await (const b of readLineBlocks(Readable.from(pieces))) out.push(b);
+  return out;
+}
+
+describe("readLineBlocks", () => {
+  it("cuts pieces after their last newline, copying only the lines that straddle pieces", async () => {
+    const bytes = Buffer.from("ab\ncd\r\nef\ngh\nij");
+    const pieces = [bytes.subarray(0, 4), bytes.subarray(4, 6), bytes.subarray(6, 15), bytes.subarray(15)];
+    const got = await blocks(pieces);
+    expect(got.map((b) => [b.bytes.toString(), b.offset, b.lineNo])).toEqual([
+      ["ab\n", 0, 1],
+      ["cd\r\n", 3, 2],
+      ["ef\ngh\n", 7, 3],
+      ["ij", 13, 5],
+    ]);
+    // The block inside one piece is a view of it, not a copy.
+    expect(got[2]!.bytes.buffer).toBe(pieces[2]!.buffer);
+    expect(Buffer.concat(got.map((b) => b.bytes))).toEqual(bytes);
+  });
+
+  it("yields nothing for empty input and one block for a single piece", async () => {
+    expect(await blocks([])).toEqual([]);
+    const got = await blocks([Buffer.from("x\ny\n")]);
+    expect(got.map((b) => [b.bytes.toString(), b.offset, b.lineNo])).toEqual([["x\ny\n", 0, 1]]);
   });
 });

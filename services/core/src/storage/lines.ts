@@ -45,3 +45,55 @@ export async function* readLines(
     yield { text: carry.toString("utf8", 0, endNoCr), offset, end: offset + carry.length, lineNo };
   }
 }
+
+/** Whole lines of a byte stream, as one slice of its bytes. */
+export interface LineBlock {
+  /** One or more whole lines; only the very last block may end without a newline. */
+  bytes: Buffer;
+  /** Byte offset of `bytes[0]` in the whole object. */
+  offset: number;
+  /** 1-based line number of the block's first line. */
+  lineNo: number;
+}
+
+/**
+ * Splits a byte stream into blocks of whole lines without copying it: each piece is cut after its
+ * last newline, and only the line that straddles two pieces is copied, as a block of its own.
+ * For readers that walk lines in bytes (validation), where a string per line would be garbage.
+ */
+export async function* readLineBlocks(body: Readable | AsyncIterable<Uint8Array>): AsyncGenerator<LineBlock> {
+  let offset = 0;
+  let lineNo = 1;
+  let carry: Buffer[] = [];
+  const emit = (bytes: Buffer): LineBlock => {
+    const block = { bytes, offset, lineNo };
+    offset += bytes.length;
+    lineNo += countNewlines(bytes);
+    return block;
+  };
+  for await (const piece of body as AsyncIterable<Uint8Array>) {
+    const buf: Buffer = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    const first = buf.indexOf(10);
+    if (first === -1) {
+      carry.push(buf);
+      continue;
+    }
+    let pos = 0;
+    if (carry.length > 0) {
+      carry.push(buf.subarray(0, first + 1));
+      yield emit(Buffer.concat(carry));
+      carry = [];
+      pos = first + 1;
+    }
+    const last = buf.lastIndexOf(10);
+    if (last >= pos) yield emit(buf.subarray(pos, last + 1));
+    if (last + 1 < buf.length) carry.push(buf.subarray(last + 1));
+  }
+  if (carry.length > 0) yield emit(Buffer.concat(carry));
+}
+
+function countNewlines(b: Buffer): number {
+  let n = 0;
+  for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) n++;
+  return n;
+}

@@ -1,12 +1,13 @@
 import type { Db } from "../db/connect.js";
 import type { BatchRow } from "../db/schema.js";
+import { reuseInputCheck } from "../domain/input-check.js";
 import { validateBatchInput, type ValidationLimits } from "../domain/validate.js";
 import { LeaseLost } from "../errors.js";
 import type { Logger } from "../log.js";
 import { enqueueChunks } from "../queue/enqueue-chunks.js";
 import { renewBatchLease } from "../queue/renew-batch-lease.js";
 import { transitionBatch } from "../queue/transition-batch.js";
-import { readLines } from "../storage/lines.js";
+import { readLineBlocks } from "../storage/lines.js";
 import { getObjectStream, headObject, type Bucket } from "../storage/objects.js";
 
 export interface ValidateDeps extends Bucket {
@@ -17,8 +18,9 @@ export interface ValidateDeps extends Bucket {
 }
 
 /**
- * Validates a claimed `validating` batch by streaming its input once, then either fails it with
- * line-numbered errors or enqueues its chunks and starts it, in one fenced transaction.
+ * Validates a claimed `validating` batch by streaming its input once (or takes the upload check's
+ * record of that same object), then either fails it with line-numbered errors or enqueues its
+ * chunks and starts it, in one fenced transaction.
  */
 export async function validateBatch(deps: ValidateDeps, batch: BatchRow): Promise<"in_progress" | "failed"> {
   const fence = batch.worker_fence;
@@ -31,12 +33,10 @@ export async function validateBatch(deps: ValidateDeps, batch: BatchRow): Promis
     if (!file || !head) {
       return await fail(deps, batch, [{ code: "file_not_found", message: `Input file '${batch.input_file_id}' has no content.`, line: null, param: "input_file_id" }]);
     }
-    const result = await validateBatchInput(
-      readLines(await getObjectStream(deps, file.s3_key)),
-      head.bytes,
-      batch.endpoint,
-      deps.limits,
-    );
+    // A presigned upload was validated when it was completed; that pass stands if the object is the one it read.
+    const result =
+      reuseInputCheck(file.input_check, head, batch.endpoint, deps.limits) ??
+      (await validateBatchInput(readLineBlocks(await getObjectStream(deps, file.s3_key)), head.bytes, batch.endpoint, deps.limits));
     if (result.errors.length > 0) return await fail(deps, batch, result.errors);
     // A batch created with a model (the one-shot form) only accepts files naming that model;
     // every line names the same one by now, so the first request is the first offender.

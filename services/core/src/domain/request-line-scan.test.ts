@@ -1,0 +1,255 @@
+import { Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import type { BatchErrorEntry } from "../db/schema.js";
+import { readLineBlocks, readLines } from "../storage/lines.js";
+import { FingerprintSet } from "./fingerprint-set.js";
+import { isSupportedEndpoint, requestLineSchema } from "./request-line.js";
+import { scanRequestLine, type ScannedRequest } from "./request-line-scan.js";
+import { validateBatchInput } from "./validate.js";
+
+// The byte scanner is the hot path; JSON.parse + zod (requestLineSchema) is the contract. These
+// tests run both over the same lines (valid ones of many shapes, hand-picked edge cases, and
+// thousands of random mutations of both) and require: whatever the scanner accepts, the contract
+// accepts with the same fields; and the whole validator, fast path included, reports exactly what
+// a reference validator built on the contract alone reports.
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Verdict = { ok: false } | { ok: true; customId: string; url: string; model: string; stream: boolean };
+
+function contract(text: string): Verdict {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { ok: false };
+  }
+  const r = requestLineSchema.safeParse(json);
+  if (!r.success) return { ok: false };
+  return { ok: true, customId: r.data.custom_id, url: r.data.url, model: r.data.body.model, stream: r.data.body.stream === true };
+}
+
+function scan(bytes: Buffer): Verdict {
+  // Padded on both sides, so a scan that strays outside its line would be caught.
+  const padded = Buffer.concat([Buffer.from('"x\\'), bytes, Buffer.from('"}\n{')]);
+  const out: ScannedRequest = { customId: "", url: "", model: "", stream: false };
+  if (!scanRequestLine(padded, 3, 3 + bytes.length, out)) return { ok: false };
+  return { ok: true, ...out };
+}
+
+const VALID: string[] = [
+  JSON.stringify({ custom_id: "a", method: "POST", url: "/v1/chat/completions", body: { model: "m", messages: [{ role: "user", content: "hi" }] } }),
+  JSON.stringify({ body: { messages: [], model: "m" }, url: "/v1/embeddings", method: "POST", custom_id: "b" }),
+  JSON.stringify({ custom_id: "ç-日本-😀", method: "POST", url: "/v1/x", body: { model: "modèle", stream: true } }),
+  JSON.stringify({ custom_id: "c", method: "POST", url: "/v1/chat/completions", body: { model: "m", stream: false, n: [0, -1, 1.5, -0.25e-3, 2E+10, 1e5, true, false, null, {}, [], [[{}]], ""] } }),
+  JSON.stringify({ custom_id: "d", method: "POST", url: "u", body: { model: "m", stream: "true", text: 'quote " backslash \\ newline \n tab \t \u0001 \u2028 é' } }),
+  JSON.stringify({ custom_id: "e", method: "POST", url: "u", body: { model: "m", stream: 1 }, extra: { deep: { er: [1, { x: null }] } } }),
+  ` \t{ "custom_id" : "f" , "method":"POST","url" :"u",\r"body": { "model" : "m" , "stream" : true } } \t `,
+  JSON.stringify({ custom_id: "x".repeat(512), method: "POST", url: "u", body: { model: "m" } }),
+  JSON.stringify({ custom_id: "é".repeat(512), method: "POST", url: "u", body: { model: "m" } }),
+  `{"custom_id":"g","method":"POST","url":"u","body":{"model":"m","a":"\\u00e9\\ud83d\\ude00\\/\\b\\f\\n\\r\\t\\"\\\\"}}`,
+];
+
+/** Lines the contract rejects (JSON or schema), each a different way. */
+const INVALID: string[] = [
+  "",
+  "{",
+  "{}",
+  "[]",
+  "null",
+  '"a"',
+  "{not json",
+  JSON.stringify({ custom_id: "a", method: "POST", url: "u" }),
+  JSON.stringify({ custom_id: "", method: "POST", url: "u", body: { model: "m" } }),
+  JSON.stringify({ custom_id: "x".repeat(513), method: "POST", url: "u", body: { model: "m" } }),
+  JSON.stringify({ custom_id: 1, method: "POST", url: "u", body: { model: "m" } }),
+  JSON.stringify({ custom_id: "a", method: "GET", url: "u", body: { model: "m" } }),
+  JSON.stringify({ custom_id: "a", method: "post", url: "u", body: { model: "m" } }),
+  JSON.stringify({ custom_id: "a", method: "POST", url: "", body: { model: "m" } }),
+  JSON.stringify({ custom_id: "a", method: "POST", url: "u", body: { model: "" } }),
+  JSON.stringify({ custom_id: "a", method: "POST", url: "u", body: { model: 3 } }),
+  JSON.stringify({ custom_id: "a", method: "POST", url: "u", body: [] }),
+  JSON.stringify({ custom_id: "a", method: "POST", url: "u", body: "x" }),
+  JSON.stringify({ custom_id: "a", method: "POST", url: "u", body: {} }),
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m"}} x',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m"},}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m",}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":[1,]}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":01}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":1.}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":-}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":1e}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":tru}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"\t"}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"\\x"}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"\\u12g4"}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"abc}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":{"a" 1}}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":{1:1}}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":[}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m"}}}',
+  "\uFEFF" + JSON.stringify({ custom_id: "a", method: "POST", url: "u", body: { model: "m" } }),
+];
+
+/** Valid lines the scanner leaves to the contract on purpose: escapes in what it reads, repeated keys, deep nesting. */
+const LEFT_TO_CONTRACT: string[] = [
+  '{"custom_id":"a\\u0062","method":"POST","url":"u","body":{"model":"m"}}',
+  '{"custom\\u005fid":"a","method":"POST","url":"u","body":{"model":"m"}}',
+  '{"custom_id":"a","method":"PO\\u0053T","url":"u","body":{"model":"m"}}',
+  '{"custom_id":"a","method":"POST","url":"\\/v1","body":{"model":"m"}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m\\n"}}',
+  '{"custom_id":"a","custom_id":"b","method":"POST","url":"u","body":{"model":"m"}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","model":"n"}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","stream":true,"stream":false}}',
+  `{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":${"[".repeat(70)}${"]".repeat(70)}}}`,
+];
+
+const NOISE = ['"', "\\", "{", "}", "[", "]", ",", ":", " ", "\t", "\r", "0", "-", "e", ".", "t", "\u0001", "é", "\u00ff", "u", "1", "\\u", "a"];
+
+/** Random edits of a line, as bytes: deletions, insertions of JSON's special characters, truncation, repeats. */
+function mutate(line: string, rand: () => number): Buffer {
+  let b = Buffer.from(line);
+  const edits = rand() < 0.7 ? 1 : 2 + Math.floor(rand() * 2);
+  for (let k = 0; k < edits; k++) {
+    const at = Math.floor(rand() * (b.length + 1));
+    const kind = Math.floor(rand() * 5);
+    if (kind === 0 && b.length > 0) b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1)]);
+    else if (kind === 1) b = Buffer.concat([b.subarray(0, at), Buffer.from(NOISE[Math.floor(rand() * NOISE.length)]!), b.subarray(at)]);
+    else if (kind === 2) b = b.subarray(0, at);
+    else if (kind === 3) b = Buffer.concat([b.subarray(0, at), Buffer.from([Math.floor(rand() * 256)]), b.subarray(at)]);
+    else b = Buffer.concat([b.subarray(0, at), b.subarray(Math.max(0, at - 8), at), b.subarray(at)]);
+  }
+  return b;
+}
+
+function corpus(): Buffer[] {
+  const rand = mulberry32(7);
+  const base = [...VALID, ...INVALID, ...LEFT_TO_CONTRACT];
+  const out: Buffer[] = base.map((l) => Buffer.from(l));
+  for (let i = 0; i < 20_000; i++) out.push(mutate(base[i % base.length]!, rand));
+  return out;
+}
+
+describe("scanRequestLine", () => {
+  it("accepts every valid line of the corpus with the contract's own fields", () => {
+    expect(VALID.map((l) => scan(Buffer.from(l)))).toEqual(VALID.map((l) => contract(l)));
+    expect(VALID.filter((l) => contract(l).ok)).toHaveLength(VALID.length);
+  });
+
+  it("accepts none of the lines the contract rejects", () => {
+    expect(INVALID.map((l) => contract(l).ok)).toEqual(INVALID.map(() => false));
+    expect(INVALID.map((l) => scan(Buffer.from(l)).ok)).toEqual(INVALID.map(() => false));
+  });
+
+  it("leaves unusual valid lines to the contract", () => {
+    expect(LEFT_TO_CONTRACT.map((l) => contract(l).ok)).toEqual(LEFT_TO_CONTRACT.map(() => true));
+    expect(LEFT_TO_CONTRACT.map((l) => scan(Buffer.from(l)).ok)).toEqual(LEFT_TO_CONTRACT.map(() => false));
+  });
+
+  it("never accepts what the contract rejects, nor reads other fields, over 20,000 mutated lines", () => {
+    const lines = corpus();
+    const disagreements: string[] = [];
+    let accepted = 0;
+    let rejected = 0;
+    for (const b of lines) {
+      const fast = scan(b);
+      const slow = contract(b.toString("utf8"));
+      if (fast.ok) {
+        accepted++;
+        if (JSON.stringify(fast) !== JSON.stringify(slow)) disagreements.push(b.toString("utf8"));
+      }
+      if (!slow.ok) rejected++;
+    }
+    expect(disagreements).toEqual([]);
+    // The corpus exercises both sides: many mutations stay valid, many do not.
+    expect(accepted).toBeGreaterThan(500);
+    expect(rejected).toBeGreaterThan(15_000);
+  });
+});
+
+/** The validator before the fast path: per line, JSON.parse then the schema, then the same checks. */
+async function referenceValidate(bytes: Buffer, chunkSize: number) {
+  const errors: BatchErrorEntry[] = [];
+  const seen = new FingerprintSet();
+  let requests = 0;
+  let model: string | null = null;
+  const starts: [number, number][] = [];
+  for await (const line of readLines(Readable.from([bytes]))) {
+    if (line.text.trim() === "") continue;
+    if (requests % chunkSize === 0) starts.push([line.offset, line.lineNo]);
+    requests++;
+    let json: unknown;
+    try {
+      json = JSON.parse(line.text);
+    } catch {
+      errors.push({ code: "invalid_json_line", message: "This line is not parseable as valid JSON.", line: line.lineNo, param: null });
+      continue;
+    }
+    const parsed = requestLineSchema.safeParse(json, { reportInput: true });
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const param = issue.path.join(".");
+      const missing = issue.code === "invalid_type" && issue.input === undefined;
+      errors.push({
+        code: missing ? "missing_required_parameter" : "invalid_request_line",
+        message: missing ? `Missing required parameter '${param}'.` : `Invalid value for '${param}': ${issue.message}.`,
+        line: line.lineNo,
+        param,
+      });
+      continue;
+    }
+    const req = parsed.data;
+    if (!isSupportedEndpoint(req.url)) errors.push({ code: "unsupported_url", message: `URL '${req.url}' is not a supported endpoint.`, line: line.lineNo, param: "url" });
+    else if (req.url !== "/v1/chat/completions") {
+      errors.push({ code: "url_mismatch", message: `The url '${req.url}' does not match the batch endpoint '/v1/chat/completions'.`, line: line.lineNo, param: "url" });
+    }
+    if (req.body.stream === true) {
+      errors.push({ code: "stream_unsupported", message: "Streaming ('stream': true) is not supported in batch requests.", line: line.lineNo, param: "body.stream" });
+    }
+    if (model === null) model = req.body.model;
+    else if (req.body.model !== model) {
+      errors.push({ code: "model_mismatch", message: `The model '${req.body.model}' differs from '${model}' on earlier lines; a batch serves one model.`, line: line.lineNo, param: "body.model" });
+    }
+    if (!seen.add(req.custom_id)) {
+      errors.push({ code: "duplicate_custom_id", message: `The custom_id '${req.custom_id}' appears more than once in this file.`, line: line.lineNo, param: "custom_id" });
+    }
+  }
+  return { requests, model, errors, starts };
+}
+
+describe("validateBatchInput with the fast path", () => {
+  it("reports exactly what the contract alone reports, on the same mutated corpus as one file", async () => {
+    const rand = mulberry32(11);
+    const lines = corpus().filter((b) => b.indexOf(10) === -1);
+    // Valid lines with distinct ids between the mutated ones, and CRLF endings here and there.
+    const parts: Buffer[] = [];
+    lines.forEach((b, i) => {
+      parts.push(b, Buffer.from(rand() < 0.1 ? "\r\n" : "\n"));
+      if (i % 3 === 0) parts.push(Buffer.from(`${JSON.stringify({ custom_id: `ok-${i}`, method: "POST", url: "/v1/chat/completions", body: { model: "m" } })}\n`));
+    });
+    const bytes = Buffer.concat(parts);
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < bytes.length; ) {
+      const n = 1 + Math.floor(rand() * 4096);
+      pieces.push(bytes.subarray(i, i + n));
+      i += n;
+    }
+    const limits = { chunkSize: 500, maxRequests: 1_000_000, maxBytes: 1 << 30, maxErrors: 1_000_000 };
+    const fast = await validateBatchInput(readLineBlocks(Readable.from(pieces)), bytes.length, "/v1/chat/completions", limits);
+    const ref = await referenceValidate(bytes, limits.chunkSize);
+    expect(fast.requests).toBe(ref.requests);
+    expect(fast.model).toBe(ref.model);
+    expect(fast.errors).toEqual(ref.errors);
+    expect(fast.chunks.map((c) => [c.startOffset, c.startLine])).toEqual(ref.starts);
+    expect(ref.errors.length).toBeGreaterThan(5_000);
+  });
+});

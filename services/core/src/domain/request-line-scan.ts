@@ -1,0 +1,334 @@
+/**
+ * The hot path of input validation: reads one request line straight from its UTF-8 bytes, without
+ * decoding the line or building its object, and says whether `requestLineSchema` would accept it.
+ *
+ * It is deliberately one-sided. `scanRequestLine` returns true only for a line that is well-formed
+ * JSON whose top level is an object, with `custom_id` a string of 1-512 UTF-16 units, `method`
+ * "POST", `url` a non-empty string and `body` an object with a non-empty string `model` (zod's
+ * contract); and then the fields the checks after the schema need are in `out`. Anything else,
+ * including valid but unusual lines (escapes in those fields or in keys, a repeated key, deep
+ * nesting), returns false and the caller runs `JSON.parse` + zod on the decoded line, which decides
+ * and words the error. So errors and their messages come from the contract, never from here; the
+ * equivalence test runs both paths over the same corpus, bad lines included.
+ */
+
+/** What the checks after the schema read from an accepted line. */
+export interface ScannedRequest {
+  customId: string;
+  url: string;
+  model: string;
+  /** `body.stream === true`. */
+  stream: boolean;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+/** Deeper lines go to JSON.parse, whose own limits then decide. */
+const MAX_DEPTH = 64;
+
+/** 1 for bytes a JSON string may hold as they are: not `"`, not `\`, not a control character. */
+const PLAIN = new Uint8Array(256);
+for (let c = 0x20; c < 256; c++) PLAIN[c] = c === QUOTE || c === BACKSLASH ? 0 : 1;
+/** 1 for JSON's whitespace. */
+const SPACE = new Uint8Array(256);
+SPACE[0x20] = SPACE[0x09] = SPACE[0x0a] = SPACE[0x0d] = 1;
+const HEX = new Uint8Array(256);
+for (const c of "0123456789abcdefABCDEF") HEX[c.charCodeAt(0)] = 1;
+const ESCAPABLE = new Uint8Array(256);
+for (const c of '"\\/bfnrtu') ESCAPABLE[c.charCodeAt(0)] = 1;
+
+// Top-level and body keys the scanner reads, as bytes.
+const K_CUSTOM_ID = bytesOf("custom_id");
+const K_METHOD = bytesOf("method");
+const K_URL = bytesOf("url");
+const K_BODY = bytesOf("body");
+const K_MODEL = bytesOf("model");
+const K_STREAM = bytesOf("stream");
+const POST = bytesOf("POST");
+const TRUE = bytesOf("true");
+const FALSE = bytesOf("false");
+const NULL = bytesOf("null");
+
+function bytesOf(s: string): Uint8Array {
+  return new Uint8Array(Buffer.from(s, "latin1"));
+}
+
+/**
+ * True when the line `b[start, end)` is a request line zod would accept, with its fields in `out`;
+ * false when the slow path must decide. `b` must be a Buffer (its fields are decoded from it); `dv`
+ * is a view of the same bytes, passed in by callers that scan many lines of one buffer.
+ */
+export function scanRequestLine(
+  b: Buffer,
+  start: number,
+  end: number,
+  out: ScannedRequest,
+  dv: DataView = new DataView(b.buffer, b.byteOffset, b.byteLength),
+): boolean {
+  let i = skipSpace(b, start, end);
+  if (i >= end || b[i] !== OPEN_OBJECT) return false;
+  i = skipSpace(b, i + 1, end);
+  let customId: string | null = null;
+  let method = false;
+  let url: string | null = null;
+  let bodyDone = false;
+  if (i < end && b[i] === CLOSE_OBJECT) return false;
+  for (;;) {
+    if (i >= end || b[i] !== QUOTE) return false;
+    const keyStart = i + 1;
+    const keyEnd = stringEnd(b, dv, keyStart, end);
+    // A key with escapes could spell a field differently; let JSON.parse read it.
+    if (keyEnd < 0 || hasEscape(b, keyStart, keyEnd)) return false;
+    i = skipSpace(b, keyEnd + 1, end);
+    if (i >= end || b[i] !== COLON) return false;
+    i = skipSpace(b, i + 1, end);
+    if (i >= end) return false;
+    const c = b[i];
+    if (equals(b, keyStart, keyEnd, K_CUSTOM_ID)) {
+      if (customId !== null || c !== QUOTE) return false;
+      const e = stringEnd(b, dv, i + 1, end);
+      if (e < 0 || hasEscape(b, i + 1, e)) return false;
+      customId = b.toString("utf8", i + 1, e);
+      if (customId.length < 1 || customId.length > 512) return false;
+      i = e + 1;
+    } else if (equals(b, keyStart, keyEnd, K_METHOD)) {
+      if (method || c !== QUOTE) return false;
+      const e = stringEnd(b, dv, i + 1, end);
+      if (e < 0 || !equals(b, i + 1, e, POST)) return false;
+      method = true;
+      i = e + 1;
+    } else if (equals(b, keyStart, keyEnd, K_URL)) {
+      if (url !== null || c !== QUOTE) return false;
+      const e = stringEnd(b, dv, i + 1, end);
+      if (e < 0 || e === i + 1 || hasEscape(b, i + 1, e)) return false;
+      url = sameAscii(b, i + 1, e, out.url) ? out.url : b.toString("utf8", i + 1, e);
+      i = e + 1;
+    } else if (equals(b, keyStart, keyEnd, K_BODY)) {
+      if (bodyDone || c !== OPEN_OBJECT) return false;
+      i = scanBody(b, dv, i, end, out);
+      if (i < 0) return false;
+      bodyDone = true;
+    } else {
+      i = skipValue(b, dv, i, end);
+      if (i < 0) return false;
+    }
+    i = skipSpace(b, i, end);
+    if (i >= end) return false;
+    if (b[i] === COMMA) {
+      i = skipSpace(b, i + 1, end);
+      continue;
+    }
+    if (b[i] !== CLOSE_OBJECT) return false;
+    break;
+  }
+  // Nothing but whitespace may follow the object.
+  if (skipSpace(b, i + 1, end) !== end) return false;
+  if (customId === null || !method || url === null || !bodyDone) return false;
+  out.customId = customId;
+  out.url = url;
+  return true;
+}
+
+/** Reads `body` (an object at `b[i]`): its `model` into `out.model`, `stream === true` into `out.stream`. Index past it, or -1. */
+function scanBody(b: Buffer, dv: DataView, i: number, end: number, out: ScannedRequest): number {
+  let model: string | null = null;
+  let stream: boolean | null = null;
+  i = skipSpace(b, i + 1, end);
+  if (i < end && b[i] === CLOSE_OBJECT) return -1;
+  for (;;) {
+    if (i >= end || b[i] !== QUOTE) return -1;
+    const keyStart = i + 1;
+    const keyEnd = stringEnd(b, dv, keyStart, end);
+    if (keyEnd < 0 || hasEscape(b, keyStart, keyEnd)) return -1;
+    i = skipSpace(b, keyEnd + 1, end);
+    if (i >= end || b[i] !== COLON) return -1;
+    i = skipSpace(b, i + 1, end);
+    if (i >= end) return -1;
+    if (equals(b, keyStart, keyEnd, K_MODEL)) {
+      if (model !== null || b[i] !== QUOTE) return -1;
+      const e = stringEnd(b, dv, i + 1, end);
+      if (e < 0 || e === i + 1 || hasEscape(b, i + 1, e)) return -1;
+      model = sameAscii(b, i + 1, e, out.model) ? out.model : b.toString("utf8", i + 1, e);
+      i = e + 1;
+    } else if (equals(b, keyStart, keyEnd, K_STREAM)) {
+      if (stream !== null) return -1;
+      const e = skipValue(b, dv, i, end);
+      if (e < 0) return -1;
+      stream = equals(b, i, e, TRUE);
+      i = e;
+    } else {
+      i = skipValue(b, dv, i, end);
+      if (i < 0) return -1;
+    }
+    i = skipSpace(b, i, end);
+    if (i >= end) return -1;
+    if (b[i] === COMMA) {
+      i = skipSpace(b, i + 1, end);
+      continue;
+    }
+    if (b[i] !== CLOSE_OBJECT) return -1;
+    break;
+  }
+  if (model === null) return -1;
+  out.model = model;
+  out.stream = stream === true;
+  return i + 1;
+}
+
+function skipSpace(b: Buffer, i: number, end: number): number {
+  while (i < end && SPACE[b[i]!] === 1) i++;
+  return i;
+}
+
+/** Index of the closing quote of the string whose content starts at `i`, or -1 if it is not a valid JSON string. */
+function stringEnd(b: Buffer, dv: DataView, i: number, end: number): number {
+  for (;;) {
+    // Eight bytes at a time while none of them is a quote, a backslash or below 0x20 (exact
+    // SWAR tests: each term is non-zero iff some byte matches), then byte by byte.
+    while (i + 8 <= end) {
+      const x = dv.getInt32(i, true);
+      const y = dv.getInt32(i + 4, true);
+      const qx = x ^ 0x22222222;
+      const sx = x ^ 0x5c5c5c5c;
+      const qy = y ^ 0x22222222;
+      const sy = y ^ 0x5c5c5c5c;
+      const hit =
+        ((x - 0x20202020) & ~x) | ((qx - 0x01010101) & ~qx) | ((sx - 0x01010101) & ~sx) |
+        ((y - 0x20202020) & ~y) | ((qy - 0x01010101) & ~qy) | ((sy - 0x01010101) & ~sy);
+      if (hit & 0x80808080) break;
+      i += 8;
+    }
+    while (i < end && PLAIN[b[i]!] === 1) i++;
+    if (i >= end) return -1;
+    const c = b[i];
+    if (c === QUOTE) return i;
+    if (c !== BACKSLASH || i + 1 >= end) return -1;
+    const e = b[i + 1]!;
+    if (ESCAPABLE[e] !== 1) return -1;
+    if (e === 0x75) {
+      if (i + 6 > end || HEX[b[i + 2]!] !== 1 || HEX[b[i + 3]!] !== 1 || HEX[b[i + 4]!] !== 1 || HEX[b[i + 5]!] !== 1) return -1;
+      i += 6;
+    } else {
+      i += 2;
+    }
+  }
+}
+
+/** Only ever called on short strings (keys and the fields read); indexOf would search past `end`. */
+function hasEscape(b: Buffer, start: number, end: number): boolean {
+  for (let k = start; k < end; k++) if (b[k] === BACKSLASH) return true;
+  return false;
+}
+
+/** True when the bytes spell `s` in ASCII, so decoding them would give `s` again (every line repeats its url and model). */
+function sameAscii(b: Buffer, start: number, end: number, s: string): boolean {
+  if (end - start !== s.length) return false;
+  for (let k = 0; k < s.length; k++) {
+    const c = b[start + k]!;
+    if (c >= 0x80 || c !== s.charCodeAt(k)) return false;
+  }
+  return true;
+}
+
+function equals(b: Buffer, start: number, end: number, word: Uint8Array): boolean {
+  if (end - start !== word.length) return false;
+  for (let k = 0; k < word.length; k++) if (b[start + k] !== word[k]) return false;
+  return true;
+}
+
+/** Index just past the JSON value starting at `b[i]`, or -1 when it is not one (or nests deeper than MAX_DEPTH). */
+function skipValue(b: Buffer, dv: DataView, i: number, end: number): number {
+  const c = b[i];
+  if (c !== OPEN_OBJECT && c !== OPEN_ARRAY) return skipScalar(b, dv, i, end);
+  // Containers, without recursion: `closers` holds the closing byte of each open one.
+  const closers = new Uint8Array(MAX_DEPTH);
+  let depth = 0;
+  let fresh: boolean;
+  for (;;) {
+    // At the start of a value.
+    let v = b[i];
+    if (v === OPEN_OBJECT || v === OPEN_ARRAY) {
+      if (depth === MAX_DEPTH) return -1;
+      closers[depth++] = v === OPEN_OBJECT ? CLOSE_OBJECT : CLOSE_ARRAY;
+      i = skipSpace(b, i + 1, end);
+      fresh = true;
+    } else {
+      i = skipScalar(b, dv, i, end);
+      if (i < 0) return -1;
+      fresh = false;
+    }
+    // After a value, or just inside a container: close containers, or find where the next value starts.
+    for (;;) {
+      if (i >= end) return -1;
+      v = b[i];
+      const closer = closers[depth - 1];
+      if (v === closer) {
+        depth--;
+        i++;
+        if (depth === 0) return i;
+        i = skipSpace(b, i, end);
+        fresh = false;
+        continue;
+      }
+      if (!fresh) {
+        if (v !== COMMA) return -1;
+        i = skipSpace(b, i + 1, end);
+        if (i >= end) return -1;
+      }
+      if (closer === CLOSE_OBJECT) {
+        if (b[i] !== QUOTE) return -1;
+        const e = stringEnd(b, dv, i + 1, end);
+        if (e < 0) return -1;
+        i = skipSpace(b, e + 1, end);
+        if (i >= end || b[i] !== COLON) return -1;
+        i = skipSpace(b, i + 1, end);
+        if (i >= end) return -1;
+      }
+      break;
+    }
+  }
+}
+
+/** Index just past the string, number or literal at `b[i]`, or -1. */
+function skipScalar(b: Buffer, dv: DataView, i: number, end: number): number {
+  const c = b[i];
+  if (c === QUOTE) {
+    const e = stringEnd(b, dv, i + 1, end);
+    return e < 0 ? -1 : e + 1;
+  }
+  if (c === 0x74) return equals(b, i, Math.min(i + 4, end), TRUE) ? i + 4 : -1;
+  if (c === 0x66) return equals(b, i, Math.min(i + 5, end), FALSE) ? i + 5 : -1;
+  if (c === 0x6e) return equals(b, i, Math.min(i + 4, end), NULL) ? i + 4 : -1;
+  return skipNumber(b, i, end);
+}
+
+/** JSON's number grammar: -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)? */
+function skipNumber(b: Buffer, i: number, end: number): number {
+  if (i < end && b[i] === 0x2d) i++;
+  if (i >= end) return -1;
+  if (b[i] === 0x30) i++;
+  else if (isDigit(b[i]!)) while (i < end && isDigit(b[i]!)) i++;
+  else return -1;
+  if (i < end && b[i] === 0x2e) {
+    i++;
+    if (i >= end || !isDigit(b[i]!)) return -1;
+    while (i < end && isDigit(b[i]!)) i++;
+  }
+  if (i < end && (b[i] === 0x65 || b[i] === 0x45)) {
+    i++;
+    if (i < end && (b[i] === 0x2b || b[i] === 0x2d)) i++;
+    if (i >= end || !isDigit(b[i]!)) return -1;
+    while (i < end && isDigit(b[i]!)) i++;
+  }
+  return i;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
