@@ -116,8 +116,9 @@ describe("ConcurrencyController without metrics (AIMD)", () => {
 });
 
 describe("concurrencyBounds", () => {
-  it("caps at AGENT_CONCURRENCY unless AGENT_MAX_CONCURRENCY is set", () => {
-    expect(concurrencyBounds({ AGENT_CONCURRENCY: 64, AGENT_MIN_CONCURRENCY: 1, AGENT_MAX_CONCURRENCY: undefined })).toEqual({ initial: 64, min: 1, max: 64 });
+  it("caps at max(1024, AGENT_CONCURRENCY) unless AGENT_MAX_CONCURRENCY is set", () => {
+    expect(concurrencyBounds({ AGENT_CONCURRENCY: 64, AGENT_MIN_CONCURRENCY: 1, AGENT_MAX_CONCURRENCY: undefined })).toEqual({ initial: 64, min: 1, max: 1024 });
+    expect(concurrencyBounds({ AGENT_CONCURRENCY: 2048, AGENT_MIN_CONCURRENCY: 1, AGENT_MAX_CONCURRENCY: undefined })).toEqual({ initial: 2048, min: 1, max: 2048 });
     expect(concurrencyBounds({ AGENT_CONCURRENCY: 64, AGENT_MIN_CONCURRENCY: 2, AGENT_MAX_CONCURRENCY: 512 })).toEqual({ initial: 64, min: 2, max: 512 });
   });
 });
