@@ -32,8 +32,8 @@ describe("parseEngineLoad", () => {
 });
 
 describe("ConcurrencyController with metrics", () => {
-  it("targets a queue of max(2, 10% of running)", () => {
-    expect([0, 8, 20, 21, 256].map(targetWaiting)).toEqual([2, 2, 2, 3, 26]);
+  it("targets a queue of max(2, 50% of running)", () => {
+    expect([0, 3, 8, 21, 256].map(targetWaiting)).toEqual([2, 2, 4, 11, 128]);
   });
 
   it("grows while the engine has spare slots and the limit is in use, until a queue forms", () => {
@@ -42,22 +42,22 @@ describe("ConcurrencyController with metrics", () => {
     expect(c.observeLoad(load(8, 0))).toBe(12);
     expect(c.observeLoad(load(12, 0))).toBe(18);
     expect(c.observeLoad(load(18, 0))).toBe(27);
-    // The engine has 20 slots: 7 wait, more than the target of 2, so the limit is capacity + 2.
-    expect(c.observeLoad(load(20, 7))).toBe(22);
-    // Steady state: 2 waiting is on target, the limit holds.
-    expect(c.observeLoad(load(20, 2))).toBe(22);
-    expect(c.observeLoad(load(20, 1))).toBe(22);
+    // The engine has 20 slots: 17 wait, more than the target of 10, so the limit is capacity + 10.
+    expect(c.observeLoad(load(20, 17))).toBe(30);
+    // Steady state: 10 waiting is on target, the limit holds.
+    expect(c.observeLoad(load(20, 10))).toBe(30);
+    expect(c.observeLoad(load(20, 1))).toBe(30);
     expect(c.mode).toBe("metrics");
   });
 
-  it("converges on a 256-slot engine to running + 26", () => {
+  it("converges on a 256-slot engine to running + 128", () => {
     const c = new ConcurrencyController({ initial: 64, min: 1, max: 1024 });
     const limits: number[] = [];
     for (let i = 0; i < 8; i++) {
       const inFlight = c.limit;
       limits.push(c.observeLoad(load(Math.min(inFlight, 256), Math.max(0, inFlight - 256))));
     }
-    expect(limits).toEqual([96, 144, 216, 324, 282, 282, 282, 282]);
+    expect(limits).toEqual([96, 144, 216, 324, 384, 384, 384, 384]);
   });
 
   it("holds when the limit is not in use, and stays within its bounds", () => {
@@ -74,7 +74,7 @@ describe("ConcurrencyController with metrics", () => {
     const off = c.onChange((n) => seen.push(n));
     c.observeLoad(load(10, 0));
     c.observeLoad(load(10, 2));
-    c.observeLoad(load(10, 9));
+    c.observeLoad(load(8, 9));
     off();
     c.observeLoad(load(30, 9));
     expect(seen).toEqual([15, 12]);
