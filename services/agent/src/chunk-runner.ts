@@ -95,12 +95,6 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
   // A freed slot or a raised limit must wake a dispatcher parked on the old count.
   const unsubscribe = slots.subscribe(() => changed.notify());
   const inflightCtl = new AbortController();
-  // One listener on the run's signal aborts every request: a listener per request on one shared
-  // signal costs O(n) per add and remove at hundreds in flight.
-  const requestCtls = new Set<AbortController>();
-  inflightCtl.signal.addEventListener("abort", () => {
-    for (const ctl of requestCtls) ctl.abort(inflightCtl.signal.reason);
-  });
   const lineId = createLineIds();
   let markTail!: () => void;
   const tail = new Promise<void>((resolve) => (markTail = resolve));
@@ -190,11 +184,9 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
     const requestId = `${ref.batchId}:${requestIndex}`;
     inflight++;
     dispatched++;
-    const ctl = new AbortController();
-    requestCtls.add(ctl);
     const sentAt = performance.now();
     deps.engine
-      .send({ url: req.url, body: req.body, requestId }, ctl.signal)
+      .send({ url: req.url, body: req.body, requestId }, inflightCtl.signal)
       .then(
         (res): ResultLine => {
           const backpressure = res.backpressure === true || res.status === 429 || res.status === 503;
@@ -207,7 +199,6 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
         },
       )
       .then((result) => {
-        requestCtls.delete(ctl);
         inflight--;
         slots.release();
         if (result) deps.onResult?.(result.kind);
