@@ -178,8 +178,16 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
     return inflightCtl.signal.aborted ? undefined : buildResultLine(customId, failureOf(err), lineId());
   }
 
+  /** Sends one request on the slot the dispatcher took for it. */
   function dispatch(pos: number, line: Line): void {
-    const req = parseRequest(line.text);
+    let req: ReturnType<typeof parseRequest>;
+    try {
+      req = parseRequest(line.text);
+    } catch (err) {
+      // The slot is the agent's, not this run's: a line that fails here must not keep it.
+      slots.release();
+      throw err;
+    }
     const requestIndex = chunk.request_start + chunk.committed + pos;
     const requestId = `${ref.batchId}:${requestIndex}`;
     inflight++;
