@@ -14,10 +14,9 @@ import { RequestSlots } from "./request-slots.js";
 import { startRescuer, type Periodic } from "./rescuer.js";
 
 /** Chunk runs an agent holds at once: the one finishing and the one already feeding the engine behind it. */
-export const MAX_CHUNK_RUNS = 2;
+const MAX_CHUNK_RUNS = 2;
 
 interface ActiveRun {
-  chunk: ChunkRow;
   run: ChunkRun;
   /** Its last requests are being dispatched: time for the next chunk to start. */
   atTail: boolean;
@@ -200,7 +199,7 @@ export function createAgent(deps: AgentDeps): Agent {
       },
       chunk,
     );
-    const active: ActiveRun = { chunk, run, atTail: false };
+    const active: ActiveRun = { run, atTail: false };
     runs.push(active);
     // A stop that arrived while the claim was in flight found no run to stop.
     if (stopMode) run.stop(stopMode);
