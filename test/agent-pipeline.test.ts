@@ -10,7 +10,7 @@ import { chatLine, seedBatch, waitFor } from "./support/seed.js";
 // request log and the chunk rows, never by timing.
 
 const CHUNK = 20;
-const CHUNKS = 8;
+const CHUNKS = 5;
 const TOTAL = CHUNK * CHUNKS;
 
 describe("agent: pipelined chunks", () => {
@@ -22,12 +22,14 @@ describe("agent: pipelined chunks", () => {
   it("feeds chunk k+1 before chunk k's last response, holding at most two chunk leases", { timeout: 120_000 }, async () => {
     const ctx = await createTestContext({ CHUNK_SIZE: String(CHUNK), SEGMENT_MAX_LINES: "5", AGENT_CONCURRENCY: "8", AGENT_MAX_CONCURRENCY: "8", AGENT_POLL_MS: "50" });
     cleanups.push(() => ctx.close());
-    // 8 slots, 8 tokens at 20 tokens/s: ~400 ms a request, so a chunk's tail outlasts the next claim.
-    const sim = await createEngineSim({ models: ["barge-sim-1"], maxNumSeqs: 8, decodeTokensPerSec: 20 });
+    // 8 slots, 16 tokens at 10 tokens/s: ~1.6 s a request. A run reaches its tail with 8 requests
+    // in flight and 8 to send, two request times before its last response: ample for the next
+    // claim and range read, even on a loaded machine.
+    const sim = await createEngineSim({ models: ["barge-sim-1"], maxNumSeqs: 8, decodeTokensPerSec: 10 });
     cleanups.push(() => sim.close());
     const { batchId } = await seedBatch(
       ctx,
-      Array.from({ length: TOTAL }, (_, i) => chatLine(`p-${i}`, `pipeline ${i}`, { max_tokens: 8 })),
+      Array.from({ length: TOTAL }, (_, i) => chatLine(`p-${i}`, `pipeline ${i}`, { max_tokens: 16 })),
     );
     const agent = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: sim.url, agentId: "piper" });
     cleanups.push(() => agent.stop({ graceful: false }));
