@@ -1,14 +1,26 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { claimChunk, LeaseLost, waitingModels, type Bucket, type Config, type Db, type Logger } from "@barge/core";
+import { claimChunk, LeaseLost, waitingModels, type Bucket, type ChunkRow, type Config, type Db, type Logger } from "@barge/core";
+import { AgentMetrics } from "./agent-metrics.js";
 import { startChunk, type ChunkRun } from "./chunk-runner.js";
 import { ConcurrencyController, concurrencyBounds, startLoadPoller } from "./concurrency.js";
 import type { EngineProcess } from "./engine-process.js";
 import { createEngineClient, type EngineClient, type HttpEngineClient } from "./engine-client.js";
 import { finalizeNext, type FinalizerDeps } from "./finalizer.js";
+import { startMetricsServer, type MetricsServer } from "./metrics-server.js";
 import { poisonEngine } from "./poison-engine.js";
+import { RequestSlots } from "./request-slots.js";
 import { startRescuer, type Periodic } from "./rescuer.js";
+
+/** Chunk runs an agent holds at once: the one finishing and the one already feeding the engine behind it. */
+const MAX_CHUNK_RUNS = 2;
+
+interface ActiveRun {
+  run: ChunkRun;
+  /** Its last requests are being dispatched: time for the next chunk to start. */
+  atTail: boolean;
+}
 
 export interface AgentDeps extends Bucket {
   db: Db;
@@ -28,9 +40,9 @@ export interface Agent {
   /** Waits for the engine to list its models, registers, and starts the claim loop. */
   start(): Promise<void>;
   /**
-   * graceful: stop claiming, let the current chunk's in-flight requests finish for up to
+   * graceful: stop claiming, let the in-flight requests of every chunk run finish for up to
    * AGENT_SHUTDOWN_GRACE_MS (then abort them), commit everything finished in order and release
-   * the chunk so another agent continues at once. Not graceful: drop everything now, as a crash
+   * the chunks so another agent continues at once. Not graceful: drop everything now, as a crash
    * would, and leave the lease to lapse. Resolves once the agent has stopped.
    */
   stop(opts: { graceful: boolean }): Promise<void>;
@@ -55,23 +67,36 @@ export function createAgent(deps: AgentDeps): Agent {
   };
   // One controller for the agent's lifetime: what it learned about the engine outlives any one chunk.
   const concurrency = new ConcurrencyController(concurrencyBounds(config));
+  // One in-flight bound across the agent's runs: overlapping chunks share the engine, not double it.
+  const slots = new RequestSlots(concurrency, config.AGENT_CONCURRENCY);
   // Batches a chunk run just made ready to stitch: finalized before anything else is claimed.
   const woken = new Set<string>();
+  // Oldest first; at most MAX_CHUNK_RUNS.
+  const runs: ActiveRun[] = [];
+  const metrics = new AgentMetrics({ concurrencyLimit: () => slots.limit, inflight: () => slots.inflight, activeRuns: () => runs.length });
+  // The claim loop is woken when a run reaches its tail or ends, or the agent stops. `events`
+  // counts them, so one that fired while the loop was busy is not slept through.
+  let wakeLoop: (() => void) | undefined;
+  let events = 0;
+  // A run whose outcome was engine_down: claim nothing until the engine lists its models again.
+  let engineDown = false;
+  // After a failed run, its chunk (released) would be re-claimed at once: idle a poll interval first.
+  let claimNotBefore = 0;
   let engine: HttpEngineClient | undefined;
   let models: string[] = [];
-  let current: ChunkRun | undefined;
-  let wakeIdle: (() => void) | undefined;
   let started = false;
   let stopping: Promise<void> | undefined;
   let stopMode: "drain" | "release" | "abandon" | undefined;
   let loop: Promise<void> | undefined;
   let background: Periodic[] = [];
+  let metricsServer: MetricsServer | undefined;
   let markStopped!: () => void;
   const running = new Promise<void>((resolve) => (markStopped = resolve));
 
   const wake = () => {
-    wakeIdle?.();
-    wakeIdle = undefined;
+    events++;
+    wakeLoop?.();
+    wakeLoop = undefined;
   };
 
   async function register(): Promise<void> {
@@ -152,8 +177,59 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   }
 
+  /** Starts running a claimed chunk beside the runs already going; the loop learns of its tail and end through `wake`. */
+  function startRun(client: EngineClient, chunk: ChunkRow): void {
+    metrics.chunksClaimed++;
+    const poisoned = chunk.failures >= config.CHUNK_MAX_ATTEMPTS;
+    log.info({ batch: chunk.batch_id, chunk: chunk.idx, fence: chunk.fence, committed: chunk.committed, failures: chunk.failures, runs: runs.length + 1, concurrency: slots.limit }, "claimed chunk");
+    if (poisoned) log.warn({ batch: chunk.batch_id, chunk: chunk.idx, failures: chunk.failures }, "poison chunk: failing its remaining requests as chunk_failed");
+    const run = startChunk(
+      {
+        db: deps.db,
+        s3: deps.s3,
+        bucket: deps.bucket,
+        engine: poisoned ? poisonEngine(client, chunk.failures) : client,
+        // A poisoned run's instant failures say nothing about the engine's capacity.
+        ...(poisoned ? {} : { concurrency }),
+        slots,
+        log,
+        config,
+        onFinalizable: (batchId) => woken.add(batchId),
+        onResult: (kind) => metrics.countResult(kind),
+      },
+      chunk,
+    );
+    const active: ActiveRun = { run, atTail: false };
+    runs.push(active);
+    // A stop that arrived while the claim was in flight found no run to stop.
+    if (stopMode) run.stop(stopMode);
+    void run.tail.then(() => {
+      active.atTail = true;
+      wake();
+    });
+    void run.done
+      .then(
+        (outcome) => {
+          if (outcome === "completed") metrics.chunksCompleted++;
+          if (outcome === "engine_down") engineDown = true;
+        },
+        (err: unknown) => {
+          log.error({ err, batch: chunk.batch_id, chunk: chunk.idx }, "chunk run failed");
+          claimNotBefore = Date.now() + config.AGENT_POLL_MS;
+        },
+      )
+      .finally(() => {
+        runs.splice(runs.indexOf(active), 1);
+        wake();
+      });
+  }
+
+  /** Whether another run may start: none is going, or the only one is dispatching its last requests. */
+  const wantsRun = () => !engineDown && (runs.length === 0 || (runs.length < MAX_CHUNK_RUNS && runs.every((r) => r.atTail)));
+
   async function claimLoop(client: EngineClient): Promise<void> {
     while (!stopCtl.signal.aborted) {
+      const seen = events;
       let worked = false;
       try {
         for (const batchId of [...woken]) {
@@ -162,73 +238,52 @@ export function createAgent(deps: AgentDeps): Agent {
         }
         if (await finalizeOne()) worked = true;
         if (stopCtl.signal.aborted) break;
-        const chunk = await claimChunk(deps.db, { agentId: id, models, leaseSeconds: config.LEASE_SECONDS });
-        if (chunk) {
-          const poisoned = chunk.failures >= config.CHUNK_MAX_ATTEMPTS;
-          log.info({ batch: chunk.batch_id, chunk: chunk.idx, fence: chunk.fence, committed: chunk.committed, failures: chunk.failures }, "claimed chunk");
-          if (poisoned) log.warn({ batch: chunk.batch_id, chunk: chunk.idx, failures: chunk.failures }, "poison chunk: failing its remaining requests as chunk_failed");
-          current = startChunk(
-            {
-              db: deps.db,
-              s3: deps.s3,
-              bucket: deps.bucket,
-              engine: poisoned ? poisonEngine(client, chunk.failures) : client,
-              // A poisoned run's instant failures say nothing about the engine's capacity.
-              ...(poisoned ? {} : { concurrency }),
-              log,
-              config,
-              onFinalizable: (batchId) => woken.add(batchId),
-            },
-            chunk,
-          );
-          // A stop that arrived while the claim was in flight found no run to stop.
-          if (stopMode) current.stop(stopMode);
-          // A failed run released its chunk, which this agent would re-claim at once: idling a
-          // poll interval first keeps a persistent failure from spinning.
-          const outcome = await current.done.catch((err: unknown) => {
-            log.error({ err, batch: chunk.batch_id, chunk: chunk.idx }, "chunk run failed");
-            return undefined;
-          });
-          current = undefined;
-          if (outcome !== undefined) worked = true;
-          // The engine went away: claim nothing more until it lists its models again.
-          if (outcome === "engine_down") {
-            // A supervised engine that died is being restarted by its supervisor; this waits for it.
-            const served = await waitForModels(client);
-            if (served.length > 0) {
-              models = served;
-              log.info({ models }, "engine answers again; claiming");
-            }
+        if (engineDown && runs.length === 0) {
+          // A supervised engine that died is being restarted by its supervisor; this waits for it.
+          const served = await waitForModels(client);
+          if (served.length > 0) {
+            models = served;
+            log.info({ models }, "engine answers again; claiming");
           }
-        } else if (deps.engineProcess && !stopCtl.signal.aborted && (await maybeSwap(deps.engineProcess, client))) {
+          engineDown = false;
           worked = true;
+        } else if (wantsRun() && Date.now() >= claimNotBefore) {
+          const chunk = await claimChunk(deps.db, { agentId: id, models, leaseSeconds: config.LEASE_SECONDS });
+          if (chunk) {
+            startRun(client, chunk);
+            worked = true;
+          } else if (runs.length === 0 && deps.engineProcess && !stopCtl.signal.aborted && (await maybeSwap(deps.engineProcess, client))) {
+            worked = true;
+          }
         }
       } catch (err) {
         log.error({ err }, "claim loop step failed");
       }
-      if (!worked && woken.size === 0 && !stopCtl.signal.aborted) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, config.AGENT_POLL_MS);
-          wakeIdle = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wakeIdle = undefined;
-      }
+      if (worked || woken.size > 0 || stopCtl.signal.aborted || events !== seen) continue;
+      // Polling for new work needs a timer; a loop waiting on its runs is woken by them.
+      await new Promise<void>((resolve) => {
+        const timer = wantsRun() ? setTimeout(resolve, Math.max(config.AGENT_POLL_MS, claimNotBefore - Date.now())) : undefined;
+        wakeLoop = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wakeLoop = undefined;
     }
+    // Stopping: every run was told how to stop; wait until each has committed, released or dropped its chunk.
+    while (runs.length > 0) await Promise.allSettled(runs.map((r) => r.run.done));
   }
 
   async function shutdown(graceful: boolean): Promise<void> {
     stopMode = graceful ? "drain" : "abandon";
     stopCtl.abort();
-    current?.stop(stopMode);
+    for (const r of runs) r.run.stop(stopMode);
     // Past the grace, in-flight requests are aborted; what finished is still committed.
     const grace = graceful
       ? setTimeout(() => {
           log.warn({ graceMs: config.AGENT_SHUTDOWN_GRACE_MS }, "shutdown grace over: aborting in-flight requests");
           if (stopMode === "drain") stopMode = "release";
-          current?.stop("release");
+          for (const r of runs) r.run.stop("release");
         }, config.AGENT_SHUTDOWN_GRACE_MS)
       : undefined;
     wake();
@@ -237,6 +292,7 @@ export function createAgent(deps: AgentDeps): Agent {
     for (const task of background) task.stop();
     background = [];
     await engine?.close();
+    await metricsServer?.close();
     await deps.engineProcess?.stop();
     log.info({ graceful }, "agent stopped");
     markStopped();
@@ -259,12 +315,25 @@ export function createAgent(deps: AgentDeps): Agent {
       models = await waitForModels(client);
       if (stopCtl.signal.aborted) return;
       await register();
+      if (config.AGENT_METRICS_PORT > 0 && !stopCtl.signal.aborted) {
+        metricsServer = await startMetricsServer({ host: config.AGENT_METRICS_HOST, port: config.AGENT_METRICS_PORT, render: () => metrics.render() });
+        log.info({ host: config.AGENT_METRICS_HOST, port: metricsServer.port }, "agent metrics at GET /metrics");
+      }
       // A stop that came while registering has already run its shutdown: start nothing more.
-      if (stopCtl.signal.aborted) return;
+      if (stopCtl.signal.aborted) {
+        await metricsServer?.close();
+        return;
+      }
       log.info({ models, engine: deps.engineUrl }, "agent registered");
       background = [
         startRescuer({ db: deps.db, s3: deps.s3, bucket: deps.bucket, log, intervalMs: config.LEASE_SECONDS * 500 }),
-        startLoadPoller({ controller: concurrency, fetchMetrics: (signal) => client.metrics(signal), log, intervalMs: config.AGENT_METRICS_POLL_MS }),
+        startLoadPoller({
+          controller: concurrency,
+          fetchMetrics: (signal) => client.metrics(signal),
+          log,
+          intervalMs: config.AGENT_METRICS_POLL_MS,
+          onLoad: (load) => (metrics.engineLoad = load),
+        }),
       ];
       const presence = setInterval(() => {
         refresh(client).catch((err: unknown) => log.warn({ err }, "agent heartbeat failed"));
@@ -276,7 +345,7 @@ export function createAgent(deps: AgentDeps): Agent {
       // A hard stop after a graceful one escalates: the chunk still flushing is dropped.
       if (stopping && !graceful) {
         stopMode = "abandon";
-        current?.stop("abandon");
+        for (const r of runs) r.run.stop("abandon");
       }
       stopping ??= shutdown(graceful);
       return stopping;

@@ -16,8 +16,10 @@ import { buildChunkPart } from "./chunk-part.js";
 import type { ConcurrencyController } from "./concurrency.js";
 import { EngineRequestError, type EngineClient } from "./engine-client.js";
 import { inputLines, parseRequest } from "./input-lines.js";
+import { createLineIds } from "./line-ids.js";
 import { Notifier } from "./notifier.js";
 import { ReorderBuffer } from "./reorder-buffer.js";
+import { RequestSlots } from "./request-slots.js";
 import { buildResultLine, type EngineOutcome, type ResultLine } from "./result-line.js";
 import { withRetries } from "./retry.js";
 import { SegmentWriter, type ChunkRef, type PendingResult } from "./segment-writer.js";
@@ -43,6 +45,10 @@ export interface ChunkRunnerDeps extends Bucket {
   window?: number;
   /** Sizes in-flight requests and learns from each one; without it the limit is AGENT_CONCURRENCY, fixed. */
   concurrency?: ConcurrencyController;
+  /** The in-flight bound shared with the agent's other run; without it the run counts its own against `concurrency`. */
+  slots?: RequestSlots;
+  /** Called with every request's result line as it is built (for the agent's counters). */
+  onResult?: (kind: ResultLine["kind"]) => void;
   /** Called when this run left its batch ready for the finalizer (now finalizing, or cancelling). */
   onFinalizable?: (batchId: string) => void;
 }
@@ -59,6 +65,11 @@ export interface ChunkRun {
    */
   stop(mode: StopMode): void;
   readonly done: Promise<ChunkOutcome>;
+  /**
+   * Resolves once at most one concurrency limit of requests is left to dispatch, or dispatching
+   * has stopped: from then on the engine would drain unless the agent starts its next chunk.
+   */
+  readonly tail: Promise<void>;
 }
 
 type StopReason = "release" | "outage" | "cancel" | "lost" | "abandon" | "failed";
@@ -77,13 +88,17 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
   const log = deps.log.child({ batch: ref.batchId, chunk: ref.idx, fence: ref.fence });
   const { SEGMENT_MAX_LINES: maxLines, LEASE_SECONDS: leaseSeconds } = deps.config;
   const controller = deps.concurrency;
-  const limit = () => controller?.limit ?? deps.config.AGENT_CONCURRENCY;
+  const ownSlots = deps.slots ? undefined : new RequestSlots(controller, deps.config.AGENT_CONCURRENCY);
+  const slots = deps.slots ?? ownSlots!;
   const remaining = chunk.request_count - chunk.committed;
   const reorder = new ReorderBuffer<PendingResult>(deps.window ?? 4 * (controller?.bounds.max ?? deps.config.AGENT_CONCURRENCY));
   const changed = new Notifier();
-  // A raised limit must wake a dispatcher parked on the old one.
-  const unsubscribe = controller?.onChange(() => changed.notify());
+  // A freed slot or a raised limit must wake a dispatcher parked on the old count.
+  const unsubscribe = slots.subscribe(() => changed.notify());
   const inflightCtl = new AbortController();
+  const lineId = createLineIds();
+  let markTail!: () => void;
+  const tail = new Promise<void>((resolve) => (markTail = resolve));
   let inflight = 0;
   let dispatched = 0;
   let reason: StopReason | undefined;
@@ -161,11 +176,19 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
       halt("outage");
       return undefined;
     }
-    return inflightCtl.signal.aborted ? undefined : buildResultLine(customId, failureOf(err));
+    return inflightCtl.signal.aborted ? undefined : buildResultLine(customId, failureOf(err), lineId());
   }
 
+  /** Sends one request on the slot the dispatcher took for it. */
   function dispatch(pos: number, line: Line): void {
-    const req = parseRequest(line.text);
+    let req: ReturnType<typeof parseRequest>;
+    try {
+      req = parseRequest(line.text);
+    } catch (err) {
+      // The slot is the agent's, not this run's: a line that fails here must not keep it.
+      slots.release();
+      throw err;
+    }
     const requestIndex = chunk.request_start + chunk.committed + pos;
     const requestId = `${ref.batchId}:${requestIndex}`;
     inflight++;
@@ -177,7 +200,7 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
         (res): ResultLine => {
           const backpressure = res.backpressure === true || res.status === 429 || res.status === 503;
           controller?.observeRequest({ latencyMs: performance.now() - sentAt, outcome: backpressure ? "backpressure" : res.status >= 500 ? "error" : "ok" });
-          return buildResultLine(req.customId, { kind: "response", status: res.status, body: res.body, requestId: res.requestId, attempts: res.attempts });
+          return buildResultLine(req.customId, { kind: "response", status: res.status, body: res.body, requestId: res.requestId, attempts: res.attempts }, lineId());
         },
         (err: unknown) => {
           if (!inflightCtl.signal.aborted) controller?.observeRequest({ latencyMs: performance.now() - sentAt, outcome: "error" });
@@ -186,6 +209,8 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
       )
       .then((result) => {
         inflight--;
+        slots.release();
+        if (result) deps.onResult?.(result.kind);
         // An aborted request leaves a gap, so nothing after it is released: what gets committed
         // on a stop is exactly the in-order prefix that finished.
         if (result && !severe()) {
@@ -203,12 +228,30 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
       // Blank lines were skipped by validation too, so request numbering matches the chunk index.
       if (line.text.trim() === "") continue;
       // Pulling the next line only when it can be sent is what lets the stream's backpressure bound memory.
-      while (reason === undefined && !(inflight < limit() && reorder.canAccept(pos) && writer.pending < maxLines)) await changed.wait();
+      // The slot is taken last, so a run held back by its own buffers never sits on one.
+      while (reason === undefined && !(reorder.canAccept(pos) && writer.pending < maxLines && slots.tryAcquire())) await changed.wait();
       if (reason !== undefined) return;
       dispatch(pos, line);
       if (++pos === remaining) return;
+      if (remaining - pos <= slots.limit) markTail();
     }
     if (reason === undefined) throw new Error(`input of chunk ${ref.batchId}/${ref.idx} ended after ${pos} of ${remaining} requests`);
+  }
+
+  /** Every request of the chunk is committed: closes the chunk and, when it was the batch's last, readies the batch for the finalizer. */
+  async function completeRun(): Promise<"completed"> {
+    // The chunk's output joins the batch's output upload before the batch can turn finalizing.
+    await buildChunkPart(deps, ref);
+    const finalizing = await withRetries(
+      () =>
+        deps.db.transaction().execute(async (tx) => {
+          if (!(await completeChunk(tx, ref))) throw new LeaseLost(`completing chunk ${ref.batchId}/${ref.idx}`);
+          return markFinalizing(tx, ref.batchId);
+        }),
+      { retryable: (err) => !(err instanceof LeaseLost), maxMs: CLOSE_RETRY_MS },
+    );
+    if (finalizing || reason === "cancel") deps.onFinalizable?.(ref.batchId);
+    return "completed";
   }
 
   async function execute(): Promise<ChunkOutcome> {
@@ -219,6 +262,8 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
     } catch (err) {
       // A read cut short by a stop is the stop's doing, not a failure.
       if (!inflightCtl.signal.aborted) haltOn(err);
+    } finally {
+      markTail();
     }
     while (inflight > 0) await changed.wait();
 
@@ -241,20 +286,7 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
     }
 
     const finishedAll = dispatched === remaining && reorder.next === remaining;
-    if (finishedAll) {
-      // The chunk's output joins the batch's output upload before the batch can turn finalizing.
-      await buildChunkPart(deps, ref);
-      const finalizing = await withRetries(
-        () =>
-          deps.db.transaction().execute(async (tx) => {
-            if (!(await completeChunk(tx, ref))) throw new LeaseLost(`completing chunk ${ref.batchId}/${ref.idx}`);
-            return markFinalizing(tx, ref.batchId);
-          }),
-        { retryable: (err) => !(err instanceof LeaseLost), maxMs: CLOSE_RETRY_MS },
-      );
-      if (finalizing || reason === "cancel") deps.onFinalizable?.(ref.batchId);
-      return "completed";
-    }
+    if (finishedAll) return completeRun();
     if (reason === "cancel") {
       if (!(await closeCancelledChunk(deps.db, ref))) return "lost";
       deps.onFinalizable?.(ref.batchId);
@@ -283,7 +315,8 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
     })
     .finally(() => {
       clearInterval(timer);
-      unsubscribe?.();
+      unsubscribe();
+      ownSlots?.close();
       writer.close();
     });
 
@@ -293,6 +326,7 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
       else halt("release", { drain: mode === "drain" });
     },
     done,
+    tail,
   };
 }
 

@@ -32,32 +32,32 @@ describe("parseEngineLoad", () => {
 });
 
 describe("ConcurrencyController with metrics", () => {
-  it("targets a queue of max(2, 10% of running)", () => {
-    expect([0, 8, 20, 21, 256].map(targetWaiting)).toEqual([2, 2, 2, 3, 26]);
+  it("targets a queue of max(2, running)", () => {
+    expect([0, 1, 3, 8, 256].map(targetWaiting)).toEqual([2, 2, 3, 8, 256]);
   });
 
   it("grows while the engine has spare slots and the limit is in use, until a queue forms", () => {
     const c = new ConcurrencyController({ initial: 8, min: 1, max: 1024 });
     // 8 in flight, all running, none waiting: the engine may have more slots.
-    expect(c.observeLoad(load(8, 0))).toBe(12);
-    expect(c.observeLoad(load(12, 0))).toBe(18);
-    expect(c.observeLoad(load(18, 0))).toBe(27);
-    // The engine has 20 slots: 7 wait, more than the target of 2, so the limit is capacity + 2.
-    expect(c.observeLoad(load(20, 7))).toBe(22);
-    // Steady state: 2 waiting is on target, the limit holds.
-    expect(c.observeLoad(load(20, 2))).toBe(22);
-    expect(c.observeLoad(load(20, 1))).toBe(22);
+    expect(c.observeLoad(load(8, 0))).toBe(16);
+    expect(c.observeLoad(load(16, 0))).toBe(32);
+    expect(c.observeLoad(load(32, 0))).toBe(64);
+    // The engine has 20 slots: 44 wait, more than the target of 20, so the limit is capacity + 20.
+    expect(c.observeLoad(load(20, 44))).toBe(40);
+    // Steady state: 20 waiting is on target, the limit holds.
+    expect(c.observeLoad(load(20, 20))).toBe(40);
+    expect(c.observeLoad(load(20, 1))).toBe(40);
     expect(c.mode).toBe("metrics");
   });
 
-  it("converges on a 256-slot engine to running + 26", () => {
+  it("converges on a 256-slot engine to running + 256", () => {
     const c = new ConcurrencyController({ initial: 64, min: 1, max: 1024 });
     const limits: number[] = [];
     for (let i = 0; i < 8; i++) {
       const inFlight = c.limit;
       limits.push(c.observeLoad(load(Math.min(inFlight, 256), Math.max(0, inFlight - 256))));
     }
-    expect(limits).toEqual([96, 144, 216, 324, 282, 282, 282, 282]);
+    expect(limits).toEqual([128, 256, 512, 512, 512, 512, 512, 512]);
   });
 
   it("holds when the limit is not in use, and stays within its bounds", () => {
@@ -74,10 +74,10 @@ describe("ConcurrencyController with metrics", () => {
     const off = c.onChange((n) => seen.push(n));
     c.observeLoad(load(10, 0));
     c.observeLoad(load(10, 2));
-    c.observeLoad(load(10, 9));
+    c.observeLoad(load(8, 9));
     off();
     c.observeLoad(load(30, 9));
-    expect(seen).toEqual([15, 12]);
+    expect(seen).toEqual([20, 16]);
   });
 
   it("ignores request samples while metrics steer", () => {
@@ -116,8 +116,9 @@ describe("ConcurrencyController without metrics (AIMD)", () => {
 });
 
 describe("concurrencyBounds", () => {
-  it("caps at AGENT_CONCURRENCY unless AGENT_MAX_CONCURRENCY is set", () => {
-    expect(concurrencyBounds({ AGENT_CONCURRENCY: 64, AGENT_MIN_CONCURRENCY: 1, AGENT_MAX_CONCURRENCY: undefined })).toEqual({ initial: 64, min: 1, max: 64 });
+  it("caps at max(1024, AGENT_CONCURRENCY) unless AGENT_MAX_CONCURRENCY is set", () => {
+    expect(concurrencyBounds({ AGENT_CONCURRENCY: 64, AGENT_MIN_CONCURRENCY: 1, AGENT_MAX_CONCURRENCY: undefined })).toEqual({ initial: 64, min: 1, max: 1024 });
+    expect(concurrencyBounds({ AGENT_CONCURRENCY: 2048, AGENT_MIN_CONCURRENCY: 1, AGENT_MAX_CONCURRENCY: undefined })).toEqual({ initial: 2048, min: 1, max: 2048 });
     expect(concurrencyBounds({ AGENT_CONCURRENCY: 64, AGENT_MIN_CONCURRENCY: 2, AGENT_MAX_CONCURRENCY: 512 })).toEqual({ initial: 64, min: 2, max: 512 });
   });
 });
@@ -135,11 +136,19 @@ describe("startLoadPoller", () => {
   it("feeds the engine's gauges to the controller and logs the new limit", async () => {
     const { lines, log } = recorder();
     const controller = new ConcurrencyController({ initial: 8, min: 1, max: 100 });
-    const poller = startLoadPoller({ controller, log, intervalMs: 60_000, fetchMetrics: async () => "vllm:num_requests_running 8\nvllm:num_requests_waiting 0\n" });
+    const loads: EngineLoad[] = [];
+    const poller = startLoadPoller({
+      controller,
+      log,
+      intervalMs: 60_000,
+      fetchMetrics: async () => "vllm:num_requests_running 8\nvllm:num_requests_waiting 0\n",
+      onLoad: (l) => loads.push(l),
+    });
     await vi.waitFor(() => expect(lines.length).toBe(1));
     poller.stop();
-    expect(controller.limit).toBe(12);
-    expect(lines).toEqual([["info", { concurrency: 12, previous: 8, mode: "metrics" }, "concurrency limit changed"]]);
+    expect(controller.limit).toBe(16);
+    expect(loads).toEqual([load(8, 0)]);
+    expect(lines).toEqual([["info", { concurrency: 16, previous: 8, mode: "metrics" }, "concurrency limit changed"]]);
   });
 
   it("falls back to latency steering, warning once, when the engine has no metrics", async () => {

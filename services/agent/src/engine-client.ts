@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { Pool, errors as undiciErrors } from "undici";
 import type { FailureCode } from "./result-line.js";
 
@@ -91,6 +90,42 @@ export function createEngineClient(opts: EngineClientOptions): HttpEngineClient 
   const random = opts.random ?? Math.random;
   // undici's own header/body timeouts (300 s by default) would cut long generations short of
   // ENGINE_TIMEOUT_MS; one deadline, ours, covers the whole attempt instead.
+  // Per caller signal, the aborts of the attempts running under it. A chunk run passes one signal
+  // for all its requests: a listener each would make every add and remove O(in flight).
+  const linked = new WeakMap<AbortSignal, Set<() => void>>();
+  function onAbort(signal: AbortSignal, abort: () => void): () => void {
+    let members = linked.get(signal);
+    if (!members) {
+      const set = new Set<() => void>();
+      linked.set(signal, set);
+      const abortAll = () => {
+        for (const fn of set) fn();
+        set.clear();
+      };
+      signal.addEventListener("abort", abortAll, { once: true });
+      members = set;
+    }
+    members.add(abort);
+    return () => members.delete(abort);
+  }
+
+  /** A retry's backoff, cut short by the caller's abort (linked like an attempt, not a listener of its own). */
+  function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const timer = setTimeout(() => {
+        unlink?.();
+        resolve();
+      }, ms);
+      const unlink = signal
+        ? onAbort(signal, () => {
+            clearTimeout(timer);
+            reject(signal.reason);
+          })
+        : undefined;
+    });
+  }
+
   const pool = new Pool(base.origin, {
     connections: opts.connections,
     headersTimeout: 0,
@@ -106,8 +141,7 @@ export function createEngineClient(opts: EngineClientOptions): HttpEngineClient 
       timedOut = true;
       ctl.abort();
     }, opts.timeoutMs);
-    const forward = () => ctl.abort(signal?.reason);
-    signal?.addEventListener("abort", forward, { once: true });
+    const unlink = signal ? onAbort(signal, () => ctl.abort(signal.reason)) : undefined;
     try {
       const res = await pool.request({ method, path: prefix + path, headers, body, signal: ctl.signal });
       // The body is always read to the end, so the connection goes back to the pool.
@@ -121,7 +155,7 @@ export function createEngineClient(opts: EngineClientOptions): HttpEngineClient 
       throw new AttemptFailure("engine_unavailable", `engine request failed: ${describe(err)}`, errorCode(err) === "ECONNREFUSED");
     } finally {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", forward);
+      unlink?.();
     }
   }
 
@@ -152,7 +186,7 @@ export function createEngineClient(opts: EngineClientOptions): HttpEngineClient 
           return { status: answer.status, body: parseBody(answer.text), requestId: typeof echoed === "string" ? echoed : req.requestId, attempts: attempt, backpressure };
         }
         if (failure && attempt >= opts.maxAttempts) throw new EngineRequestError(failure.code, failure.message, attempt, failure.refused);
-        await sleep(delayMs(attempt, answer ? retryAfter(answer.headers["retry-after"]) : undefined), undefined, signal ? { signal } : {});
+        await pause(delayMs(attempt, answer ? retryAfter(answer.headers["retry-after"]) : undefined), signal);
       }
     },
 

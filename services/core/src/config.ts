@@ -38,12 +38,16 @@ export const configSchema = z.object({
   /** Floor of the adaptive concurrency limit. */
   AGENT_MIN_CONCURRENCY: z.coerce.number().int().min(1).default(1),
   /**
-   * Ceiling of the adaptive concurrency limit. Unset, it is AGENT_CONCURRENCY, which then stays the
-   * hard bound on in-flight requests it always was (the limit can only shrink below it).
+   * Ceiling of the adaptive concurrency limit. Unset, it is 1024 (or AGENT_CONCURRENCY, if that is
+   * higher): enough for a 256-slot vLLM plus its queue with no tuning.
    */
   AGENT_MAX_CONCURRENCY: z.coerce.number().int().min(1).optional(),
   /** How often the agent reads the engine's /metrics to size its concurrency. */
   AGENT_METRICS_POLL_MS: z.coerce.number().int().min(50).default(250),
+  /** Port of the agent's own Prometheus endpoint (GET /metrics); unset or 0, there is none. */
+  AGENT_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  /** Address the agent's metrics endpoint binds. */
+  AGENT_METRICS_HOST: z.string().min(1).default("127.0.0.1"),
   AGENT_POLL_MS: z.coerce.number().int().min(10).default(500),
   /**
    * When set, the agent starts and supervises its engine itself: an argv template (split on
@@ -112,10 +116,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (parsed.data.WEBHOOK_URLS.length > 0 && !parsed.data.WEBHOOK_SECRET) {
     throw new Error("invalid configuration:\n  WEBHOOK_URLS: webhooks are signed, so WEBHOOK_SECRET must be set too");
   }
-  if (parsed.data.AGENT_MIN_CONCURRENCY > (parsed.data.AGENT_MAX_CONCURRENCY ?? parsed.data.AGENT_CONCURRENCY)) {
-    throw new Error("invalid configuration:\n  AGENT_MIN_CONCURRENCY: must not exceed AGENT_MAX_CONCURRENCY (or AGENT_CONCURRENCY, when that is unset)");
+  if (parsed.data.AGENT_MIN_CONCURRENCY > agentMaxConcurrency(parsed.data)) {
+    throw new Error("invalid configuration:\n  AGENT_MIN_CONCURRENCY: must not exceed AGENT_MAX_CONCURRENCY (default max(1024, AGENT_CONCURRENCY))");
   }
   return parsed.data;
+}
+
+/** AGENT_MAX_CONCURRENCY unset: the adaptive limit may still grow to saturate a large engine. */
+export const DEFAULT_AGENT_MAX_CONCURRENCY = 1024;
+
+/** The ceiling of the agent's adaptive concurrency limit, defaults applied. */
+export function agentMaxConcurrency(c: Pick<Config, "AGENT_CONCURRENCY" | "AGENT_MAX_CONCURRENCY">): number {
+  return c.AGENT_MAX_CONCURRENCY ?? Math.max(DEFAULT_AGENT_MAX_CONCURRENCY, c.AGENT_CONCURRENCY);
 }
 
 /** The S3 settings block of a config. */

@@ -25,7 +25,7 @@ import {
 // with it, as is the engine's active window and its idle-slot fraction.
 
 const SIM: SimSettings = { maxNumSeqs: 256, prefillTokensPerSec: 10_000, decodeTokensPerSec: 100 };
-/** Twice the slots, so the engine always has a queue (the agent's width is AGENT_CONCURRENCY). */
+/** The agent's starting width: twice the slots, where its adaptive limit settles (running + a queue as long). */
 const AGENT_CONCURRENCY = 2 * SIM.maxNumSeqs;
 
 export const efficiency: Benchmark = {

@@ -30,7 +30,7 @@ export const firstResult: Benchmark = {
   title: "batch start to the first committed segment at realistic sim rates",
   async run(ctx) {
     const requests = scaled(ctx.opts, 5_000, 1_000);
-    Object.assign(ctx.config, { requests, sim: SIM, env: BENCH_LIMITS, agent_env: "defaults (AGENT_CONCURRENCY 64, SEGMENT_MAX_LINES 1000, SEGMENT_MAX_MS 2000)" });
+    Object.assign(ctx.config, { requests, sim: SIM, env: BENCH_LIMITS, agent_env: "defaults (AGENT_CONCURRENCY 64, AGENT_MAX_CONCURRENCY 1024, SEGMENT_MAX_LINES 1000, SEGMENT_MAX_MS 2000)" });
     const stack = await startBenchStack({ bench: ctx.name, opts: ctx.opts, scope: ctx.scope, workDir: ctx.workDir, sim: SIM, env: BENCH_LIMITS });
     const input = await writeChatJsonl(join(ctx.workDir, "input.jsonl"), requests, {
       promptChars: [400, 1200],

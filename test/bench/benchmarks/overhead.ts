@@ -23,7 +23,7 @@ export const overhead: Benchmark = {
   title: "agent end-to-end requests/s against a zero-latency engine-sim",
   async run(ctx) {
     const requests = scaled(ctx.opts, 100_000, 500);
-    Object.assign(ctx.config, { requests, sim: SIM, agent_env: "defaults (AGENT_CONCURRENCY 64, SEGMENT_MAX_LINES 1000, CHUNK_SIZE 5000)" });
+    Object.assign(ctx.config, { requests, sim: SIM, agent_env: "defaults (AGENT_CONCURRENCY 64, AGENT_MAX_CONCURRENCY 1024, SEGMENT_MAX_LINES 1000, CHUNK_SIZE 5000)" });
     const stack = await startBenchStack({ bench: ctx.name, opts: ctx.opts, scope: ctx.scope, workDir: ctx.workDir, sim: SIM, env: BENCH_LIMITS });
     const input = await writeChatJsonl(join(ctx.workDir, "input.jsonl"), requests, {
       promptChars: [100, 400],
