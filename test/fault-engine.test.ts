@@ -50,6 +50,10 @@ describe("fault: the engine restarted mid-batch", () => {
       agent.logs().find((l) => l.msg === "chunk run ended" && l.outcome === "engine_down"),
     );
     expect(released.batch).toBe(batchId);
+    // Both of the agent's runs (it claims the next chunk at a chunk's tail) commit what finished and let go.
+    await eventually("no chunk to be leased", async () =>
+      (await ctx.db.selectFrom("chunks").select("idx").where("batch_id", "=", batchId).where("status", "=", "leased").execute()).length === 0,
+    );
     // The agent now waits for the engine: what is committed stays put until it is back.
     const committed = await committedIndexes(ctx, batchId);
     expect(committed.size).toBeLessThan(TOTAL);
