@@ -311,6 +311,9 @@ export function createAgent(deps: AgentDeps): Agent {
         maxAttempts: config.ENGINE_MAX_ATTEMPTS,
       });
       const client = engine;
+      // Housekeeping needs no engine: an agent whose engine is still loading (or never answers)
+      // still requeues other agents' lapsed chunks and expires overdue batches.
+      background = [startRescuer({ db: deps.db, s3: deps.s3, bucket: deps.bucket, log, intervalMs: config.LEASE_SECONDS * 500 })];
       if (deps.engineProcess) await loadFirstModel(deps.engineProcess);
       models = await waitForModels(client);
       if (stopCtl.signal.aborted) return;
@@ -325,8 +328,7 @@ export function createAgent(deps: AgentDeps): Agent {
         return;
       }
       log.info({ models, engine: deps.engineUrl }, "agent registered");
-      background = [
-        startRescuer({ db: deps.db, s3: deps.s3, bucket: deps.bucket, log, intervalMs: config.LEASE_SECONDS * 500 }),
+      background.push(
         startLoadPoller({
           controller: concurrency,
           fetchMetrics: (signal) => client.metrics(signal),
@@ -334,7 +336,7 @@ export function createAgent(deps: AgentDeps): Agent {
           intervalMs: config.AGENT_METRICS_POLL_MS,
           onLoad: (load) => (metrics.engineLoad = load),
         }),
-      ];
+      );
       const presence = setInterval(() => {
         refresh(client).catch((err: unknown) => log.warn({ err }, "agent heartbeat failed"));
       }, config.LEASE_SECONDS * 1000);
