@@ -6,6 +6,7 @@ import { FingerprintSet } from "./fingerprint-set.js";
 import { isSupportedEndpoint, requestLineSchema } from "./request-line.js";
 import { scanRequestLine, type ScannedRequest } from "./request-line-scan.js";
 import { validateBatchInput } from "./validate.js";
+import { mulberry32 } from "@barge/engine-sim/prng";
 
 // The byte scanner is the hot path; JSON.parse + zod (requestLineSchema) is the contract. These
 // tests run both over the same lines (valid ones of many shapes, hand-picked edge cases, and
@@ -13,16 +14,6 @@ import { validateBatchInput } from "./validate.js";
 // accepts with the same fields; and the whole validator, fast path included, reports exactly what
 // a reference validator built on the contract alone reports.
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Verdict = { ok: false } | { ok: true; customId: string; url: string; model: string; stream: boolean };
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MIN_PART_BYTES, planParts, type PartPlan, type PartSource, type PlanOptions, type SegmentRef } from "./stitch.js";
+// A seeded PRNG, so the random cases are the same on every run.
+import { mulberry32 as prng } from "@barge/engine-sim/prng";
 
 const K = 1024;
 const M = 1024 * 1024;
@@ -119,17 +121,6 @@ describe("planParts: hand-written cases", () => {
   });
 });
 
-/** mulberry32: a tiny seeded PRNG so the random cases are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomSizes(rand: () => number): number[] {
   const n = Math.floor(rand() * 60);
