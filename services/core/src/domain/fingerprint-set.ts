@@ -1,18 +1,30 @@
 /**
- * A set of 64-bit string fingerprints in flat typed arrays: 8 bytes per entry instead of a
- * JS string per entry, so checking a million custom_ids for duplicates costs ~16 MB, not ~100 MB.
+ * A set of 64-bit string fingerprints in flat typed arrays: 8 bytes per slot instead of a JS
+ * string per entry, so checking a million custom_ids for duplicates costs ~11 MB, not ~100 MB.
  * Two distinct strings collide with probability ~n²/2^65 (3e-8 at a million).
+ *
+ * The table is sized to the entries expected (`reserve`), at any capacity rather than a power of
+ * two, and grows by half when a guess was short: the duplicate check is the one part of
+ * validation that grows with the file, so it should not also carry a half-empty table or the old
+ * table of a doubling.
  */
 export class FingerprintSet {
+  /** Fill above which the table grows; linear probing stays short below it. */
+  private static readonly MAX_LOAD = 0.75;
   private hi: Uint32Array;
   private lo: Uint32Array;
   private size = 0;
 
-  constructor(initialCapacity = 1024) {
-    let cap = 16;
-    while (cap < initialCapacity * 2) cap *= 2;
+  constructor(expected = 1024) {
+    const cap = FingerprintSet.capacityFor(expected);
     this.hi = new Uint32Array(cap);
     this.lo = new Uint32Array(cap);
+  }
+
+  /** Makes room for `expected` entries in all at once, so the table is allocated once at its final size. */
+  reserve(expected: number): void {
+    const cap = FingerprintSet.capacityFor(expected);
+    if (cap > this.hi.length) this.rehash(cap);
   }
 
   /** Adds `s`; returns false when it (or its fingerprint) was already present. */
@@ -29,13 +41,18 @@ export class FingerprintSet {
     h2 = (Math.imul(h2 ^ s.length, 0x85ebca6b) ^ (h2 >>> 13)) >>> 0;
     // 0/0 marks an empty slot, so never store it.
     if (h1 === 0 && h2 === 0) h2 = 1;
-    if ((this.size + 1) * 2 > this.hi.length) this.grow();
+    if (this.size + 1 > this.hi.length * FingerprintSet.MAX_LOAD) this.rehash(Math.ceil(this.hi.length * 1.5));
     return this.insert(h1, h2);
   }
 
+  private static capacityFor(entries: number): number {
+    return Math.max(16, Math.ceil(entries / FingerprintSet.MAX_LOAD) + 1);
+  }
+
   private insert(h1: number, h2: number): boolean {
-    const mask = this.hi.length - 1;
-    let i = (h1 ^ Math.imul(h2, 0x27d4eb2d)) & mask;
+    const cap = this.hi.length;
+    // Multiply-shift range reduction: uniform over any capacity; x / 2^32 < 1, so i < cap.
+    let i = Math.floor((((h1 ^ Math.imul(h2, 0x27d4eb2d)) >>> 0) / 4294967296) * cap);
     for (;;) {
       const a = this.hi[i]!;
       const b = this.lo[i]!;
@@ -46,14 +63,14 @@ export class FingerprintSet {
         return true;
       }
       if (a === h1 && b === h2) return false;
-      i = (i + 1) & mask;
+      if (++i === cap) i = 0;
     }
   }
 
-  private grow(): void {
+  private rehash(cap: number): void {
     const { hi, lo } = this;
-    this.hi = new Uint32Array(hi.length * 2);
-    this.lo = new Uint32Array(lo.length * 2);
+    this.hi = new Uint32Array(cap);
+    this.lo = new Uint32Array(cap);
     this.size = 0;
     for (let i = 0; i < hi.length; i++) {
       if (hi[i] !== 0 || lo[i] !== 0) this.insert(hi[i]!, lo[i]!);

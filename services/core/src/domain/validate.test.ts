@@ -87,4 +87,16 @@ describe("FingerprintSet", () => {
     for (let i = 0; i < 50_000; i += 7) if (!set.add(`request-${i}`)) repeats++;
     expect(repeats).toBe(Math.ceil(50_000 / 7));
   });
+
+  it("keeps every entry across a reserve and through growth past a short reservation", () => {
+    const set = new FingerprintSet(10);
+    for (let i = 0; i < 1_000; i++) expect(set.add(`a-${i}`)).toBe(true);
+    set.reserve(5_000);
+    set.reserve(100);
+    for (let i = 0; i < 1_000; i++) expect(set.add(`a-${i}`)).toBe(false);
+    for (let i = 0; i < 20_000; i++) expect(set.add(`b-${i}`)).toBe(true);
+    let repeats = 0;
+    for (let i = 0; i < 20_000; i++) if (!set.add(`b-${i}`) && !set.add(`a-${i % 1_000}`)) repeats++;
+    expect(repeats).toBe(20_000);
+  });
 });
