@@ -28,8 +28,10 @@ describe("agent: engine outage versus single-request failures", () => {
       const [c] = await chunkRows(ctx, batchId);
       return c!.status === "queued" ? c : undefined;
     });
-    // Released: no request was failed for the outage; the run counts towards the poison cap.
-    expect([released.failed, released.failures, released.leased_by]).toEqual([0, 1, null]);
+    // Released: no request was failed for the outage; the run counts towards the poison cap. (The
+    // agent may claim and release once more before the engine's last connections close.)
+    expect([released.failed, released.leased_by]).toEqual([0, null]);
+    expect(released.failures).toBeGreaterThanOrEqual(1);
     expect(released.committed).toBeLessThan(30);
 
     sim = await createEngineSim({ models: ["barge-sim-1"], port: sim.port });
@@ -40,6 +42,10 @@ describe("agent: engine outage versus single-request failures", () => {
     const { output, errors } = await readResults(ctx, batch);
     expect(errors).toEqual([]);
     expect(output.map((l) => l.custom_id)).toEqual(requests.map((r) => r.custom_id));
+    // Every claim but the last ended in an outage release.
+    const [done] = await chunkRows(ctx, batchId);
+    expect([done!.status, done!.attempts]).toEqual(["done", done!.failures + 1]);
+    expect(done!.failures).toBeGreaterThanOrEqual(released.failures);
     // The second engine life ran exactly what was left after the checkpoint.
     expect(sim.requests().map((r) => requestIndexOf(r.requestId)).sort((a, b) => a - b)).toEqual(
       Array.from({ length: 30 - released.committed }, (_, k) => released.committed + k),
