@@ -1,6 +1,6 @@
-import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { createAgent } from "@barge/agent";
+import { freePort } from "@barge/cli/stack/ports";
 import { loadConfig } from "@barge/core";
 import { createEngineSim } from "@barge/engine-sim";
 import { createTestContext, testLog } from "./support/context.js";
@@ -8,15 +8,6 @@ import { chatLine, seedBatch, waitFor } from "./support/seed.js";
 
 const TOTAL = 30;
 const FAILING = [3, 14, 25];
-
-/** A port nothing listens on right now (the agent's endpoint takes a fixed port, 0 meaning off). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** The unlabelled samples of a Prometheus text body, by name. */
 function samples(text: string): Record<string, number> {
