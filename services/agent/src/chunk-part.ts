@@ -14,6 +14,7 @@ import {
   MAX_PARTS,
   MIN_PART_BYTES,
   recordChunkPart,
+  runPool,
   uploadSegmentsPart,
   type Bucket,
   type ChunkPartRow,
@@ -169,14 +170,6 @@ function multipartEtag(etags: string[]): string | undefined {
   return `"${h.digest("hex")}-${md5s.length}"`;
 }
 
-async function runLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await work(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
 export interface AssembleInput {
   batchId: string;
   destKey: string;
@@ -232,8 +225,8 @@ export async function assembleFromChunkParts(deps: ChunkPartDeps, input: Assembl
     // Rebuilding moves bytes just as the stitch does, which copies large segments server-side instead.
     if (stale.length > etags.size) return await giveUp(`${stale.length} of ${chunks.length} chunk parts are missing or stale`);
 
-    await runLimited(stale, REBUILD_CONCURRENCY, async (c) => {
-      const etag = await uploadSegmentsPart(deps, { key, uploadId, partNumber: partNumber(c.idx), segments: c.segments });
+    await runPool(stale, REBUILD_CONCURRENCY, async (c, signal) => {
+      const etag = await uploadSegmentsPart(deps, { key, uploadId, partNumber: partNumber(c.idx), segments: c.segments }, signal);
       etags.set(c.idx, etag);
       await recordChunkPart(deps.db, {
         batchId: input.batchId,

@@ -315,7 +315,7 @@ async function uploadCopy(deps: StitchDeps, key: string, uploadId: string, part:
 }
 
 /** Runs work over items with bounded parallelism; the first failure cancels the rest and is rethrown. */
-async function runPool<T>(items: T[], limit: number, work: (item: T, signal: AbortSignal) => Promise<void>): Promise<void> {
+export async function runPool<T>(items: T[], limit: number, work: (item: T, signal: AbortSignal) => Promise<void>): Promise<void> {
   const ctl = new AbortController();
   let next = 0;
   let failure: { error: unknown } | undefined;
