@@ -1,5 +1,5 @@
 import { sql } from "kysely";
-import { cancelBatch, RateLimited, type BatchProgress, type BatchRow, type BatchStatus, type Db } from "@barge/core";
+import { cancelBatch, progressFromSums, PROGRESS_SUMS, RateLimited, type BatchProgress, type BatchRow, type BatchStatus, type Db, type ProgressSums } from "@barge/core";
 
 /** The columns a new batch row needs. */
 export interface NewBatchRow {
@@ -51,43 +51,17 @@ export interface BatchView {
  * this is the status poll every client repeats, so it costs one round trip, not three.
  */
 export async function findBatchView(db: Db, tenant: string, id: string): Promise<BatchView | undefined> {
-  const { rows } = await sql<BatchRow & {
-    p_completed: number;
-    p_failed: number;
-    p_prompt_tokens: number;
-    p_completion_tokens: number;
-    p_cached_tokens: number;
-    p_reasoning_tokens: number;
-    t_requests_per_sec: number | null;
-  }>`
-    SELECT b.*, p.completed AS p_completed, p.failed AS p_failed, p.prompt_tokens AS p_prompt_tokens,
-           p.completion_tokens AS p_completion_tokens, p.cached_tokens AS p_cached_tokens,
-           p.reasoning_tokens AS p_reasoning_tokens, t.requests_per_sec AS t_requests_per_sec
+  const { rows } = await sql<BatchRow & { progress: ProgressSums; t_requests_per_sec: number | null }>`
+    SELECT b.*, to_jsonb(p) AS progress, t.requests_per_sec AS t_requests_per_sec
     FROM batches b
-    CROSS JOIN LATERAL (
-      SELECT coalesce(sum(c.completed), 0)::int8 AS completed, coalesce(sum(c.failed), 0)::int8 AS failed,
-             coalesce(sum(c.prompt_tokens), 0)::int8 AS prompt_tokens, coalesce(sum(c.completion_tokens), 0)::int8 AS completion_tokens,
-             coalesce(sum(c.cached_tokens), 0)::int8 AS cached_tokens, coalesce(sum(c.reasoning_tokens), 0)::int8 AS reasoning_tokens
-      FROM chunks c WHERE c.batch_id = b.id
-    ) p
+    CROSS JOIN LATERAL (SELECT ${PROGRESS_SUMS} FROM chunks c WHERE c.batch_id = b.id) p
     LEFT JOIN model_throughput t ON t.model = b.model
     WHERE b.id = ${id} AND b.tenant = ${tenant}
   `.execute(db);
   const r = rows[0];
   if (!r) return undefined;
-  const { p_completed, p_failed, p_prompt_tokens, p_completion_tokens, p_cached_tokens, p_reasoning_tokens, t_requests_per_sec, ...row } = r;
-  return {
-    row,
-    progress: {
-      completed: p_completed,
-      failed: p_failed,
-      promptTokens: p_prompt_tokens,
-      completionTokens: p_completion_tokens,
-      cachedTokens: p_cached_tokens,
-      reasoningTokens: p_reasoning_tokens,
-    },
-    requestsPerSec: t_requests_per_sec ?? undefined,
-  };
+  const { progress, t_requests_per_sec, ...row } = r;
+  return { row, progress: progressFromSums(progress), requestsPerSec: t_requests_per_sec ?? undefined };
 }
 
 /** One page of the tenant's batches, newest first (ids are time-ordered), after a cursor. */
