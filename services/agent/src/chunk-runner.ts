@@ -3,6 +3,7 @@ import {
   completeChunk,
   LeaseLost,
   markFinalizing,
+  pooledIds,
   releaseChunk,
   renewChunkLease,
   type Bucket,
@@ -16,7 +17,6 @@ import { buildChunkPart } from "./chunk-part.js";
 import type { ConcurrencyController } from "./concurrency.js";
 import { EngineRequestError, type EngineClient } from "./engine-client.js";
 import { inputLines, parseRequest } from "./input-lines.js";
-import { createLineIds } from "./line-ids.js";
 import { Notifier } from "./notifier.js";
 import { ReorderBuffer } from "./reorder-buffer.js";
 import { RequestSlots } from "./request-slots.js";
@@ -96,7 +96,7 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
   // A freed slot or a raised limit must wake a dispatcher parked on the old count.
   const unsubscribe = slots.subscribe(() => changed.notify());
   const inflightCtl = new AbortController();
-  const lineId = createLineIds();
+  const lineId = pooledIds("batch_req_");
   let markTail!: () => void;
   const tail = new Promise<void>((resolve) => (markTail = resolve));
   let inflight = 0;
