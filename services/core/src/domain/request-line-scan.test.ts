@@ -48,6 +48,10 @@ const VALID: string[] = [
   JSON.stringify({ custom_id: "x".repeat(512), method: "POST", url: "u", body: { model: "m" } }),
   JSON.stringify({ custom_id: "é".repeat(512), method: "POST", url: "u", body: { model: "m" } }),
   `{"custom_id":"g","method":"POST","url":"u","body":{"model":"m","a":"\\u00e9\\ud83d\\ude00\\/\\b\\f\\n\\r\\t\\"\\\\"}}`,
+  // Strings past the short walk, where the scanner searches natively: escapes at, before and after
+  // word boundaries, an escaped quote just before the closing one, multi-byte text, a long custom_id.
+  JSON.stringify({ custom_id: "h", method: "POST", url: "u", body: { model: "m", messages: [{ role: "user", content: `${"word ".repeat(9)}"quoted"\\ and\nlines\t${"é日".repeat(12)}end"` }] } }),
+  JSON.stringify({ custom_id: "i".repeat(40), method: "POST", url: "u", body: { model: "m", a: "x".repeat(23), b: "y".repeat(24), c: "z".repeat(25) + "\\", d: "\u0001".repeat(3) + "q".repeat(30) } }),
 ];
 
 /** Lines the contract rejects (JSON or schema), each a different way. */
@@ -81,6 +85,9 @@ const INVALID: string[] = [
   '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":1e}}',
   '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":tru}}',
   '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"\t"}}',
+  `{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"${"a".repeat(41)}\t${"b".repeat(9)}"}}`,
+  `{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"${"a".repeat(30)}\\q${"b".repeat(30)}"}}`,
+  `{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"${"a".repeat(30)}\u0000"}}`,
   '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"\\x"}}',
   '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"\\u12g4"}}',
   '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"abc}}',

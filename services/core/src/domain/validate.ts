@@ -2,7 +2,7 @@ import type { BatchErrorEntry } from "../db/schema.js";
 import type { LineBlock } from "../storage/lines.js";
 import { FingerprintSet } from "./fingerprint-set.js";
 import { isSupportedEndpoint, requestLineSchema } from "./request-line.js";
-import { scanRequestLine, type ScannedRequest } from "./request-line-scan.js";
+import { scanRequestLine, scanState, type ScannedRequest } from "./request-line-scan.js";
 
 /** Where one chunk of the input starts and how many requests it holds. */
 export interface ChunkIndexEntry {
@@ -67,7 +67,7 @@ export async function validateBatchInput(
   let sized = false;
   blocks: for await (const block of blocks) {
     const b = block.bytes;
-    const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const state = scanState(b);
     let pos = 0;
     let lineNo = block.lineNo;
     while (pos < b.length) {
@@ -79,7 +79,7 @@ export async function validateBatchInput(
       const line = lineNo++;
       pos = lineEnd + 1;
       // The fast path only accepts; anything it does not, JSON.parse and zod decide on the decoded line.
-      const fast = scanRequestLine(b, start, endNoCr, scanned, view);
+      const fast = scanRequestLine(b, start, endNoCr, scanned, state);
       const text = fast ? "" : b.toString("utf8", start, endNoCr);
       if (!fast && text.trim() === "") continue;
       if (result.requests >= limits.maxRequests) {
