@@ -1,10 +1,11 @@
-import { createDb, createLogger, createS3Client, limitHeapGrowth, loadConfig, migrate, s3Settings } from "@barge/core";
+import { createDb, createLogger, createS3Client, limitHeapGrowth, loadConfig, migrate, reclaimStreamedBuffers, s3Settings } from "@barge/core";
 import { createAgent } from "./agent.js";
 import { createEngineProcess } from "./engine-process.js";
 
 // Standalone agent process: one per GPU node, beside that node's vLLM server.
 const config = loadConfig();
 limitHeapGrowth(config.HEAP_GROWING_PERCENT);
+reclaimStreamedBuffers(config.RECLAIM_BUFFERS_MIB);
 const log = createLogger("agent", config.LOG_LEVEL);
 if (!config.DATABASE_URL) throw new Error("DATABASE_URL is required to run an agent");
 if (!config.VLLM_URL && !config.ENGINE_COMMAND) throw new Error("VLLM_URL is required to run an agent (or ENGINE_COMMAND, to start the engine itself)");

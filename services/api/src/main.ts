@@ -1,10 +1,11 @@
-import { createDb, createLogger, createS3Client, limitHeapGrowth, loadConfig, migrate, s3Settings } from "@barge/core";
+import { createDb, createLogger, createS3Client, limitHeapGrowth, loadConfig, migrate, reclaimStreamedBuffers, s3Settings } from "@barge/core";
 import { startApi } from "./server.js";
 
 /** Runs the API on its own, configured from env, until SIGTERM or SIGINT. */
 async function main(): Promise<void> {
   const config = loadConfig();
   limitHeapGrowth(config.HEAP_GROWING_PERCENT);
+  reclaimStreamedBuffers(config.RECLAIM_BUFFERS_MIB);
   const log = createLogger("barge-api", config.LOG_LEVEL);
   if (!config.DATABASE_URL) throw new Error("DATABASE_URL is required to run the API on its own");
   const db = createDb({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA });

@@ -96,6 +96,11 @@ export const configSchema = z.object({
    * the API and agent processes; 0 leaves V8's own heuristic (up to 4x live).
    */
   HEAP_GROWING_PERCENT: z.coerce.number().int().min(0).max(300).default(50),
+  /**
+   * API and agent: collect V8's young generation after this many MiB of a streamed S3 object have
+   * been read (input validation, chunk reads), so its socket buffers are freed; 0 turns it off.
+   */
+  RECLAIM_BUFFERS_MIB: z.coerce.number().int().min(0).max(1024).default(4),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,4 +1,5 @@
 import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 
 /**
  * Caps how far the V8 heap grows past its live data, so a long-running service's memory stays flat
@@ -14,4 +15,43 @@ import { setFlagsFromString } from "node:v8";
  */
 export function limitHeapGrowth(percent: number): void {
   if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
+}
+
+/** The process's young-generation collector, when `reclaimStreamedBuffers` has turned it on. */
+let reclaimer: { collect: () => void; everyBytes: number; pending: number } | null = null;
+
+/**
+ * Turns on collecting the young generation after every `everyMiB` of streamed bytes that pass
+ * through `noteStreamedBytes`; 0 turns it off.
+ *
+ * Why: every socket read of a large S3 GET arrives in a fresh 64 KiB ArrayBuffer, garbage at once
+ * but freed only by a scavenge, and the lines read from it allocate too little JS to trigger one.
+ * V8 counts those buffers as external memory, and the unfreed ones soon pass the limit at which it
+ * starts a full incremental mark-compact: about 30 of them per 500 MB validated, whose marking
+ * work and write barriers made the pass 1.4-1.9x slower, while the unfreed buffers raised RSS with
+ * the file's size. A forced scavenge every 4 MiB frees them for under 1 ms each (measured: 124
+ * scavenges and one mark-compact instead of 30, 2.7 s -> 1.4 s for 524 MB, peak ArrayBuffers
+ * 50 -> 20 MB). This is process-wide, as the heap is, so it is a switch set once at start-up, not a
+ * dependency. Set at run time, `--expose-gc` puts `gc` in contexts created after it, such as one
+ * made here for the purpose.
+ */
+export function reclaimStreamedBuffers(everyMiB: number): void {
+  if (everyMiB <= 0) {
+    reclaimer = null;
+    return;
+  }
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as unknown;
+  if (typeof gc !== "function") return;
+  const collect = () => (gc as (options: { type: "minor" | "major" }) => void)({ type: "minor" });
+  reclaimer = { collect, everyBytes: everyMiB * 1024 * 1024, pending: 0 };
+}
+
+/** Counts bytes a stream reader has taken in and let go of; see `reclaimStreamedBuffers`. */
+export function noteStreamedBytes(bytes: number): void {
+  if (reclaimer === null) return;
+  reclaimer.pending += bytes;
+  if (reclaimer.pending < reclaimer.everyBytes) return;
+  reclaimer.pending = 0;
+  reclaimer.collect();
 }

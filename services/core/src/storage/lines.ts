@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import { noteStreamedBytes } from "../heap-policy.js";
 
 /** One line of a JSONL stream with its place in the file. */
 export interface Line {
@@ -24,6 +25,7 @@ export async function* readLines(
   let carry: Buffer | null = null;
   for await (const piece of body as AsyncIterable<Uint8Array>) {
     let buf: Buffer = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    noteStreamedBytes(buf.length);
     if (carry) {
       buf = Buffer.concat([carry, buf]);
       carry = null;
@@ -73,6 +75,7 @@ export async function* readLineBlocks(body: Readable | AsyncIterable<Uint8Array>
   };
   for await (const piece of body as AsyncIterable<Uint8Array>) {
     const buf: Buffer = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    noteStreamedBytes(buf.length);
     const first = buf.indexOf(10);
     if (first === -1) {
       carry.push(buf);
