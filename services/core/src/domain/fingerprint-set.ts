@@ -1,3 +1,7 @@
+/** Seeds of the two 32-bit halves of a fingerprint (FNV-1a and a murmur-style mix). */
+const H1_SEED = 0x811c9dc5;
+const H2_SEED = 0x9747b28c;
+
 /**
  * A set of 64-bit string fingerprints in flat typed arrays: 8 bytes per slot instead of a JS
  * string per entry, so checking a million custom_ids for duplicates costs ~11 MB, not ~100 MB.
@@ -29,16 +33,37 @@ export class FingerprintSet {
 
   /** Adds `s`; returns false when it (or its fingerprint) was already present. */
   add(s: string): boolean {
-    let h1 = 0x811c9dc5;
-    let h2 = 0x9747b28c;
+    let h1 = H1_SEED;
+    let h2 = H2_SEED;
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
       h1 = Math.imul(h1 ^ c, 0x01000193);
       h2 = Math.imul(h2 ^ c, 0x5bd1e995);
       h2 ^= h2 >>> 15;
     }
+    return this.addHash(h1, h2, s.length);
+  }
+
+  /**
+   * Adds the string whose UTF-8 bytes are `b[start, end)`, exactly as `add` would add the decoded
+   * text, without decoding it when it is ASCII (a byte is then its UTF-16 unit).
+   */
+  addUtf8(b: Buffer, start: number, end: number): boolean {
+    let h1 = H1_SEED;
+    let h2 = H2_SEED;
+    for (let i = start; i < end; i++) {
+      const c = b[i]!;
+      if (c >= 0x80) return this.add(b.toString("utf8", start, end));
+      h1 = Math.imul(h1 ^ c, 0x01000193);
+      h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+      h2 ^= h2 >>> 15;
+    }
+    return this.addHash(h1, h2, end - start);
+  }
+
+  private addHash(h1: number, h2: number, length: number): boolean {
     h1 = (h1 ^ (h1 >>> 16)) >>> 0;
-    h2 = (Math.imul(h2 ^ s.length, 0x85ebca6b) ^ (h2 >>> 13)) >>> 0;
+    h2 = (Math.imul(h2 ^ length, 0x85ebca6b) ^ (h2 >>> 13)) >>> 0;
     // 0/0 marks an empty slot, so never store it.
     if (h1 === 0 && h2 === 0) h2 = 1;
     if (this.size + 1 > this.hi.length * FingerprintSet.MAX_LOAD) this.rehash(Math.ceil(this.hi.length * 1.5));

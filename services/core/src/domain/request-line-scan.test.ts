@@ -32,9 +32,9 @@ function contract(text: string): Verdict {
 function scan(bytes: Buffer): Verdict {
   // Padded on both sides, so a scan that strays outside its line would be caught.
   const padded = Buffer.concat([Buffer.from('"x\\'), bytes, Buffer.from('"}\n{')]);
-  const out: ScannedRequest = { customId: "", url: "", model: "", stream: false };
+  const out: ScannedRequest = { customIdStart: 0, customIdEnd: 0, url: "", model: "", stream: false };
   if (!scanRequestLine(padded, 3, 3 + bytes.length, out)) return { ok: false };
-  return { ok: true, ...out };
+  return { ok: true, customId: padded.toString("utf8", out.customIdStart, out.customIdEnd), url: out.url, model: out.model, stream: out.stream };
 }
 
 const VALID: string[] = [

@@ -14,7 +14,9 @@
 
 /** What the checks after the schema read from an accepted line. */
 export interface ScannedRequest {
-  customId: string;
+  /** `custom_id`'s bytes are `b[customIdStart, customIdEnd)`, free of escapes: callers decode it only when they need the text. */
+  customIdStart: number;
+  customIdEnd: number;
   url: string;
   model: string;
   /** `body.stream === true`. */
@@ -93,7 +95,8 @@ export function scanRequestLine(
   let i = skipSpace(b, start, end);
   if (i >= end || b[i] !== OPEN_OBJECT) return false;
   i = skipSpace(b, i + 1, end);
-  let customId: string | null = null;
+  let customIdStart = -1;
+  let customIdEnd = -1;
   let method = false;
   let url: string | null = null;
   let bodyDone = false;
@@ -101,34 +104,43 @@ export function scanRequestLine(
   for (;;) {
     if (i >= end || b[i] !== QUOTE) return false;
     const keyStart = i + 1;
-    const keyEnd = stringEnd(b, s, keyStart, end);
+    // The fields read are recognised by their bytes, without finding the key's end first.
+    const k = b[keyStart];
+    const field =
+      k === 0x63 && spells(b, keyStart, end, K_CUSTOM_ID) ? K_CUSTOM_ID :
+      k === 0x6d && spells(b, keyStart, end, K_METHOD) ? K_METHOD :
+      k === 0x75 && spells(b, keyStart, end, K_URL) ? K_URL :
+      k === 0x62 && spells(b, keyStart, end, K_BODY) ? K_BODY : null;
+    const keyEnd = field !== null ? keyStart + field.length : stringEnd(b, s, keyStart, end);
     // A key with escapes could spell a field differently; let JSON.parse read it.
-    if (keyEnd < 0 || hasEscape(b, keyStart, keyEnd)) return false;
+    if (keyEnd < 0 || (field === null && hasEscape(b, keyStart, keyEnd))) return false;
     i = skipSpace(b, keyEnd + 1, end);
     if (i >= end || b[i] !== COLON) return false;
     i = skipSpace(b, i + 1, end);
     if (i >= end) return false;
     const c = b[i];
-    if (equals(b, keyStart, keyEnd, K_CUSTOM_ID)) {
-      if (customId !== null || c !== QUOTE) return false;
+    if (field === K_CUSTOM_ID) {
+      if (customIdStart !== -1 || c !== QUOTE) return false;
       const e = stringEnd(b, s, i + 1, end);
-      if (e < 0 || hasEscape(b, i + 1, e)) return false;
-      customId = b.toString("utf8", i + 1, e);
-      if (customId.length < 1 || customId.length > 512) return false;
+      if (e < 0 || e === i + 1 || hasEscape(b, i + 1, e)) return false;
+      // At most 512 bytes is at most 512 UTF-16 units; only a longer one needs decoding to count them.
+      if (e - (i + 1) > 512 && b.toString("utf8", i + 1, e).length > 512) return false;
+      customIdStart = i + 1;
+      customIdEnd = e;
       i = e + 1;
-    } else if (equals(b, keyStart, keyEnd, K_METHOD)) {
+    } else if (field === K_METHOD) {
       if (method || c !== QUOTE) return false;
       const e = stringEnd(b, s, i + 1, end);
       if (e < 0 || !equals(b, i + 1, e, POST)) return false;
       method = true;
       i = e + 1;
-    } else if (equals(b, keyStart, keyEnd, K_URL)) {
+    } else if (field === K_URL) {
       if (url !== null || c !== QUOTE) return false;
       const e = stringEnd(b, s, i + 1, end);
       if (e < 0 || e === i + 1 || hasEscape(b, i + 1, e)) return false;
       url = sameAscii(b, i + 1, e, out.url) ? out.url : b.toString("utf8", i + 1, e);
       i = e + 1;
-    } else if (equals(b, keyStart, keyEnd, K_BODY)) {
+    } else if (field === K_BODY) {
       if (bodyDone || c !== OPEN_OBJECT) return false;
       i = scanBody(b, s, i, end, out);
       if (i < 0) return false;
@@ -148,8 +160,9 @@ export function scanRequestLine(
   }
   // Nothing but whitespace may follow the object.
   if (skipSpace(b, i + 1, end) !== end) return false;
-  if (customId === null || !method || url === null || !bodyDone) return false;
-  out.customId = customId;
+  if (customIdStart === -1 || !method || url === null || !bodyDone) return false;
+  out.customIdStart = customIdStart;
+  out.customIdEnd = customIdEnd;
   out.url = url;
   return true;
 }
@@ -163,19 +176,21 @@ function scanBody(b: Buffer, s: ScanState, i: number, end: number, out: ScannedR
   for (;;) {
     if (i >= end || b[i] !== QUOTE) return -1;
     const keyStart = i + 1;
-    const keyEnd = stringEnd(b, s, keyStart, end);
-    if (keyEnd < 0 || hasEscape(b, keyStart, keyEnd)) return -1;
+    const k = b[keyStart];
+    const field = k === 0x6d && spells(b, keyStart, end, K_MODEL) ? K_MODEL : k === 0x73 && spells(b, keyStart, end, K_STREAM) ? K_STREAM : null;
+    const keyEnd = field !== null ? keyStart + field.length : stringEnd(b, s, keyStart, end);
+    if (keyEnd < 0 || (field === null && hasEscape(b, keyStart, keyEnd))) return -1;
     i = skipSpace(b, keyEnd + 1, end);
     if (i >= end || b[i] !== COLON) return -1;
     i = skipSpace(b, i + 1, end);
     if (i >= end) return -1;
-    if (equals(b, keyStart, keyEnd, K_MODEL)) {
+    if (field === K_MODEL) {
       if (model !== null || b[i] !== QUOTE) return -1;
       const e = stringEnd(b, s, i + 1, end);
       if (e < 0 || e === i + 1 || hasEscape(b, i + 1, e)) return -1;
       model = sameAscii(b, i + 1, e, out.model) ? out.model : b.toString("utf8", i + 1, e);
       i = e + 1;
-    } else if (equals(b, keyStart, keyEnd, K_STREAM)) {
+    } else if (field === K_STREAM) {
       if (stream !== null) return -1;
       const e = skipValue(b, s, i, end);
       if (e < 0) return -1;
@@ -301,6 +316,14 @@ function sameAscii(b: Buffer, start: number, end: number, s: string): boolean {
     const c = b[start + k]!;
     if (c >= 0x80 || c !== s.charCodeAt(k)) return false;
   }
+  return true;
+}
+
+/** Whether the string content starting at `b[i]` is exactly `word` (plain ASCII): its bytes, then the closing quote. */
+function spells(b: Buffer, i: number, end: number, word: Uint8Array): boolean {
+  const n = word.length;
+  if (i + n >= end || b[i + n] !== QUOTE) return false;
+  for (let k = 0; k < n; k++) if (b[i + k] !== word[k]) return false;
   return true;
 }
 

@@ -62,7 +62,7 @@ export async function validateBatchInput(
   }
 
   const seen = new FingerprintSet();
-  const scanned: ScannedRequest = { customId: "", url: "", model: "", stream: false };
+  const scanned: ScannedRequest = { customIdStart: 0, customIdEnd: 0, url: "", model: "", stream: false };
   let current: ChunkIndexEntry | null = null;
   let sized = false;
   blocks: for await (const block of blocks) {
@@ -100,8 +100,13 @@ export async function validateBatchInput(
         result.chunks.push(current);
       }
       current.requestCount++;
-      if (fast) checkRequest(scanned.customId, scanned.url, scanned.model, scanned.stream, line, expectedEndpoint, seen, result, fail);
-      else checkLineText(text, line, expectedEndpoint, seen, result, fail);
+      if (fast) {
+        const { customIdStart: from, customIdEnd: to } = scanned;
+        const duplicate = seen.addUtf8(b, from, to) ? null : b.toString("utf8", from, to);
+        checkRequest(scanned.url, scanned.model, scanned.stream, duplicate, line, expectedEndpoint, result, fail);
+      } else {
+        checkLineText(text, line, expectedEndpoint, seen, result, fail);
+      }
     }
     if (!sized && result.requests > 0) {
       // Sized once from the first block's bytes per request, so the duplicate check's table is
@@ -146,18 +151,18 @@ function checkLineText(text: string, lineNo: number, expectedEndpoint: string, s
     return;
   }
   const req = parsed.data;
-  checkRequest(req.custom_id, req.url, req.body.model, req.body.stream === true, lineNo, expectedEndpoint, seen, result, fail);
+  const duplicate = seen.add(req.custom_id) ? null : req.custom_id;
+  checkRequest(req.url, req.body.model, req.body.stream === true, duplicate, lineNo, expectedEndpoint, result, fail);
 }
 
-/** The checks past the schema, on a line either path accepted. */
+/** The checks past the schema, on a line either path accepted; `duplicate` is its custom_id when an earlier line had it. */
 function checkRequest(
-  customId: string,
   url: string,
   model: string,
   stream: boolean,
+  duplicate: string | null,
   lineNo: number,
   expectedEndpoint: string,
-  seen: FingerprintSet,
   result: ValidationResult,
   fail: Fail,
 ): void {
@@ -173,7 +178,7 @@ function checkRequest(
   else if (model !== result.model) {
     fail("model_mismatch", `The model '${model}' differs from '${result.model}' on earlier lines; a batch serves one model.`, lineNo, "body.model");
   }
-  if (!seen.add(customId)) {
-    fail("duplicate_custom_id", `The custom_id '${customId}' appears more than once in this file.`, lineNo, "custom_id");
+  if (duplicate !== null) {
+    fail("duplicate_custom_id", `The custom_id '${duplicate}' appears more than once in this file.`, lineNo, "custom_id");
   }
 }
