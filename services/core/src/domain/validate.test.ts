@@ -18,9 +18,13 @@ function pieces(bytes: Buffer): Buffer[] {
   return out;
 }
 
-function run(text: string, limits: Partial<{ chunkSize: number; maxRequests: number; maxBytes: number }> = {}) {
+function run(
+  text: string,
+  limits: Partial<{ chunkSize: number; maxRequests: number; maxBytes: number }> = {},
+  endpoint: string | null = "/v1/chat/completions",
+) {
   const bytes = Buffer.from(text);
-  return validateBatchInput(readLineBlocks(Readable.from(pieces(bytes))), bytes.length, "/v1/chat/completions", {
+  return validateBatchInput(readLineBlocks(Readable.from(pieces(bytes))), bytes.length, endpoint, {
     chunkSize: 2,
     maxRequests: 100,
     maxBytes: 1 << 20,
@@ -98,5 +102,48 @@ describe("FingerprintSet", () => {
     let repeats = 0;
     for (let i = 0; i < 20_000; i++) if (!set.add(`b-${i}`) && !set.add(`a-${i % 1_000}`)) repeats++;
     expect(repeats).toBe(20_000);
+  });
+
+  describe("with no endpoint given (an upload's check)", () => {
+    const at = (id: string, url: string) => JSON.stringify({ custom_id: id, method: "POST", url, body: { model: "m", input: "x" } });
+
+    it("takes the first request line's url, after blank lines", async () => {
+      const r = await run(["", "  ", at("a", "/v1/embeddings"), at("b", "/v1/embeddings")].join("\n"), {}, null);
+      expect(r.endpoint).toBe("/v1/embeddings");
+      expect(r.requests).toBe(2);
+      expect(r.errors).toEqual([]);
+    });
+
+    it("holds every later line to it", async () => {
+      const r = await run([at("a", "/v1/embeddings"), at("b", "/v1/chat/completions")].join("\n"), {}, null);
+      expect(r.endpoint).toBe("/v1/embeddings");
+      expect(r.errors).toEqual([
+        { code: "url_mismatch", message: "The url '/v1/chat/completions' does not match the batch endpoint '/v1/embeddings'.", line: 2, param: "url" },
+      ]);
+    });
+
+    it("falls back to /v1/chat/completions when the first line names no endpoint it serves, and reports that line", async () => {
+      const r = await run([at("a", "/v1/nope"), at("b", "/v1/chat/completions"), "{oops", at("c", "/v1/embeddings")].join("\n"), {}, null);
+      expect(r.endpoint).toBe("/v1/chat/completions");
+      expect(r.errors.map((e) => [e.code, e.line])).toEqual([
+        ["unsupported_url", 1],
+        ["invalid_json_line", 3],
+        ["url_mismatch", 4],
+      ]);
+    });
+
+    it("reads the url of a first line the scanner leaves to JSON.parse", async () => {
+      // An escape in custom_id sends the line down the slow path; its url still sets the endpoint.
+      const first = '{"custom_id":"a\\u0062","method":"POST","url":"/v1/embeddings","body":{"model":"m","input":"x"}}';
+      const r = await run([first, at("c", "/v1/embeddings")].join("\n"), {}, null);
+      expect(r.endpoint).toBe("/v1/embeddings");
+      expect(r.errors).toEqual([]);
+      const bad = await run(["{oops", at("c", "/v1/embeddings")].join("\n"), {}, null);
+      expect(bad.endpoint).toBe("/v1/chat/completions");
+      expect(bad.errors.map((e) => [e.code, e.line])).toEqual([
+        ["invalid_json_line", 1],
+        ["url_mismatch", 2],
+      ]);
+    });
   });
 });

@@ -35,12 +35,14 @@ export interface ValidationResult {
  * Streams a batch input file once, in blocks of whole lines (`readLineBlocks`), and checks every
  * line as OpenAI's Batch API does, recording a chunk index (offset and line of every
  * `chunkSize`-th request) for the agents' Range GETs.
- * `expectedEndpoint` is the batch's `endpoint`; every line's `url` must equal it.
+ * `expectedEndpoint` is the batch's `endpoint`; every line's `url` must equal it. With none (an
+ * upload, before any batch names one) the first request line's `url` sets it, or
+ * /v1/chat/completions when that is not a supported endpoint (the line then reports it).
  */
 export async function validateBatchInput(
   blocks: AsyncIterable<LineBlock>,
   totalBytes: number,
-  expectedEndpoint: string,
+  expectedEndpoint: string | null,
   limits: ValidationLimits,
 ): Promise<ValidationResult> {
   const maxErrors = limits.maxErrors ?? 100;
@@ -51,12 +53,13 @@ export async function validateBatchInput(
     if (errors.length < maxErrors) errors.push({ code, message, line, param });
   };
 
-  const result: ValidationResult = { requests: 0, bytes: totalBytes, endpoint: expectedEndpoint, model: null, chunks: [], errors };
+  let endpoint = expectedEndpoint ?? DEFAULT_ENDPOINT;
+  const result: ValidationResult = { requests: 0, bytes: totalBytes, endpoint, model: null, chunks: [], errors };
   if (totalBytes > limits.maxBytes) {
     fail("file_too_large", `The input file is ${totalBytes} bytes; the limit is ${limits.maxBytes} bytes.`, null);
     return result;
   }
-  if (!isSupportedEndpoint(expectedEndpoint)) {
+  if (expectedEndpoint !== null && !isSupportedEndpoint(expectedEndpoint)) {
     fail("unsupported_url", `Endpoint '${expectedEndpoint}' is not supported.`, null, "endpoint");
     return result;
   }
@@ -86,6 +89,9 @@ export async function validateBatchInput(
         fail("too_many_tasks", `The input file has more than the maximum of ${limits.maxRequests} requests per batch.`, line);
         break blocks;
       }
+      if (result.requests === 0 && expectedEndpoint === null) {
+        endpoint = result.endpoint = endpointNamed(fast ? scanned.url : urlOf(text));
+      }
       result.requests++;
       if (!current || current.requestCount === limits.chunkSize) {
         if (current) current.endOffset = offset;
@@ -103,9 +109,9 @@ export async function validateBatchInput(
       if (fast) {
         const { customIdStart: from, customIdEnd: to } = scanned;
         const duplicate = seen.addUtf8(b, from, to) ? null : b.toString("utf8", from, to);
-        checkRequest(scanned.url, scanned.model, scanned.stream, duplicate, line, expectedEndpoint, result, fail);
+        checkRequest(scanned.url, scanned.model, scanned.stream, duplicate, line, endpoint, result, fail);
       } else {
-        checkLineText(text, line, expectedEndpoint, seen, result, fail);
+        checkLineText(text, line, endpoint, seen, result, fail);
       }
     }
     if (!sized && result.requests > 0) {
@@ -123,6 +129,22 @@ export async function validateBatchInput(
     errors.push({ code: "too_many_errors", message: `${errorCount - errors.length} more errors were not listed.`, line: null, param: null });
   }
   return result;
+}
+
+const DEFAULT_ENDPOINT = "/v1/chat/completions";
+
+/** The endpoint a file's first request names: its url when we serve it, else the default. */
+function endpointNamed(url: unknown): string {
+  return typeof url === "string" && isSupportedEndpoint(url) ? url : DEFAULT_ENDPOINT;
+}
+
+/** The `url` of a line the scanner left to the contract, if it is JSON with one. */
+function urlOf(text: string): unknown {
+  try {
+    return (JSON.parse(text) as { url?: unknown } | null)?.url;
+  } catch {
+    return undefined;
+  }
 }
 
 type Fail = (code: string, message: string, line: number | null, param?: string | null) => void;
