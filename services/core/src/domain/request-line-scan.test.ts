@@ -52,6 +52,8 @@ const VALID: string[] = [
   // word boundaries, an escaped quote just before the closing one, multi-byte text, a long custom_id.
   JSON.stringify({ custom_id: "h", method: "POST", url: "u", body: { model: "m", messages: [{ role: "user", content: `${"word ".repeat(9)}"quoted"\\ and\nlines\t${"é日".repeat(12)}end"` }] } }),
   JSON.stringify({ custom_id: "i".repeat(40), method: "POST", url: "u", body: { model: "m", a: "x".repeat(23), b: "y".repeat(24), c: "z".repeat(25) + "\\", d: "\u0001".repeat(3) + "q".repeat(30) } }),
+  // Dense escapes, where the scanner walks the rest of the string: newlines, quotes, unicode escapes.
+  JSON.stringify({ custom_id: "j", method: "POST", url: "u", body: { model: "m", content: `${"a line of text\n".repeat(6)}"said" \\ ${"\u0002é".repeat(5)}${"tail ".repeat(8)}` } }),
 ];
 
 /** Lines the contract rejects (JSON or schema), each a different way. */
@@ -88,6 +90,9 @@ const INVALID: string[] = [
   `{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"${"a".repeat(41)}\t${"b".repeat(9)}"}}`,
   `{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"${"a".repeat(30)}\\q${"b".repeat(30)}"}}`,
   `{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"${"a".repeat(30)}\u0000"}}`,
+  `{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"${"ab\\n".repeat(30)}\t${"c".repeat(30)}"}}`,
+  `{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"${"ab\\n".repeat(30)}\\x"}}`,
+  `{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"${"ab\\n".repeat(30)}}}`,
   '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"\\x"}}',
   '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"\\u12g4"}}',
   '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"abc}}',

@@ -222,13 +222,16 @@ function skipSpace(b: Buffer, i: number, end: number): number {
 
 /** Strings at most this long are walked byte by byte; longer ones are searched natively. */
 const SHORT_STRING = 24;
+/** Escapes in one string after which the native search (two calls per escape) gives way to a walk. */
+const DENSE_ESCAPES = 2;
 
 /**
  * Index of the closing quote of the string whose content starts at `i`, or -1 if it is not a valid
  * JSON string. Keys and small values end within a few bytes and are walked; in a long one (a
  * prompt) the quote is found by `indexOf` and the bytes before it are checked for backslashes
  * (through the cached next one) and control characters (four bytes a step), which is several
- * times faster than testing every byte for all three.
+ * times faster than testing every byte for all three. A string dense with escapes (text with many
+ * newlines) is walked instead, where each escape costs no native call.
  */
 function stringEnd(b: Buffer, s: ScanState, i: number, end: number): number {
   const stop = Math.min(end, i + SHORT_STRING);
@@ -243,20 +246,44 @@ function stringEnd(b: Buffer, s: ScanState, i: number, end: number): number {
       if (i < 0) return -1;
     }
   }
-  for (;;) {
-    if (i >= end) return -1;
-    // The quote may lie past the line (an unterminated string); then the line is not valid.
-    const q = b.indexOf(QUOTE, i);
+  if (i >= end) return -1;
+  // The quote may lie past the line (an unterminated string); then the line is not valid.
+  let q = b.indexOf(QUOTE, i);
+  for (let escapes = 0; ; escapes++) {
     if (q === -1 || q >= end) return -1;
     const bs = nextBackslash(b, s, i);
-    if (bs !== -1 && bs < q) {
-      if (hasControl(b, s, i, bs)) return -1;
-      // The escape may be the quote's own (\"): search again past it.
-      i = escapeEnd(b, bs, end);
-      if (i < 0) return -1;
-      continue;
+    if (bs === -1 || bs > q) return hasControl(b, s, i, q) ? -1 : q;
+    if (hasControl(b, s, i, bs)) return -1;
+    i = escapeEnd(b, bs, end);
+    if (i < 0) return -1;
+    if (escapes === DENSE_ESCAPES) return walkString(b, s, i, end);
+    // The escape may have been the quote's own (\"): then search again past it.
+    if (q < i) q = b.indexOf(QUOTE, i);
+  }
+}
+
+/** `stringEnd` by walking: four bytes a step while none is a quote, a backslash or a control character. */
+function walkString(b: Buffer, s: ScanState, i: number, end: number): number {
+  const w = s.words;
+  const lastWord = (end + s.shift) >> 2;
+  for (;;) {
+    while (i < end && ((i + s.shift) & 3) !== 0 && PLAIN[b[i]!] === 1) i++;
+    if (((i + s.shift) & 3) === 0) {
+      // Exact tests, as in hasControl: a byte's top bit is set iff that kind of byte is present.
+      let k = (i + s.shift) >> 2;
+      for (; k < lastWord; k++) {
+        const x = w[k]!;
+        const q = x ^ 0x22222222;
+        const e = x ^ 0x5c5c5c5c;
+        if ((((x - 0x20202020) & ~x) | ((q - 0x01010101) & ~q) | ((e - 0x01010101) & ~e)) & 0x80808080) break;
+      }
+      i = (k << 2) - s.shift;
     }
-    return hasControl(b, s, i, q) ? -1 : q;
+    while (i < end && PLAIN[b[i]!] === 1) i++;
+    if (i >= end) return -1;
+    if (b[i] === QUOTE) return i;
+    i = escapeEnd(b, i, end);
+    if (i < 0) return -1;
   }
 }
 
