@@ -60,6 +60,14 @@ describe("chooseParts: which runs of chunks a completion uploads as parts", () =
     expect(chooseParts(batch([2, 2, 2, 1], { incomplete: [0], parts: [[2, 3]] }), 1)).toEqual([]);
   });
 
+  it("a part is numbered after its first chunk with output", () => {
+    // Chunk 1's requests all failed: the last part is chunks 1-2, numbered after chunk 2.
+    expect(ranges(chooseParts(batch([6, 0, 1]), 2))).toEqual([
+      [0, 0, []],
+      [2, 2, []],
+    ]);
+  });
+
   it("nothing for a covered or unfinished chunk, chunks without output, or a part over 5 GiB", () => {
     expect(chooseParts(batch([2, 2, 2], { parts: [[0, 2]] }), 1)).toEqual([]);
     expect(chooseParts(batch([2, 2, 2], { incomplete: [1] }), 1)).toEqual([]);
