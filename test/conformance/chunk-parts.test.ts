@@ -8,8 +8,9 @@ import { embeddingRequests, readObject, submitBatch, waitFinal, waitSegmentsRemo
 // Embeddings of 4,096 floats make ~88 KB result lines. CHUNK_SIZE 72 over 153 requests gives
 // three chunks of one segment each; chunk 1's requests all fail (the sim's 400 marker), so
 //   chunk 0: 72 results (~6.3 MiB)   chunk 1: 72 error lines, no output   chunk 2: 9 results
-// The agent uploads chunk 0's output as part 1 while the batch runs and chunk 2's as part 3 (the
-// last part may be small): the finalizer completes parts 1 and 3, a gap real S3 must accept.
+// The agent uploads chunk 0's output as part 1 while the batch runs and chunks 1-2 (the run that
+// ends the batch; the last part may be small) as part 3, numbered after chunk 2, the run's first
+// chunk with output: the finalizer completes parts 1 and 3, a gap real S3 must accept.
 const DIMENSIONS = 4096;
 const CHUNK = 72;
 const REQUESTS = 2 * CHUNK + 9;
@@ -39,7 +40,7 @@ describeStrict("chunk outputs are uploaded as parts during the run; finalizing o
     rec.holdWith = (c) =>
       c.command === "PutObjectCommand" && c.key?.includes("/parts/000002-")
         ? waitFor("chunk 0's part to be recorded", async () => {
-            const row = await ctx.db.selectFrom("chunk_parts").select("chunk_idx").where("batch_id", "=", batchId).where("chunk_idx", "=", 0).executeTakeFirst();
+            const row = await ctx.db.selectFrom("output_parts").select("first_chunk").where("batch_id", "=", batchId).where("first_chunk", "=", 0).where("etag", "is not", null).executeTakeFirst();
             return row ? true : undefined;
           }).then(() => undefined)
         : undefined;
@@ -84,7 +85,7 @@ describeStrict("chunk outputs are uploaded as parts during the run; finalizing o
     expect(manifest.output.etag).toMatch(/^"[0-9a-f]{32}-2"$/);
     expect(manifest.errors).toMatchObject({ lines: CHUNK });
     await waitSegmentsRemoved(ctx, batchId);
-    expect(await ctx.db.selectFrom("chunk_parts").selectAll().where("batch_id", "=", batchId).execute()).toEqual([]);
+    expect(await ctx.db.selectFrom("output_parts").selectAll().where("batch_id", "=", batchId).execute()).toEqual([]);
     expect(await listUploads(ctx.s3, ctx.bucket)).toEqual([]);
   });
 
@@ -97,7 +98,7 @@ describeStrict("chunk outputs are uploaded as parts during the run; finalizing o
     rec.holdWith = (c) =>
       c.command === "PutObjectCommand" && c.key?.includes("/parts/000001-")
         ? waitFor("chunk 0's part to be recorded", async () => {
-            const row = await ctx.db.selectFrom("chunk_parts").select("chunk_idx").where("batch_id", "=", batchId).where("chunk_idx", "=", 0).executeTakeFirst();
+            const row = await ctx.db.selectFrom("output_parts").select("first_chunk").where("batch_id", "=", batchId).where("first_chunk", "=", 0).where("etag", "is not", null).executeTakeFirst();
             return row ? true : undefined;
           }).then(async () => {
             const res = await fetch(`${svc.apiUrl}/v1/batches/${batchId}/cancel`, { method: "POST" });
@@ -124,7 +125,7 @@ describeStrict("chunk outputs are uploaded as parts during the run; finalizing o
     expect(lines.map((l) => (JSON.parse(l) as { custom_id: string }).custom_id)).toEqual(expected);
 
     await waitSegmentsRemoved(ctx, batchId);
-    expect(await ctx.db.selectFrom("chunk_parts").selectAll().where("batch_id", "=", batchId).execute()).toEqual([]);
+    expect(await ctx.db.selectFrom("output_parts").selectAll().where("batch_id", "=", batchId).execute()).toEqual([]);
     expect(await listUploads(ctx.s3, ctx.bucket)).toEqual([]);
   });
 });

@@ -7,26 +7,33 @@ import {
 } from "@aws-sdk/client-s3";
 import {
   abortQuietly,
+  claimOutputPart,
   claimOutputUpload,
   isMissingUpload,
   keys,
+  lockBatchOutputParts,
   MAX_PART_BYTES,
   MAX_PARTS,
   MIN_PART_BYTES,
-  recordChunkPart,
+  outputPartChunks,
+  recordOutputPart,
   runPool,
   uploadSegmentsPart,
   type Bucket,
-  type ChunkPartRow,
   type Db,
   type Logger,
+  type OutputPartChunk,
+  type OutputPartRow,
   type SegmentRef,
   type StitchResult,
 } from "@barge/core";
 
-// A batch's output object is one multipart upload whose part `idx + 1` is chunk idx's output,
-// uploaded by the agent that completed the chunk while the rest of the batch still runs. The
-// finalizer then only completes the upload: no byte of the output moves at finalize time.
+// A batch's output object is one multipart upload. Its parts each cover a run of consecutive
+// chunks (part number = the run's first chunk + 1, so parts stay in chunk order with gaps), and
+// the agents upload them while the rest of the batch still runs: a run is uploaded as soon as its
+// chunks are all committed and it reaches S3's 5 MiB part minimum, or the batch's last chunk. A
+// chunk of 5 MiB or more is a run of its own. The finalizer then only completes the upload: no
+// byte of the output moves at finalize time.
 
 export interface ChunkPartDeps extends Bucket {
   db: Db;
@@ -36,9 +43,11 @@ export interface ChunkPartDeps extends Bucket {
 /** Parts rebuilt at once when the finalizer has to redo some. */
 const REBUILD_CONCURRENCY = 4;
 const CONTENT_TYPE = "application/jsonl";
+/** Batch states in which agents add parts to the output upload. */
+const OPEN_STATES = ["in_progress", "finalizing"];
 
 /** A chunk's output segments, in order, and their total size. */
-interface ChunkOutput {
+export interface ChunkOutput {
   idx: number;
   segments: SegmentRef[];
   bytes: number;
@@ -51,22 +60,25 @@ function sourceDigest(segments: SegmentRef[]): string {
   return h.digest("hex");
 }
 
-/** Part numbers are 1-based; chunk indexes 0-based. Gaps (chunks without output) are allowed. */
-function partNumber(idx: number): number {
-  return idx + 1;
+/** Part numbers are 1-based, chunk indexes 0-based: a part is numbered after its first chunk. */
+function partNumber(firstChunk: number): number {
+  return firstChunk + 1;
 }
 
-async function chunkOutput(db: Db, batchId: string, idx: number): Promise<ChunkOutput> {
+/** The committed, non-empty output segments of chunks first..last, in (chunk, seq) order. */
+async function runSegments(db: Db, batchId: string, first: number, last: number): Promise<SegmentRef[]> {
   const rows = await db
     .selectFrom("segments")
     .select(["s3_key", "bytes"])
     .where("batch_id", "=", batchId)
-    .where("chunk_idx", "=", idx)
+    .where("chunk_idx", ">=", first)
+    .where("chunk_idx", "<=", last)
     .where("kind", "=", "output")
+    .where("bytes", ">", 0)
+    .orderBy("chunk_idx")
     .orderBy("seq")
     .execute();
-  const segments = rows.map((r) => ({ key: r.s3_key, size: r.bytes }));
-  return { idx, segments, bytes: segments.reduce((n, s) => n + s.size, 0) };
+  return rows.map((r) => ({ key: r.s3_key, size: r.bytes }));
 }
 
 /** The batch's output upload: the one already chosen, or a new one unless another agent wins the race. */
@@ -80,46 +92,111 @@ async function outputUpload(deps: ChunkPartDeps, batchId: string, key: string, c
   return row?.output_upload_id ?? undefined;
 }
 
-/** What became of one chunk's part: uploaded and recorded (with its size), or skipped. */
-export type ChunkPartOutcome = { uploaded: true; bytes: number } | { uploaded: false };
-
-const SKIPPED: ChunkPartOutcome = { uploaded: false };
+/** A run of chunks to upload as one part, and the parts it absorbs. */
+export interface RunChoice {
+  first: number;
+  last: number;
+  bytes: number;
+  replaces: number[];
+}
 
 /**
- * Uploads a completed chunk's output (its committed output segments, streamed in order) as its
- * part of the batch's output upload and records it. Skips chunks a part cannot serve: no output,
- * too large for one part, or smaller than S3's part minimum unless it is the batch's last chunk.
+ * The parts chunk `idx`'s completion makes, given every chunk of its batch in order. The maximal
+ * run of complete, uncovered chunks around it is cut, in order, into parts of at least S3's part
+ * minimum (a chunk that size alone is a part of its own). What is left at the run's end becomes
+ * a part too when it ends the batch (the last part may be small), or joins the part before it
+ * when the chunk after it is covered already; a whole run too small that can no longer grow
+ * (covered or the batch's edge on both sides) joins the part after it, which is then uploaded
+ * again as one part. Anything else waits for its neighbours. Empty when there is nothing to
+ * upload yet or a part cannot hold it (the finalizer stitches then).
  */
-export async function uploadChunkPart(deps: ChunkPartDeps, ref: { batchId: string; idx: number }): Promise<ChunkPartOutcome> {
-  const batch = await deps.db.selectFrom("batches").select(["tenant", "status", "output_upload_id"]).where("id", "=", ref.batchId).executeTakeFirst();
-  if (!batch || (batch.status !== "in_progress" && batch.status !== "finalizing")) return SKIPPED;
-  const out = await chunkOutput(deps.db, ref.batchId, ref.idx);
-  if (out.bytes === 0 || out.bytes > MAX_PART_BYTES || partNumber(ref.idx) > MAX_PARTS) return SKIPPED;
-  if (out.bytes < MIN_PART_BYTES) {
-    // Only the last part may be small: a small chunk helps only as the last one, and only when
-    // bigger chunks already opened the upload (else the batch is stitched the old way anyway).
-    if (batch.output_upload_id === null) return SKIPPED;
-    const last = await deps.db
-      .selectFrom("chunks")
-      .select((eb) => eb.fn.max("idx").as("idx"))
-      .where("batch_id", "=", ref.batchId)
-      .executeTakeFirst();
-    if (last?.idx !== ref.idx) return SKIPPED;
+export function chooseParts(chunks: OutputPartChunk[], idx: number): RunChoice[] {
+  const at = chunks.findIndex((c) => c.idx === idx);
+  const free = (i: number) => chunks[i]!.complete && chunks[i]!.part === null;
+  if (at < 0 || !free(at)) return [];
+  let a = at;
+  let b = at;
+  while (a > 0 && free(a - 1)) a--;
+  while (b < chunks.length - 1 && free(b + 1)) b++;
+  const endsBatch = b === chunks.length - 1;
+  const next = endsBatch ? null : chunks[b + 1]!.part;
+
+  // A part is named after its first chunk with output; chunks without any lead into nothing.
+  const piece = (from: number, to: number, bytes: number, replaces: number[] = []): RunChoice => {
+    while (chunks[from]!.bytes === 0) from++;
+    return { first: chunks[from]!.idx, last: chunks[to]!.idx, bytes, replaces };
+  };
+  const parts: RunChoice[] = [];
+  let start = a;
+  let bytes = 0;
+  for (let i = a; i <= b; i++) {
+    bytes += chunks[i]!.bytes;
+    if (bytes < MIN_PART_BYTES) continue;
+    parts.push(piece(start, i, bytes));
+    start = i + 1;
+    bytes = 0;
   }
-  const key = keys.output(batch.tenant, ref.batchId);
-  const uploadId = await outputUpload(deps, ref.batchId, key, batch.output_upload_id);
-  if (!uploadId) return SKIPPED;
-  const etag = await uploadSegmentsPart(deps, { key, uploadId, partNumber: partNumber(ref.idx), segments: out.segments });
-  const recorded = await recordChunkPart(deps.db, {
-    batchId: ref.batchId,
-    idx: ref.idx,
-    uploadId,
-    partNumber: partNumber(ref.idx),
-    etag,
-    bytes: out.bytes,
-    sourceDigest: sourceDigest(out.segments),
+  if (bytes > 0) {
+    const closedLeft = a === 0 || chunks[a - 1]!.part !== null;
+    const end = next ? chunks.findIndex((c) => c.idx === next.last) : -1;
+    if (endsBatch) parts.push(piece(start, b, bytes));
+    else if (next && parts.length > 0) Object.assign(parts.at(-1)!, { last: chunks[b]!.idx, bytes: parts.at(-1)!.bytes + bytes });
+    else if (next && closedLeft && next.first === chunks[b + 1]!.idx && end >= 0) {
+      const after = chunks.slice(b + 1, end + 1).reduce((n, c) => n + c.bytes, 0);
+      parts.push(piece(start, end, bytes + after, [next.first]));
+    }
+  }
+  if (parts.some((p) => p.bytes > MAX_PART_BYTES)) return [];
+  return parts.filter((p) => partNumber(p.first) <= MAX_PARTS);
+}
+
+/** A part uploaded and recorded for a chunk's completion: its run of chunks and size. */
+export interface UploadedPart {
+  first: number;
+  last: number;
+  bytes: number;
+}
+
+/**
+ * Chooses, with the batch row locked so agents decide one at a time, the parts a completed chunk
+ * makes (see `chooseParts`) and claims their chunks; then uploads each one's committed output
+ * segments, streamed in order, as that part of the batch's output upload, and records it.
+ * Returns the parts recorded.
+ */
+export async function uploadChunkPart(deps: ChunkPartDeps, ref: { batchId: string; idx: number }): Promise<UploadedPart[]> {
+  const claimed = await deps.db.transaction().execute(async (tx) => {
+    const batch = await lockBatchOutputParts(tx, ref.batchId);
+    if (!batch || !OPEN_STATES.includes(batch.status)) return undefined;
+    const runs = chooseParts(await outputPartChunks(tx, ref.batchId), ref.idx);
+    for (const run of runs) {
+      await claimOutputPart(tx, { batchId: ref.batchId, first: run.first, last: run.last, partNumber: partNumber(run.first), bytes: run.bytes, replaces: run.replaces });
+    }
+    return { runs, batch };
   });
-  return recorded ? { uploaded: true, bytes: out.bytes } : SKIPPED;
+  if (!claimed || claimed.runs.length === 0) return [];
+  const { runs, batch } = claimed;
+  const key = keys.output(batch.tenant, ref.batchId);
+  const uploadId = await outputUpload(deps, ref.batchId, key, batch.outputUploadId);
+  if (!uploadId) return [];
+  const uploaded: UploadedPart[] = [];
+  // One at a time: a completion rarely makes more than one part, and each streams its segments.
+  for (const run of runs) {
+    const segments = await runSegments(deps.db, ref.batchId, run.first, run.last);
+    const bytes = segments.reduce((n, s) => n + s.size, 0);
+    const etag = await uploadSegmentsPart(deps, { key, uploadId, partNumber: partNumber(run.first), segments });
+    const recorded = await recordOutputPart(deps.db, {
+      batchId: ref.batchId,
+      first: run.first,
+      last: run.last,
+      uploadId,
+      partNumber: partNumber(run.first),
+      etag,
+      bytes,
+      sourceDigest: sourceDigest(segments),
+    });
+    if (recorded) uploaded.push({ first: run.first, last: run.last, bytes });
+  }
+  return uploaded;
 }
 
 /** Whether every other chunk of the batch is done, so this one's completion will start finalizing. */
@@ -135,19 +212,22 @@ async function othersDone(db: Db, ref: { batchId: string; idx: number }): Promis
 }
 
 /**
- * Called once a chunk's every result is committed, just before it is marked done: uploads its
- * part (see `uploadChunkPart`) and never throws, since a missing part is only rebuilt at
- * finalize, or the batch stitched the old way. The batch's last chunk waits for its upload, so
- * that the batch turns `finalizing` with every byte in place; any other uploads in the
- * background while the agent goes on with the next chunk.
+ * Called once a chunk's every result is committed, just before it is marked done: uploads the
+ * parts its completion makes, if any (see `uploadChunkPart`), and never throws, since a missing
+ * part is only rebuilt at finalize, or the batch stitched the old way. The batch's last chunk
+ * waits for its upload, so that the batch turns `finalizing` with every byte in place; any other
+ * uploads in the background while the agent goes on with the next chunk.
  */
 export async function buildChunkPart(deps: ChunkPartDeps, ref: { batchId: string; idx: number }): Promise<void> {
   const started = performance.now();
   const last = await othersDone(deps.db, ref).catch(() => false);
   const work = uploadChunkPart(deps, ref).then(
-    (outcome) => {
-      if (outcome.uploaded) {
-        deps.log.info({ batch: ref.batchId, chunk: ref.idx, bytes: outcome.bytes, last, ms: Math.round(performance.now() - started) }, "uploaded chunk part");
+    (parts) => {
+      for (const p of parts) {
+        deps.log.info(
+          { batch: ref.batchId, chunk: ref.idx, first: p.first, lastChunk: p.last, bytes: p.bytes, last, ms: Math.round(performance.now() - started) },
+          "uploaded chunk part",
+        );
       }
     },
     (err: unknown) => deps.log.warn({ err, batch: ref.batchId, chunk: ref.idx }, "chunk part upload failed; the finalizer rebuilds it or stitches"),
@@ -181,12 +261,77 @@ export interface AssembleInput {
 export type Assembled = { result: StitchResult; rebuiltParts: number } | { result?: undefined; reason: string };
 
 /**
+ * One part of the output as the finalizer plans it: chunks first..last (part number first + 1)
+ * and their outputs; a recorded part kept as is carries its ETag, one to upload has none yet.
+ */
+export interface Piece {
+  first: number;
+  last: number;
+  chunks: ChunkOutput[];
+  bytes: number;
+  etag?: string;
+}
+
+function pieceOf(first: number, last: number, chunks: ChunkOutput[], etag?: string): Piece {
+  return { first, last, chunks, bytes: chunks.reduce((n, c) => n + c.bytes, 0), ...(etag === undefined ? {} : { etag }) };
+}
+
+const pieceSegments = (p: Piece): SegmentRef[] => p.chunks.flatMap((c) => c.segments);
+
+type OutputPartRecord = Pick<OutputPartRow, "first_chunk" | "last_chunk" | "upload_id" | "part_number" | "etag" | "bytes" | "source_digest">;
+
+/**
+ * The parts the output is completed from, in order, given its chunks with output: every recorded
+ * part still valid (on the batch's upload, built from its chunks' current segments, not
+ * overlapping an earlier one) kept; the chunks between them grouped into parts to upload; and
+ * any part but the last that is below S3's minimum merged with the one after it, which is then
+ * uploaded again.
+ */
+export function planPieces(chunks: ChunkOutput[], records: OutputPartRecord[], uploadId: string): Piece[] {
+  const kept: Piece[] = [];
+  for (const r of [...records].sort((x, y) => x.first_chunk - y.first_chunk)) {
+    if (kept.length > 0 && r.first_chunk <= kept.at(-1)!.last) continue;
+    const piece = pieceOf(r.first_chunk, r.last_chunk, chunks.filter((c) => c.idx >= r.first_chunk && c.idx <= r.last_chunk), r.etag ?? undefined);
+    const valid =
+      r.etag !== null &&
+      r.upload_id === uploadId &&
+      r.part_number === partNumber(r.first_chunk) &&
+      piece.chunks.length > 0 &&
+      r.bytes === piece.bytes &&
+      r.source_digest === sourceDigest(pieceSegments(piece));
+    if (valid) kept.push(piece);
+  }
+  const pieces: Piece[] = [];
+  let loose: ChunkOutput[] = [];
+  const flush = () => {
+    if (loose.length > 0) pieces.push(pieceOf(loose[0]!.idx, loose.at(-1)!.idx, loose));
+    loose = [];
+  };
+  for (const c of chunks) {
+    const home = kept.find((p) => c.idx >= p.first && c.idx <= p.last);
+    if (!home) {
+      loose.push(c);
+      continue;
+    }
+    flush();
+    if (pieces.at(-1) !== home) pieces.push(home);
+  }
+  flush();
+  for (let i = 0; i < pieces.length - 1; ) {
+    const [a, b] = [pieces[i]!, pieces[i + 1]!];
+    if (a.bytes >= MIN_PART_BYTES) i++;
+    else pieces.splice(i, 2, pieceOf(a.first, b.last, [...a.chunks, ...b.chunks]));
+  }
+  return pieces;
+}
+
+/**
  * Completes the batch's output upload from the parts its chunks uploaded while it ran, after
- * rebuilding the few that are missing or stale (not built from the chunk's current segments),
- * and checks the object's size. When that cannot make the object (S3's part sizes, more to
- * rebuild than already there, S3 refusing a request), the upload is aborted and the reason
- * returned: the caller then stitches the segments the old way. Other failures are thrown, with
- * the upload left in place for the next finalizer.
+ * rebuilding the few that are missing or stale (not built from their chunks' current segments)
+ * or that a valid order of parts needs, and checks the object's size. When that cannot make the
+ * object (S3's part limits, more to rebuild than already there, S3 refusing a request), the
+ * upload is aborted and the reason returned: the caller then stitches the segments the old way.
+ * Other failures are thrown, with the upload left in place for the next finalizer.
  */
 export async function assembleFromChunkParts(deps: ChunkPartDeps, input: AssembleInput): Promise<Assembled> {
   const row = await deps.db.selectFrom("batches").select("output_upload_id").where("id", "=", input.batchId).executeTakeFirst();
@@ -206,41 +351,35 @@ export async function assembleFromChunkParts(deps: ChunkPartDeps, input: Assembl
     c.segments.push({ key: s.key, size: s.size });
     c.bytes += s.size;
   }
-  const last = chunks.at(-1);
-  if (!last) return giveUp("the output is empty");
-  if (chunks.some((c) => c !== last && c.bytes < MIN_PART_BYTES)) return giveUp("a chunk's output is below S3's part minimum");
-  if (chunks.some((c) => c.bytes > MAX_PART_BYTES) || partNumber(last.idx) > MAX_PARTS) return giveUp("a chunk's output exceeds S3's part limits");
+  if (chunks.length === 0) return giveUp("the output is empty");
 
   try {
-    const records = new Map<number, ChunkPartRow>();
-    for (const r of await deps.db.selectFrom("chunk_parts").selectAll().where("batch_id", "=", input.batchId).execute()) records.set(r.chunk_idx, r);
-    const etags = new Map<number, string>();
-    const stale: ChunkOutput[] = [];
-    for (const c of chunks) {
-      const r = records.get(c.idx);
-      const valid = r && r.upload_id === uploadId && r.part_number === partNumber(c.idx) && r.bytes === c.bytes && r.source_digest === sourceDigest(c.segments);
-      if (valid) etags.set(c.idx, r.etag);
-      else stale.push(c);
+    const records = await deps.db.selectFrom("output_parts").selectAll().where("batch_id", "=", input.batchId).execute();
+    const pieces = planPieces(chunks, records, uploadId);
+    if (pieces.some((p) => p.bytes > MAX_PART_BYTES || partNumber(p.first) > MAX_PARTS)) {
+      return await giveUp("an output part would exceed S3's part limits");
     }
+    const stale = pieces.filter((p) => p.etag === undefined);
     // Rebuilding moves bytes just as the stitch does, which copies large segments server-side instead.
-    if (stale.length > etags.size) return await giveUp(`${stale.length} of ${chunks.length} chunk parts are missing or stale`);
+    if (stale.length > pieces.length - stale.length) return await giveUp(`${stale.length} of ${pieces.length} output parts are missing or stale`);
 
-    await runPool(stale, REBUILD_CONCURRENCY, async (c, signal) => {
-      const etag = await uploadSegmentsPart(deps, { key, uploadId, partNumber: partNumber(c.idx), segments: c.segments }, signal);
-      etags.set(c.idx, etag);
-      await recordChunkPart(deps.db, {
+    await runPool(stale, REBUILD_CONCURRENCY, async (p, signal) => {
+      const segments = pieceSegments(p);
+      p.etag = await uploadSegmentsPart(deps, { key, uploadId, partNumber: partNumber(p.first), segments }, signal);
+      await recordOutputPart(deps.db, {
         batchId: input.batchId,
-        idx: c.idx,
+        first: p.first,
+        last: p.last,
         uploadId,
-        partNumber: partNumber(c.idx),
-        etag,
-        bytes: c.bytes,
-        sourceDigest: sourceDigest(c.segments),
+        partNumber: partNumber(p.first),
+        etag: p.etag,
+        bytes: p.bytes,
+        sourceDigest: sourceDigest(segments),
       });
     });
 
-    const total = chunks.reduce((n, c) => n + c.bytes, 0);
-    const parts = chunks.map((c) => ({ PartNumber: partNumber(c.idx), ETag: etags.get(c.idx) as string }));
+    const total = pieces.reduce((n, p) => n + p.bytes, 0);
+    const parts = pieces.map((p) => ({ PartNumber: partNumber(p.first), ETag: p.etag as string }));
     try {
       await deps.s3.send(new CompleteMultipartUploadCommand({ Bucket: deps.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
     } catch (err) {

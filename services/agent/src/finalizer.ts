@@ -2,7 +2,7 @@ import {
   batchProgress,
   claimBatchWork,
   emptyProgress,
-  forgetChunkParts,
+  forgetOutputParts,
   keys,
   LeaseLost,
   putObject,
@@ -202,7 +202,7 @@ export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promi
       });
       // Throwing rolls the file rows back with it: a finalizer that lost the batch publishes nothing.
       if (!moved) throw new LeaseLost(`finalizing ${batch.id}`);
-      await forgetChunkParts(tx, batch.id);
+      await forgetOutputParts(tx, batch.id);
     });
     log.info({ status, completed: p.completed, failed: p.failed, segments: segments.length }, "batch finalized");
 

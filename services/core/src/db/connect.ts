@@ -6,6 +6,7 @@ import * as m0003 from "./migrations/0003_request_errors.js";
 import * as m0004 from "./migrations/0004_openai_parity.js";
 import * as m0005 from "./migrations/0005_chunk_parts.js";
 import * as m0006 from "./migrations/0006_file_input_check.js";
+import * as m0007 from "./migrations/0007_output_parts.js";
 import type { Database } from "./schema.js";
 
 // bigint columns hold byte offsets and token sums, all far below 2^53.
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   "0004_openai_parity": m0004,
   "0005_chunk_parts": m0005,
   "0006_file_input_check": m0006,
+  "0007_output_parts": m0007,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -136,17 +136,23 @@ export interface SegmentsTable {
   created_at: CreatedAt;
 }
 
-/** A chunk's output uploaded as part `chunk_idx + 1` of its batch's output upload. */
-export interface ChunkPartsTable {
+/**
+ * One part of a batch's output upload, covering chunks `first_chunk..last_chunk` (their output
+ * segments in order) as part `first_chunk + 1`. Claimed first; the upload fields are null until
+ * the part is uploaded.
+ */
+export interface OutputPartsTable {
   batch_id: string;
-  chunk_idx: number;
-  upload_id: string;
+  first_chunk: number;
+  last_chunk: number;
   part_number: number;
-  etag: string;
   bytes: number;
+  upload_id: string | null;
+  etag: string | null;
   /** Digest of the ordered output segments (key and size) the part was built from. */
-  source_digest: string;
+  source_digest: string | null;
   created_at: CreatedAt;
+  uploaded_at: Timestamp | null;
 }
 
 /** One failed request of a batch, committed with the segment holding its error line. */
@@ -240,7 +246,7 @@ export interface Database {
   batches: BatchesTable;
   chunks: ChunksTable;
   segments: SegmentsTable;
-  chunk_parts: ChunkPartsTable;
+  output_parts: OutputPartsTable;
   request_errors: RequestErrorsTable;
   agents: AgentsTable;
   uploads: UploadsTable;
@@ -254,7 +260,7 @@ export type FileRow = Selectable<FilesTable>;
 export type BatchRow = Selectable<BatchesTable>;
 export type ChunkRow = Selectable<ChunksTable>;
 export type SegmentRow = Selectable<SegmentsTable>;
-export type ChunkPartRow = Selectable<ChunkPartsTable>;
+export type OutputPartRow = Selectable<OutputPartsTable>;
 export type RequestErrorRow = Selectable<RequestErrorsTable>;
 export type UploadRow = Selectable<UploadsTable>;
 export type UploadPartRow = Selectable<UploadPartsTable>;
