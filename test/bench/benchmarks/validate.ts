@@ -162,6 +162,10 @@ export const validate: Benchmark = {
       validator_reusing_upload_check_api_cpu_s: round(cpu2 - cpu1, 2),
       complete_over_raw_get: round(completeRatio, 2),
       validator_over_raw_get: round(validatorRatio, 2),
+      // Drift within a run: the GET just before the upload check (right after the 500 MB PUT) is
+      // the slowest of the three in most runs, and the upload check runs in that same phase.
+      complete_over_preceding_get: round(completeS / rawGets[0]!, 2),
+      validator_over_preceding_get: round(validatorS / rawGets[1]!, 2),
       layers_in_runner: Object.fromEntries(Object.entries(layers).map(([k, v]) => [k, round(v, 2)])),
       per_request_us: {
         validator: round((validatorS * 1e6) / input.requests, 2),
