@@ -148,6 +148,22 @@ describe("scanRequestLine", () => {
     expect(VALID.filter((l) => contract(l).ok)).toHaveLength(VALID.length);
   });
 
+  it("accepts valid lines at every alignment of their bytes, tabs and carriage returns beside long strings included", () => {
+    const spaced = `{"custom_id":"k",\t"method":"POST","url":"u","body":{"model":"m","x":\t"${"s".repeat(25)}",\r"y":\t\t"${"t".repeat(29)}\\n"}}`;
+    const out: ScannedRequest = { customIdStart: 0, customIdEnd: 0, url: "", model: "", stream: false };
+    const misses: string[] = [];
+    for (const line of [spaced, ...VALID]) {
+      const bytes = Buffer.from(line);
+      for (let offset = 0; offset < 8; offset++) {
+        // A buffer of its own, so `offset` is the line's alignment in memory.
+        const b = Buffer.from(new ArrayBuffer(offset + bytes.length + 8), 0, offset + bytes.length + 8).fill(0x09);
+        bytes.copy(b, offset);
+        if (!scanRequestLine(b, offset, offset + bytes.length, out)) misses.push(`${offset}: ${line.slice(0, 60)}`);
+      }
+    }
+    expect(misses).toEqual([]);
+  });
+
   it("accepts none of the lines the contract rejects", () => {
     expect(INVALID.map((l) => contract(l).ok)).toEqual(INVALID.map(() => false));
     expect(INVALID.map((l) => scan(Buffer.from(l)).ok)).toEqual(INVALID.map(() => false));

@@ -326,7 +326,7 @@ function hasControl(b: Buffer, s: ScanState, from: number, to: number): boolean 
     const a = w[k]!;
     if (((a - 0x20202020) & ~a) & 0x80808080) return true;
   }
-  for (i = (k << 2) - s.shift; i < to; i++) if (b[i]! < 0x20) return true;
+  for (i = Math.max(i, (k << 2) - s.shift); i < to; i++) if (b[i]! < 0x20) return true;
   return false;
 }
 
