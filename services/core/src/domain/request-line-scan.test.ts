@@ -94,6 +94,11 @@ const INVALID: string[] = [
   `{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"${"ab\\n".repeat(30)}\\x"}}`,
   `{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"${"ab\\n".repeat(30)}}}`,
   '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"\\x"}}',
+  // A backslash then structure: invalid escapes, but a scan that ended the string at the backslash would read on.
+  '{"custom_id":"a\\,"method":"POST","url":"u","body":{"model":"m"}}',
+  '{"custom_id":"a","method":"POST","url":"u\\,"body":{"model":"m"}}',
+  '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m\\}}',
+  `{"custom_id":"${"a".repeat(30)}\\,"method":"POST","url":"u","body":{"model":"m"}}`,
   '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"\\u12g4"}}',
   '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":"abc}}',
   '{"custom_id":"a","method":"POST","url":"u","body":{"model":"m","x":{"a" 1}}}',

@@ -111,9 +111,9 @@ export function scanRequestLine(
       k === 0x6d && spells(b, keyStart, end, K_METHOD) ? K_METHOD :
       k === 0x75 && spells(b, keyStart, end, K_URL) ? K_URL :
       k === 0x62 && spells(b, keyStart, end, K_BODY) ? K_BODY : null;
-    const keyEnd = field !== null ? keyStart + field.length : stringEnd(b, s, keyStart, end);
     // A key with escapes could spell a field differently; let JSON.parse read it.
-    if (keyEnd < 0 || (field === null && hasEscape(b, keyStart, keyEnd))) return false;
+    const keyEnd = field !== null ? keyStart + field.length : plainStringEnd(b, s, keyStart, end);
+    if (keyEnd < 0) return false;
     i = skipSpace(b, keyEnd + 1, end);
     if (i >= end || b[i] !== COLON) return false;
     i = skipSpace(b, i + 1, end);
@@ -121,8 +121,8 @@ export function scanRequestLine(
     const c = b[i];
     if (field === K_CUSTOM_ID) {
       if (customIdStart !== -1 || c !== QUOTE) return false;
-      const e = stringEnd(b, s, i + 1, end);
-      if (e < 0 || e === i + 1 || hasEscape(b, i + 1, e)) return false;
+      const e = plainStringEnd(b, s, i + 1, end);
+      if (e < 0 || e === i + 1) return false;
       // At most 512 bytes is at most 512 UTF-16 units; only a longer one needs decoding to count them.
       if (e - (i + 1) > 512 && b.toString("utf8", i + 1, e).length > 512) return false;
       customIdStart = i + 1;
@@ -130,14 +130,14 @@ export function scanRequestLine(
       i = e + 1;
     } else if (field === K_METHOD) {
       if (method || c !== QUOTE) return false;
-      const e = stringEnd(b, s, i + 1, end);
+      const e = plainStringEnd(b, s, i + 1, end);
       if (e < 0 || !equals(b, i + 1, e, POST)) return false;
       method = true;
       i = e + 1;
     } else if (field === K_URL) {
       if (url !== null || c !== QUOTE) return false;
-      const e = stringEnd(b, s, i + 1, end);
-      if (e < 0 || e === i + 1 || hasEscape(b, i + 1, e)) return false;
+      const e = plainStringEnd(b, s, i + 1, end);
+      if (e < 0 || e === i + 1) return false;
       url = sameAscii(b, i + 1, e, out.url) ? out.url : b.toString("utf8", i + 1, e);
       i = e + 1;
     } else if (field === K_BODY) {
@@ -178,16 +178,16 @@ function scanBody(b: Buffer, s: ScanState, i: number, end: number, out: ScannedR
     const keyStart = i + 1;
     const k = b[keyStart];
     const field = k === 0x6d && spells(b, keyStart, end, K_MODEL) ? K_MODEL : k === 0x73 && spells(b, keyStart, end, K_STREAM) ? K_STREAM : null;
-    const keyEnd = field !== null ? keyStart + field.length : stringEnd(b, s, keyStart, end);
-    if (keyEnd < 0 || (field === null && hasEscape(b, keyStart, keyEnd))) return -1;
+    const keyEnd = field !== null ? keyStart + field.length : plainStringEnd(b, s, keyStart, end);
+    if (keyEnd < 0) return -1;
     i = skipSpace(b, keyEnd + 1, end);
     if (i >= end || b[i] !== COLON) return -1;
     i = skipSpace(b, i + 1, end);
     if (i >= end) return -1;
     if (field === K_MODEL) {
       if (model !== null || b[i] !== QUOTE) return -1;
-      const e = stringEnd(b, s, i + 1, end);
-      if (e < 0 || e === i + 1 || hasEscape(b, i + 1, e)) return -1;
+      const e = plainStringEnd(b, s, i + 1, end);
+      if (e < 0 || e === i + 1) return -1;
       model = sameAscii(b, i + 1, e, out.model) ? out.model : b.toString("utf8", i + 1, e);
       i = e + 1;
     } else if (field === K_STREAM) {
@@ -330,10 +330,22 @@ function hasControl(b: Buffer, s: ScanState, from: number, to: number): boolean 
   return false;
 }
 
-/** Only ever called on short strings (keys and the fields read); indexOf would search past `end`. */
-function hasEscape(b: Buffer, start: number, end: number): boolean {
-  for (let k = start; k < end; k++) if (b[k] === BACKSLASH) return true;
-  return false;
+/**
+ * `stringEnd` for the strings the scanner reads (keys, custom_id, method, url, model), which it
+ * leaves to JSON.parse when they hold an escape: the closing quote, or -1 for an escape too.
+ */
+function plainStringEnd(b: Buffer, s: ScanState, i: number, end: number): number {
+  const stop = Math.min(end, i + SHORT_STRING);
+  for (; i < stop; i++) {
+    const c = b[i]!;
+    if (PLAIN[c] !== 1) return c === QUOTE ? i : -1;
+  }
+  if (i >= end) return -1;
+  const q = b.indexOf(QUOTE, i);
+  if (q === -1 || q >= end) return -1;
+  const bs = nextBackslash(b, s, i);
+  if (bs !== -1 && bs < q) return -1;
+  return hasControl(b, s, i, q) ? -1 : q;
 }
 
 /** True when the bytes spell `s` in ASCII, so decoding them would give `s` again (every line repeats its url and model). */
