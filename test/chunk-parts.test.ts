@@ -328,6 +328,39 @@ describe("chunk parts: the output is uploaded while the batch runs, finalizing o
     await expectOutput(ctx, batchId, tenant, expected, requests);
   });
 
+  it("a completion that makes several parts: one refused upload does not stop the others; the finalizer uploads only that one", async () => {
+    const { ctx, batchId, tenant, requests, expected, sum } = await ranGroupedBatch();
+    await uploadedParts(ctx, batchId, 3);
+    await reopen(ctx, batchId);
+    for (let idx = 0; idx < 7; idx++) await complete(ctx, batchId, idx);
+    // S3 refuses the first part this client uploads, and only that one.
+    const s3 = createS3Client(s3Settings(ctx.config));
+    cleanups.push(async () => s3.destroy());
+    let refused = 0;
+    s3.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === "UploadPartCommand" && refused++ === 0) {
+          throw Object.assign(new Error("simulated: part refused"), { name: "AccessDenied", $metadata: { httpStatusCode: 403 } });
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "barge-test-refuse-first-part" },
+    );
+    await expect(uploadChunkPart({ db: ctx.db, s3, bucket: ctx.bucket, log: testLog }, { batchId, idx: 3 })).rejects.toThrow("simulated: part refused");
+    expect(refused).toBe(3);
+    // All three runs claimed; the two after the refused one uploaded and recorded.
+    const rows = await partRows(ctx, batchId);
+    expect(ranges(rows)).toEqual([
+      [0, 2, 1, sum(0, 2)],
+      [3, 5, 4, sum(3, 5)],
+      [6, 6, 7, sum(6, 6)],
+    ]);
+    expect(rows.map((r) => r.etag !== null)).toEqual([false, true, true]);
+    const { calls } = await finalize(ctx, batchId);
+    expect(calls.filter((c) => c.name === "UploadPartCommand").map((c) => [c.input.PartNumber, c.input.ContentLength])).toEqual([[1, sum(0, 2)]]);
+    await expectOutput(ctx, batchId, tenant, expected, requests);
+  });
+
   it("a stale part of several chunks is rebuilt whole at finalize, from its chunks' segments; the valid ones are kept", async () => {
     const { ctx, batchId, tenant, requests, segments, expected } = await ranGroupedBatch();
     await uploadedParts(ctx, batchId, 3);

@@ -161,7 +161,7 @@ export interface UploadedPart {
  * Chooses, with the batch row locked so agents decide one at a time, the parts a completed chunk
  * makes (see `chooseParts`) and claims their chunks; then uploads each one's committed output
  * segments, streamed in order, as that part of the batch's output upload, and records it.
- * Returns the parts recorded.
+ * Returns the parts recorded; when one fails, the rest are still tried and the first failure thrown.
  */
 export async function uploadChunkPart(deps: ChunkPartDeps, ref: { batchId: string; idx: number }): Promise<UploadedPart[]> {
   const claimed = await deps.db.transaction().execute(async (tx) => {
@@ -180,22 +180,29 @@ export async function uploadChunkPart(deps: ChunkPartDeps, ref: { batchId: strin
   if (!uploadId) return [];
   const uploaded: UploadedPart[] = [];
   // One at a time: a completion rarely makes more than one part, and each streams its segments.
+  // A part that fails does not stop the next: each is claimed, so nobody else would upload it.
+  let failure: unknown;
   for (const run of runs) {
-    const segments = await runSegments(deps.db, ref.batchId, run.first, run.last);
-    const bytes = segments.reduce((n, s) => n + s.size, 0);
-    const etag = await uploadSegmentsPart(deps, { key, uploadId, partNumber: partNumber(run.first), segments });
-    const recorded = await recordOutputPart(deps.db, {
-      batchId: ref.batchId,
-      first: run.first,
-      last: run.last,
-      uploadId,
-      partNumber: partNumber(run.first),
-      etag,
-      bytes,
-      sourceDigest: sourceDigest(segments),
-    });
-    if (recorded) uploaded.push({ first: run.first, last: run.last, bytes });
+    try {
+      const segments = await runSegments(deps.db, ref.batchId, run.first, run.last);
+      const bytes = segments.reduce((n, s) => n + s.size, 0);
+      const etag = await uploadSegmentsPart(deps, { key, uploadId, partNumber: partNumber(run.first), segments });
+      const recorded = await recordOutputPart(deps.db, {
+        batchId: ref.batchId,
+        first: run.first,
+        last: run.last,
+        uploadId,
+        partNumber: partNumber(run.first),
+        etag,
+        bytes,
+        sourceDigest: sourceDigest(segments),
+      });
+      if (recorded) uploaded.push({ first: run.first, last: run.last, bytes });
+    } catch (err) {
+      failure ??= err;
+    }
   }
+  if (failure !== undefined) throw failure;
   return uploaded;
 }
 
