@@ -64,6 +64,8 @@ export interface SentCommand {
   prefix?: string;
   /** The part number of an UploadPart / UploadPartCopy. */
   partNumber?: number;
+  /** The part numbers a CompleteMultipartUpload lists, in order. */
+  parts?: number[];
 }
 
 /**
@@ -93,6 +95,8 @@ export class S3Recorder {
         };
         if (typeof input.Prefix === "string") c.prefix = input.Prefix;
         if (typeof input.PartNumber === "number") c.partNumber = input.PartNumber;
+        const listed = (input.MultipartUpload as { Parts?: { PartNumber?: number }[] } | undefined)?.Parts;
+        if (listed) c.parts = listed.map((p) => p.PartNumber ?? 0);
         this.sent.push(c);
         const fail = this.failWith?.(c);
         if (fail) throw fail;
