@@ -10,6 +10,7 @@ import {
   claimOutputPart,
   claimOutputUpload,
   isMissingUpload,
+  isRefusal,
   keys,
   lockBatchOutputParts,
   MAX_PART_BYTES,
@@ -240,12 +241,6 @@ export async function buildChunkPart(deps: ChunkPartDeps, ref: { batchId: string
     (err: unknown) => deps.log.warn({ err, batch: ref.batchId, chunk: ref.idx }, "chunk part upload failed; the finalizer rebuilds it or stitches"),
   );
   if (last) await work;
-}
-
-/** An S3 answer in the 4xx range: this request will not succeed by repeating it. */
-function isRefusal(err: unknown): boolean {
-  const status = (err as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
-  return status !== undefined && status >= 400 && status < 500;
 }
 
 /** The ETag S3 gives a multipart object: MD5 of the parts' binary MD5s, then "-" and the part count. */

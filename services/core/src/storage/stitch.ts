@@ -199,6 +199,12 @@ export function isMissingUpload(err: unknown): boolean {
   return name === "NoSuchUpload" || name === "NoSuchKey";
 }
 
+/** An S3 answer in the 4xx range: this request will not succeed by repeating it. */
+export function isRefusal(err: unknown): boolean {
+  const status = shape(err).$metadata?.httpStatusCode;
+  return status !== undefined && status >= 400 && status < 500;
+}
+
 function isTransient(err: unknown): boolean {
   const { name, code, $metadata } = shape(err);
   const status = $metadata?.httpStatusCode;
