@@ -4,7 +4,7 @@ import type { BatchErrorEntry } from "../db/schema.js";
 import { readLineBlocks, readLines } from "../storage/lines.js";
 import { FingerprintSet } from "./fingerprint-set.js";
 import { isSupportedEndpoint, requestLineSchema } from "./request-line.js";
-import { scanRequestLine, type ScannedRequest } from "./request-line-scan.js";
+import { scanRequestLine, scanState, type ScannedRequest } from "./request-line-scan.js";
 import { validateBatchInput } from "./validate.js";
 import { mulberry32 } from "@barge/engine-sim/prng";
 
@@ -154,7 +154,7 @@ describe("scanRequestLine", () => {
     expect(VALID.filter((l) => contract(l).ok)).toHaveLength(VALID.length);
   });
 
-  it("accepts valid lines at every alignment of their bytes, tabs and carriage returns beside long strings included", () => {
+  it("accepts valid lines wherever they start in a buffer, tabs and carriage returns beside long strings included", () => {
     const spaced = `{"custom_id":"k",\t"method":"POST","url":"u","body":{"model":"m","x":\t"${"s".repeat(25)}",\r"y":\t\t"${"t".repeat(29)}\\n"}}`;
     const out: ScannedRequest = { customIdStart: 0, customIdEnd: 0, url: "", model: "", stream: false };
     const misses: string[] = [];
@@ -168,6 +168,39 @@ describe("scanRequestLine", () => {
       }
     }
     expect(misses).toEqual([]);
+  });
+
+  it("reads each buffer's own bytes when scans of two buffers interleave", () => {
+    const line = (id: string, url: string) => Buffer.from(`${JSON.stringify({ custom_id: id, method: "POST", url, body: { model: `model-${id}` } })}\n`);
+    const a = Buffer.concat([line("a1", "/v1/chat/completions"), line("a2", "/v1/embeddings")]);
+    const b = Buffer.concat([line("bb1", "/v1/x"), line("bb2", "/v1/y")]);
+    const sa = scanState(a);
+    const sb = scanState(b);
+    const read = (buf: Buffer, s: ReturnType<typeof scanState>, start: number) => {
+      const out: ScannedRequest = { customIdStart: 0, customIdEnd: 0, url: "", model: "", stream: false };
+      const end = buf.indexOf(10, start);
+      if (!scanRequestLine(buf, start, end, out, s)) return null;
+      return [buf.toString("utf8", out.customIdStart, out.customIdEnd), out.url, out.model];
+    };
+    const a2 = a.indexOf(10) + 1;
+    const b2 = b.indexOf(10) + 1;
+    expect([read(a, sa, 0), read(b, sb, 0), read(a, sa, a2), read(b, sb, b2)]).toEqual([
+      ["a1", "/v1/chat/completions", "model-a1"],
+      ["bb1", "/v1/x", "model-bb1"],
+      ["a2", "/v1/embeddings", "model-a2"],
+      ["bb2", "/v1/y", "model-bb2"],
+    ]);
+  });
+
+  it("scans a line of many megabytes, and small lines after it", () => {
+    const big = Buffer.from(JSON.stringify({ custom_id: "big", method: "POST", url: "u", body: { model: "m", messages: [{ role: "user", content: "w\"x ".repeat(3_000_000) }] } }));
+    const small = Buffer.from(JSON.stringify({ custom_id: "small", method: "POST", url: "u", body: { model: "m2" } }));
+    expect(big.length).toBeGreaterThan(12_000_000);
+    expect([scan(big), scan(small), scan(big.subarray(0, big.length - 3))]).toEqual([
+      { ok: true, customId: "big", url: "u", model: "m", stream: false },
+      { ok: true, customId: "small", url: "u", model: "m2", stream: false },
+      { ok: false },
+    ]);
   });
 
   it("accepts none of the lines the contract rejects", () => {
