@@ -1,10 +1,11 @@
-import { createDb, createLogger, createS3Client, limitHeapGrowth, loadConfig, migrate, reclaimStreamedBuffers, s3Settings } from "@barge/core";
+import { createDb, createLogger, createS3Client, holdYoungGeneration, limitHeapGrowth, loadConfig, migrate, reclaimStreamedBuffers, s3Settings } from "@barge/core";
 import { startApi } from "./server.js";
 
 /** Runs the API on its own, configured from env, until SIGTERM or SIGINT. */
 async function main(): Promise<void> {
   const config = loadConfig();
   limitHeapGrowth(config.HEAP_GROWING_PERCENT);
+  holdYoungGeneration();
   reclaimStreamedBuffers(config.RECLAIM_BUFFERS_MIB);
   const log = createLogger("barge-api", config.LOG_LEVEL);
   if (!config.DATABASE_URL) throw new Error("DATABASE_URL is required to run the API on its own");

@@ -100,7 +100,7 @@ export const configSchema = z.object({
    * API and agent: collect V8's young generation after this many MiB of a streamed S3 object have
    * been read (input validation, chunk reads), so its socket buffers are freed; 0 turns it off.
    */
-  RECLAIM_BUFFERS_MIB: z.coerce.number().int().min(0).max(1024).default(4),
+  RECLAIM_BUFFERS_MIB: z.coerce.number().int().min(0).max(1024).default(2),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { constants, PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "./config.js";
@@ -54,11 +56,34 @@ describe("reclaimStreamedBuffers", () => {
     expect(await minorGcsDuring(stream10MiB)).toBe(0);
   });
 
-  it("is configured by RECLAIM_BUFFERS_MIB, 4 by default, 0 to turn it off", () => {
-    expect(loadConfig({}).RECLAIM_BUFFERS_MIB).toBe(4);
+  it("is configured by RECLAIM_BUFFERS_MIB, 2 by default, 0 to turn it off", () => {
+    expect(loadConfig({}).RECLAIM_BUFFERS_MIB).toBe(2);
     expect(loadConfig({ RECLAIM_BUFFERS_MIB: "0" }).RECLAIM_BUFFERS_MIB).toBe(0);
     for (const bad of ["-1", "0.5", "2048", "some"]) {
       expect(() => loadConfig({ RECLAIM_BUFFERS_MIB: bad })).toThrow(/RECLAIM_BUFFERS_MIB/);
     }
+  });
+});
+
+/** The young generation's size after a burst of short-lived allocation, in a fresh process (flags are process-wide). */
+function youngGenerationAfterChurn(hold: boolean): number {
+  const policy = fileURLToPath(new URL("./heap-policy.ts", import.meta.url));
+  const script = `
+    const v8 = await import("node:v8");
+    const { holdYoungGeneration } = await import(${JSON.stringify(policy)});
+    if (${hold}) holdYoungGeneration();
+    let keep = [];
+    for (let i = 0; i < 3_000_000; i++) { keep.push({ i, s: "x" + i }); if (keep.length > 20_000) keep = []; }
+    const space = v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space");
+    process.stdout.write(String(space.space_size));`;
+  return Number(execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8" }));
+}
+
+describe("holdYoungGeneration", () => {
+  it("keeps the young generation near its starting size where V8 would grow it", () => {
+    const held = youngGenerationAfterChurn(true);
+    const grown = youngGenerationAfterChurn(false);
+    expect(held).toBeLessThanOrEqual(4 * 1024 * 1024);
+    expect(grown).toBeGreaterThanOrEqual(4 * held);
   });
 });
