@@ -17,7 +17,6 @@
  */
 import { REQUEST_LINE_SCAN_WASM } from "./request-line-scan.wasm.js";
 
-
 /** What the checks after the schema read from an accepted line. */
 export interface ScannedRequest {
   /** `custom_id`'s bytes are `b[customIdStart, customIdEnd)`, free of escapes: callers decode it only when they need the text. */
@@ -95,6 +94,8 @@ class Scanner {
   }
 }
 
+// One per process, like a compiled regular expression: the scanner is a pure function, and its
+// memory is scratch space that every scan refills (`loaded` says with what).
 let scanner = new Scanner();
 
 /** A buffer of lines, ready to scan: copied into the scanner once, for all its lines. */
