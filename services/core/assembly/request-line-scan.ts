@@ -140,18 +140,25 @@ export function scanLine(start: i32, end: i32): i32 {
     if (i >= end || at(i) != QUOTE) return 0;
     const keyStart = i + 1;
     const k = at(keyStart);
+    // The fields read are recognised by their bytes, without finding the key's end first.
     let field = F_OTHER;
     let keyEnd: i32;
-    if (k == 0x63 && spells(keyStart, end, "custom_id")) field = F_CUSTOM_ID;
-    else if (k == 0x6d && spells(keyStart, end, "method")) field = F_METHOD;
-    else if (k == 0x75 && spells(keyStart, end, "url")) field = F_URL;
-    else if (k == 0x62 && spells(keyStart, end, "body")) field = F_BODY;
-    if (field == F_CUSTOM_ID) keyEnd = keyStart + 9;
-    else if (field == F_METHOD) keyEnd = keyStart + 6;
-    else if (field == F_URL) keyEnd = keyStart + 3;
-    else if (field == F_BODY) keyEnd = keyStart + 4;
-    // A key with escapes could spell a field differently; let JSON.parse read it.
-    else keyEnd = plainStringEnd(keyStart, end);
+    if (k == 0x63 && spells(keyStart, end, "custom_id")) {
+      field = F_CUSTOM_ID;
+      keyEnd = keyStart + 9;
+    } else if (k == 0x6d && spells(keyStart, end, "method")) {
+      field = F_METHOD;
+      keyEnd = keyStart + 6;
+    } else if (k == 0x75 && spells(keyStart, end, "url")) {
+      field = F_URL;
+      keyEnd = keyStart + 3;
+    } else if (k == 0x62 && spells(keyStart, end, "body")) {
+      field = F_BODY;
+      keyEnd = keyStart + 4;
+    } else {
+      // A key with escapes could spell a field differently; let JSON.parse read it.
+      keyEnd = plainStringEnd(keyStart, end);
+    }
     if (keyEnd < 0) return 0;
     i = skipSpace(keyEnd + 1, end);
     if (i >= end || at(i) != COLON) return 0;
