@@ -101,7 +101,8 @@ describe("webhooks through the background loop", () => {
 describe("webhook outbox", () => {
   test("cancel, expiry and per-batch endpoints: one event per final state, fanned out to each endpoint", async () => {
     const receiver = await startReceiver();
-    const t = await startBareApi({ WEBHOOK_URLS: `${receiver.url}/all`, WEBHOOK_SECRET: SECRET });
+    // The receiver is on loopback, which a batch's own webhook_url may only reach when allowed.
+    const t = await startBareApi({ WEBHOOK_URLS: `${receiver.url}/all`, WEBHOOK_SECRET: SECRET, WEBHOOK_ALLOW_PRIVATE: "true" });
     try {
       const deps = { db: t.ctx.db, config: t.ctx.config, log: testLog };
       const file = await t.client.files.create({ file: await toFile(Buffer.from(jsonl([chatLine("a")])), "in.jsonl"), purpose: "batch" });
@@ -190,6 +191,75 @@ describe("webhook outbox", () => {
     } finally {
       await api.close();
       await ctx.close();
+      await receiver.close();
+    }
+  });
+});
+
+describe("internal webhook destinations", () => {
+  test("a batch's own webhook_url may not name an internal host unless WEBHOOK_ALLOW_PRIVATE", async () => {
+    const t = await startBareApi({ WEBHOOK_SECRET: SECRET });
+    try {
+      const file = await t.client.files.create({ file: await toFile(Buffer.from(jsonl([chatLine("a")])), "in.jsonl"), purpose: "batch" });
+      const create = (extra: Record<string, unknown>) =>
+        t.client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", ...extra }).then(
+          (b) => b.id,
+          (e: APIError) => [e.status, e.error] as const,
+        );
+      const internal = [
+        "http://127.0.0.1:9/hook",
+        "http://[::1]:9/x",
+        "http://localhost:9/x",
+        "http://LOCALHOST./x",
+        "http://api.localhost/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.1.2.3/x",
+        "https://172.20.0.1/x",
+        "http://192.168.1.1/x",
+        "http://[::ffff:192.168.0.1]/x",
+        "http://[fd00::1]/x",
+        "http://0.0.0.0:80/x",
+      ];
+      for (const url of internal) {
+        expect(await create({ webhook_url: url })).toEqual([400, expect.objectContaining({ param: "webhook_url", code: "internal_webhook_url" })]);
+      }
+      expect(await create({ metadata: { webhook_url: "http://127.0.0.1:9/hook" } })).toEqual([400, expect.objectContaining({ param: "metadata", code: "internal_webhook_url" })]);
+      const accepted = await create({ webhook_url: "https://hooks.example.com/barge" });
+      expect(typeof accepted).toBe("string");
+      expect(await t.ctx.db.selectFrom("batches").select(["id", "webhook_url"]).execute()).toEqual([{ id: accepted, webhook_url: "https://hooks.example.com/barge" }]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("deliveries to an internal address are refused when made, by address and as a name resolves; the operator's endpoints are not", async () => {
+    const receiver = await startReceiver();
+    const port = new URL(receiver.url).port;
+    // Created while internal endpoints were allowed; delivered by an API where they are not.
+    const t = await startBareApi({ WEBHOOK_URLS: `${receiver.url}/all`, WEBHOOK_SECRET: SECRET, WEBHOOK_ALLOW_PRIVATE: "true" });
+    try {
+      const file = await t.client.files.create({ file: await toFile(Buffer.from(jsonl([chatLine("a")])), "in.jsonl"), purpose: "batch" });
+      const own = (url: string): Record<string, unknown> => ({ webhook_url: url });
+      const create = (url: string) => t.client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", ...own(url) });
+      const byName = await create(`http://localhost:${port}/name`);
+      const byAddress = await create(`${receiver.url}/address`);
+      await t.client.batches.cancel(byName.id);
+      await t.client.batches.cancel(byAddress.id);
+
+      const deps = { db: t.ctx.db, config: { ...t.ctx.config, WEBHOOK_ALLOW_PRIVATE: false }, log: testLog };
+      while (await deliverWebhooks(deps));
+      expect(receiver.received.map((r) => r.path).sort()).toEqual(["/all", "/all"]);
+      const rows = await t.ctx.db.selectFrom("webhook_deliveries").select(["url", "attempts", "delivered_at", "failed_at", "last_error"]).orderBy("url").execute();
+      const row = (path: string) => rows.find((r) => r.url.endsWith(path));
+      expect(rows).toHaveLength(4);
+      expect(row("/name")).toMatchObject({ attempts: 1, delivered_at: null, failed_at: expect.any(Date), last_error: "refused: localhost resolves to 127.0.0.1, an internal address" });
+      expect(row("/address")).toMatchObject({ attempts: 1, delivered_at: null, failed_at: expect.any(Date), last_error: "refused: 127.0.0.1 is an internal address" });
+      expect(rows.filter((r) => r.url.endsWith("/all")).map((r) => [r.attempts, r.delivered_at !== null, r.failed_at])).toEqual([
+        [1, true, null],
+        [1, true, null],
+      ]);
+    } finally {
+      await t.close();
       await receiver.close();
     }
   });

@@ -88,6 +88,11 @@ export const configSchema = z.object({
       return n >= 24 && n <= 64;
     }, "the base64 part must decode to 24 to 64 bytes")
     .optional(),
+  /**
+   * Lets a batch's own `webhook_url` reach loopback, private and link-local addresses. Off by
+   * default: any API key holder sets that URL, and the API POSTs from inside the network.
+   */
+  WEBHOOK_ALLOW_PRIVATE: bool.default(false),
   /** Delivery attempts per webhook event and endpoint before it is given up. */
   WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(10),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -15,6 +15,7 @@ import type { ApiDeps, AppEnv } from "../deps.js";
 import { expiresAfter, formExpiresAfterFields, formExpirySeconds } from "../params.js";
 import { listPage, presentBatch, presentBatches, presentBatchView } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
+import { internalDestination } from "../webhooks/destination.js";
 import { admitBatch, cancelBatchRow, findBatch, findBatchView, insertBatch, listBatches } from "../store/batches.js";
 import { insertFile, lockFileForUse } from "../store/files.js";
 import { parseWith, readJson, readQuery } from "../validation.js";
@@ -103,15 +104,20 @@ interface BatchParams {
 
 /**
  * The batch's own webhook endpoint: the `webhook_url` field, else the metadata key of that name
- * (for clients that can only send OpenAI's fields). Refused when this deployment cannot sign.
+ * (for clients that can only send OpenAI's fields). Refused when this deployment cannot sign, or
+ * when it names an internal host and WEBHOOK_ALLOW_PRIVATE is off.
  */
-function batchWebhookUrl(given: string | undefined, meta: Record<string, string> | null | undefined, secret: string | undefined): string | null {
+function batchWebhookUrl(given: string | undefined, meta: Record<string, string> | null | undefined, config: ApiDeps["config"]): string | null {
   const fromMeta = meta?.webhook_url;
   const param = given !== undefined ? "webhook_url" : "metadata";
   const url = given ?? (fromMeta === undefined ? undefined : parseWith(webhookUrl, fromMeta));
   if (url === undefined) return null;
-  if (!secret) {
+  if (!config.WEBHOOK_SECRET) {
     throw new InvalidRequest("Webhooks are not configured on this server (WEBHOOK_SECRET is unset), so no webhook_url can be signed.", param, "webhooks_not_configured");
+  }
+  const internal = config.WEBHOOK_ALLOW_PRIVATE ? null : internalDestination(url);
+  if (internal !== null) {
+    throw new InvalidRequest(`The webhook_url's host is internal (${internal}); this server sends batch webhooks to public addresses only.`, param, "internal_webhook_url");
   }
   return url;
 }
@@ -124,7 +130,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
   const limits = { maxActive: deps.config.MAX_ACTIVE_BATCHES, maxQueued: deps.config.MAX_QUEUED_REQUESTS };
 
   const newBatch = async (tx: Db, input: FileRow, p: BatchParams): Promise<BatchRow> => {
-    const webhook = batchWebhookUrl(p.webhookUrl, p.metadata, deps.config.WEBHOOK_SECRET);
+    const webhook = batchWebhookUrl(p.webhookUrl, p.metadata, deps.config);
     await admitBatch(tx, limits);
     const created = new Date();
     return insertBatch(tx, {

@@ -1,6 +1,10 @@
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { LookupFunction } from "node:net";
 import type { ApiDeps } from "../deps.js";
 import { startLoop, type Loop } from "../loop.js";
 import { claimDueDeliveries, fanOutEvents, markAttemptFailed, markDelivered, type DueDelivery } from "../store/webhooks.js";
+import { internalAddressIn, InternalDestination, publicOnlyLookup } from "./destination.js";
 import { signWebhook } from "./sign.js";
 
 const FAN_OUT_BATCH = 100;
@@ -21,30 +25,62 @@ export function backoffSeconds(attempts: number): number {
   return Math.min(2 ** (attempts - 1), MAX_BACKOFF_SECONDS);
 }
 
-/** POSTs one signed event; resolves to an error text, or null when the endpoint answered 2xx. */
-async function attempt(secret: string, d: DueDelivery): Promise<string | null> {
+/** What one attempt came to: null when the endpoint answered 2xx; `final` when retrying cannot help. */
+type Outcome = { error: string; final: boolean } | null;
+
+/**
+ * POSTs one signed event. A batch's own endpoint (not one of the operator's WEBHOOK_URLS) must
+ * not be internal, unless WEBHOOK_ALLOW_PRIVATE: checked on the URL, and on every address its
+ * host resolves to as the connection is made (see destination.ts).
+ */
+async function attempt(secret: string, d: DueDelivery, guarded: boolean): Promise<Outcome> {
+  // A literal address connects without a lookup, so it is checked here; a name, as it resolves.
+  const literal = guarded ? internalAddressIn(d.url) : null;
+  if (literal !== null) return { error: `refused: ${literal}`, final: true };
   const body = JSON.stringify(webhookEvent(d));
   const timestamp = Math.floor(Date.now() / 1000);
+  const headers = {
+    "content-type": "application/json",
+    "user-agent": "barge-webhooks/1",
+    "webhook-id": d.event_id,
+    "webhook-timestamp": String(timestamp),
+    "webhook-signature": signWebhook(secret, d.event_id, timestamp, body),
+  };
   try {
-    const res = await fetch(d.url, {
-      method: "POST",
-      redirect: "manual",
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-      headers: {
-        "content-type": "application/json",
-        "user-agent": "barge-webhooks/1",
-        "webhook-id": d.event_id,
-        "webhook-timestamp": String(timestamp),
-        "webhook-signature": signWebhook(secret, d.event_id, timestamp, body),
-      },
-      body,
-    });
-    // The body is not needed, but reading it frees the connection.
-    await res.arrayBuffer().catch(() => undefined);
-    return res.status >= 200 && res.status < 300 ? null : `HTTP ${res.status}`;
+    const status = await post(d.url, headers, body, guarded ? publicOnlyLookup : undefined);
+    return status >= 200 && status < 300 ? null : { error: `HTTP ${status}`, final: false };
   } catch (err) {
-    return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    if (err instanceof InternalDestination) return { error: `refused: ${err.message}`, final: true };
+    return { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err), final: false };
   }
+}
+
+/**
+ * POSTs `body` and resolves to the response status, without following redirects. node:http rather
+ * than fetch, because it takes the `lookup` that guards where a connection may go.
+ */
+function post(url: string, headers: Record<string, string>, body: string, lookup: LookupFunction | undefined): Promise<number> {
+  const target = new URL(url);
+  const send = target.protocol === "https:" ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(
+      target,
+      {
+        method: "POST",
+        headers: { ...headers, "content-length": String(Buffer.byteLength(body)) },
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        ...(lookup ? { lookup } : {}),
+      },
+      (res) => {
+        // The body is not needed, but reading it frees the connection.
+        res.resume();
+        res.once("end", () => resolve(res.statusCode ?? 0));
+        res.once("error", reject);
+      },
+    );
+    req.once("error", reject);
+    req.end(body);
+  });
 }
 
 /**
@@ -60,9 +96,11 @@ export async function deliverWebhooks(deps: Pick<ApiDeps, "db" | "config" | "log
   const due = await claimDueDeliveries(deps.db, CLAIM_BATCH, ATTEMPT_LEASE_SECONDS);
   await Promise.all(
     due.map(async (d) => {
-      const error = await attempt(secret, d);
-      if (error === null) return markDelivered(deps.db, d);
-      const retry = d.attempts < deps.config.WEBHOOK_MAX_ATTEMPTS ? backoffSeconds(d.attempts) : null;
+      const guarded = !deps.config.WEBHOOK_ALLOW_PRIVATE && !deps.config.WEBHOOK_URLS.includes(d.url);
+      const outcome = await attempt(secret, d, guarded);
+      if (outcome === null) return markDelivered(deps.db, d);
+      const { error, final } = outcome;
+      const retry = !final && d.attempts < deps.config.WEBHOOK_MAX_ATTEMPTS ? backoffSeconds(d.attempts) : null;
       deps.log.warn({ event: d.event_id, url: d.url, attempts: d.attempts, error, retryInSeconds: retry }, "webhook delivery failed");
       return markAttemptFailed(deps.db, d, error, retry);
     }),
