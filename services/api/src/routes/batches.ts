@@ -15,10 +15,10 @@ import type { ApiDeps, AppEnv } from "../deps.js";
 import { expiresAfter, formExpiresAfterFields, formExpirySeconds } from "../params.js";
 import { listPage, presentBatch, presentBatches, presentBatchView } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
-import { internalDestination } from "../webhooks/destination.js";
 import { admitBatch, cancelBatchRow, findBatch, findBatchView, insertBatch, listBatches } from "../store/batches.js";
 import { insertFile, lockFileForUse } from "../store/files.js";
 import { parseWith, readJson, readQuery } from "../validation.js";
+import { internalDestination } from "../webhooks/destination.js";
 
 const COMPLETION_WINDOW_MS = 24 * 3600 * 1000;
 const FINAL: readonly BatchStatus[] = ["completed", "failed", "expired", "cancelled"];

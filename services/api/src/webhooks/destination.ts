@@ -40,11 +40,19 @@ export function isInternalAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 4) return blocked.check(address, "ipv4");
   if (family !== 6) return true;
-  // An IPv4-mapped IPv6 address (::ffff:10.0.0.1) reaches the IPv4 host.
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return blocked.check(mapped[1]!, "ipv4");
-  if (/^::ffff:/i.test(address)) return true;
-  return blocked.check(address, "ipv6");
+  // An IPv4-mapped IPv6 address reaches the IPv4 host; URLs write it in hex (::ffff:a00:1).
+  const mapped = mappedIpv4(address);
+  return mapped !== null ? blocked.check(mapped, "ipv4") : blocked.check(address, "ipv6");
+}
+
+/** The IPv4 address inside an IPv4-mapped IPv6 one, dotted (::ffff:10.0.0.1) or hex (::ffff:a00:1), else null. */
+function mappedIpv4(address: string): string | null {
+  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (dotted) return dotted[1]!;
+  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
+  if (!hex) return null;
+  const [hi, lo] = [parseInt(hex[1]!, 16), parseInt(hex[2]!, 16)];
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
 /** The host of `url` as an address or name: brackets off an IPv6 literal, no trailing dot, lower case. */
