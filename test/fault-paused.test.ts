@@ -6,6 +6,8 @@ import { batchRow, chunkRows, readResults, requestIndexOf } from "./support/resu
 import { chatLine, seedBatch } from "./support/seed.js";
 
 const TOTAL = 24;
+/** Each wait names itself when it times out, well inside the test's own limit. */
+const STEP_MS = 30_000;
 
 describe("fault: an agent paused past its lease", () => {
   const children = new Children();
@@ -18,7 +20,8 @@ describe("fault: an agent paused past its lease", () => {
   it("is fenced out when it wakes: its late writes are rejected and nothing is written twice", async () => {
     const ctx = await createTestContext({ CHUNK_SIZE: "24", SEGMENT_MAX_LINES: "2", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2" });
     cleanups.push(() => ctx.close());
-    const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
+    // Slow enough that the sleeper is still mid-chunk, with requests left, whenever it is paused.
+    const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 40 });
     cleanups.push(() => sim.close());
     const requests = Array.from({ length: TOTAL }, (_, i) => chatLine(`p-${i}`, `pause ${i}`));
     const { batchId } = await seedBatch(ctx, requests);
@@ -26,16 +29,19 @@ describe("fault: an agent paused past its lease", () => {
     const sleeper = children.agent({ ...ctx.env, VLLM_URL: sim.url }, "sleeper");
     const [held] = await eventually("the sleeper to commit two segments", async () => {
       const chunks = await chunkRows(ctx, batchId);
-      return chunks[0]!.leased_by === "sleeper" && chunks[0]!.next_seq >= 2 ? chunks : undefined;
-    });
+      const c = chunks[0]!;
+      return c.leased_by === "sleeper" && c.next_seq >= 2 && c.status !== "done" ? chunks : undefined;
+    }, STEP_MS);
     sleeper.signal("SIGSTOP");
+    // Had the sleeper finished the chunk before the pause, there would be no lease to rescue.
+    expect(held!.committed).toBeLessThan(TOTAL - 4);
 
     // Another agent rescues the lapsed lease and takes the chunk over with a new fence.
     children.agent({ ...ctx.env, VLLM_URL: sim.url }, "rescuer");
     const taken = await eventually("the rescuer to take the chunk over", async () => {
       const [c] = await chunkRows(ctx, batchId);
       return c!.leased_by === "rescuer" && c!.committed > held!.committed ? c : undefined;
-    });
+    }, STEP_MS);
     expect(taken.fence).toBe(held!.fence + 1);
     expect(taken.failures).toBe(1);
 
@@ -43,12 +49,12 @@ describe("fault: an agent paused past its lease", () => {
     sleeper.signal("SIGCONT");
     const lost = await eventually("the sleeper to notice it lost the chunk", async () =>
       sleeper.logs().find((l) => l.msg === "chunk run ended" && l.outcome === "lost" && l.fence === held!.fence),
-    );
+    STEP_MS);
     expect(lost.batch).toBe(batchId);
     const batch = await eventually("the batch to complete", async () => {
       const b = await batchRow(ctx, batchId);
       return b.status === "completed" ? b : undefined;
-    });
+    }, STEP_MS);
 
     const { output, errors } = await readResults(ctx, batch);
     expect(errors).toEqual([]);
@@ -62,5 +68,5 @@ describe("fault: an agent paused past its lease", () => {
     for (let i = 0; i < held!.committed; i++) {
       expect(sim.requests().filter((r) => r.requestId === `${batchId}:${i}`), `request ${i}`).toHaveLength(1);
     }
-  });
+  }, 150_000);
 });
