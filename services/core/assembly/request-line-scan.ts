@@ -96,14 +96,19 @@ function plainStringEnd(i: i32, end: i32): i32 {
   return p < end && at(p) == QUOTE ? p : -1;
 }
 
+/** `plainStringEnd` for the values the contract requires to be non-empty (custom_id, url, model): -1 for "" too. */
+function filledStringEnd(i: i32, end: i32): i32 {
+  const e = plainStringEnd(i, end);
+  return e == i ? -1 : e;
+}
+
 /** Whether the string content at `i` is exactly `word` (ASCII), followed by its closing quote. */
 function spells(i: i32, end: i32, word: string): bool {
   const n = word.length;
-  if (i + n >= end || at(i + n) != QUOTE) return false;
-  for (let k = 0; k < n; k++) if (at(i + k) != <u32>word.charCodeAt(k)) return false;
-  return true;
+  return i + n < end && at(i + n) == QUOTE && equals(i, i + n, word);
 }
 
+/** Whether the bytes [start, end) are exactly `word` (ASCII). */
 function equals(start: i32, end: i32, word: string): bool {
   const n = word.length;
   if (end - start != n) return false;
@@ -167,8 +172,8 @@ export function scanLine(start: i32, end: i32): i32 {
     const c = at(i);
     if (field == F_CUSTOM_ID) {
       if (customIdStart != -1 || c != QUOTE) return 0;
-      const e = plainStringEnd(i + 1, end);
-      if (e < 0 || e == i + 1) return 0;
+      const e = filledStringEnd(i + 1, end);
+      if (e < 0) return 0;
       customIdStart = i + 1;
       customIdEnd = e;
       i = e + 1;
@@ -180,8 +185,8 @@ export function scanLine(start: i32, end: i32): i32 {
       i = e + 1;
     } else if (field == F_URL) {
       if (urlStart != -1 || c != QUOTE) return 0;
-      const e = plainStringEnd(i + 1, end);
-      if (e < 0 || e == i + 1) return 0;
+      const e = filledStringEnd(i + 1, end);
+      if (e < 0) return 0;
       urlStart = i + 1;
       urlEnd = e;
       i = e + 1;
@@ -243,8 +248,8 @@ function scanBody(i: i32, end: i32): i32 {
     if (i >= end) return -1;
     if (field == F_MODEL) {
       if (modelStart != -1 || at(i) != QUOTE) return -1;
-      const e = plainStringEnd(i + 1, end);
-      if (e < 0 || e == i + 1) return -1;
+      const e = filledStringEnd(i + 1, end);
+      if (e < 0) return -1;
       modelStart = i + 1;
       modelEnd = e;
       i = e + 1;
