@@ -5,6 +5,7 @@ import { ApiError, BargeClient } from "./client.js";
 import { demo } from "./commands/demo.js";
 import { dev } from "./commands/dev.js";
 import { submit, waitForBatch } from "./commands/submit.js";
+import { describeError, StackStartError } from "./stack/start-failure.js";
 
 const USAGE = `usage: barge <command> [options]
 
@@ -87,6 +88,7 @@ main(process.argv.slice(2)).then(
   (err) => {
     if (err instanceof UsageError) console.error(`${err.message}\n\n${USAGE}`);
     else if (err instanceof ApiError) console.error(`error: ${err.message}${err.code ? ` (${err.code})` : ""}`);
+    else if (err instanceof StackStartError || !(err instanceof Error)) console.error(`error: ${describeError(err)}`);
     else console.error(err);
     process.exit(err instanceof UsageError ? 2 : 1);
   },

