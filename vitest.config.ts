@@ -9,7 +9,7 @@ const shared = {
 } as const;
 
 /** Suites that only make sense on a real S3 implementation, plus the SDK end-to-end test again. */
-const conformance = ["test/conformance/**/*.test.ts", "test/e2e-openai.test.ts", "services/core/src/storage/stitch.test.ts"];
+const conformance = ["test/conformance/**/*.test.ts", "test/e2e/openai-quickstart.test.ts", "services/core/src/storage/stitch.test.ts"];
 
 export default defineConfig({
   test: {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { startEmbeddedPostgres } from "@barge/cli/stack/postgres";
+import { startEmbeddedPostgres } from "@barge/devstack";
 import "./provided.js";
 
 /**

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createS3Client } from "@barge/core";
-import { startEmbeddedS3 } from "@barge/cli/stack/s3";
+import { startEmbeddedS3 } from "@barge/devstack";
 import type { S3Info } from "./provided.js";
 
 /** A running (or external) S3 server for one project, and how to let go of it. */

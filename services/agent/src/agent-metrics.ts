@@ -1,4 +1,4 @@
-import type { EngineLoad } from "./concurrency.js";
+import type { EngineLoad } from "./engine/concurrency.js";
 
 /** Live values the metrics read at scrape time rather than copy on every change. */
 export interface AgentGauges {

@@ -1,17 +1,17 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { claimChunk, LeaseLost, waitingModels, type Bucket, type ChunkRow, type Config, type Db, type Logger } from "@barge/core";
+import { backoffDelay, type Bucket, type ChunkRow, claimChunk, type Config, type Db, LeaseLost, type Logger, waitingModels } from "@barge/core";
 import { AgentMetrics } from "./agent-metrics.js";
-import { startChunk, type ChunkRun } from "./chunk-runner.js";
-import { ConcurrencyController, concurrencyBounds, startLoadPoller } from "./concurrency.js";
-import type { EngineProcess } from "./engine-process.js";
-import { createEngineClient, type EngineClient, type HttpEngineClient } from "./engine-client.js";
-import { finalizeNext, type FinalizerDeps } from "./finalizer.js";
+import { startChunk, type ChunkRun } from "./run/chunk-runner.js";
+import { ConcurrencyController, concurrencyBounds, startLoadPoller } from "./engine/concurrency.js";
+import type { EngineProcess } from "./engine/engine-process.js";
+import { createEngineClient, type EngineClient, type HttpEngineClient } from "./engine/engine-client.js";
+import { finalizeNext, type FinalizerDeps } from "./finalize/finalizer.js";
 import { startMetricsServer, type MetricsServer } from "./metrics-server.js";
-import { poisonEngine } from "./poison-engine.js";
-import { RequestSlots } from "./request-slots.js";
-import { startRescuer, type Periodic } from "./rescuer.js";
+import { poisonEngine } from "./engine/poison-engine.js";
+import { RequestSlots } from "./engine/request-slots.js";
+import { startRescuer, type Periodic } from "./maintenance/rescuer.js";
 
 /** Chunk runs an agent holds at once: the one finishing and the one already feeding the engine behind it. */
 const MAX_CHUNK_RUNS = 2;
@@ -118,7 +118,7 @@ export function createAgent(deps: AgentDeps): Agent {
         if (stopCtl.signal.aborted) break;
         if (attempt % 10 === 0) log.warn({ err, url: deps.engineUrl }, "engine not reachable yet; retrying");
       }
-      await sleep(Math.min(250 * 2 ** attempt, 2000), undefined, { signal: stopCtl.signal }).catch(() => undefined);
+      await sleep(backoffDelay(attempt + 1, { base: 250, cap: 2000 }), undefined, { signal: stopCtl.signal }).catch(() => undefined);
     }
     return [];
   }

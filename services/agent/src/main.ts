@@ -1,6 +1,6 @@
 import { createDb, createLogger, createS3Client, limitHeapGrowth, loadConfig, migrate, reclaimStreamedBuffers, s3Settings } from "@barge/core";
 import { createAgent } from "./agent.js";
-import { createEngineProcess } from "./engine-process.js";
+import { createEngineProcess } from "./engine/engine-process.js";
 
 // Standalone agent process: one per GPU node, beside that node's vLLM server.
 const config = loadConfig();

@@ -1,8 +1,7 @@
 import type { Context } from "hono";
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
-import { InvalidRequest, keys, newId } from "@barge/core";
-import { uploadStream } from "@barge/core/storage/upload";
+import { InvalidRequest, keys, newId, uploadStream } from "@barge/core";
 import { contentTypeFor } from "./content-type.js";
 import type { ApiDeps, AppEnv } from "./deps.js";
 import { readMultipartForm, type FormFile } from "./multipart.js";

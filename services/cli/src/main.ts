@@ -5,7 +5,7 @@ import { ApiError, BargeClient } from "./client.js";
 import { demo } from "./commands/demo.js";
 import { dev } from "./commands/dev.js";
 import { submit, waitForBatch } from "./commands/submit.js";
-import { describeError, StackStartError } from "./stack/start-failure.js";
+import { describeError, StackStartError } from "@barge/devstack";
 
 const USAGE = `usage: barge <command> [options]
 

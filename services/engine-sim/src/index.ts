@@ -36,4 +36,5 @@ export {
   type PromptInput,
 } from "./tokens.js";
 export { ApiError, type ErrorBody } from "./errors.js";
+export { mulberry32 } from "./prng.js";
 export { GpuModel, type GpuConfig, type GpuCounters, type GpuTicket } from "./gpu.js";

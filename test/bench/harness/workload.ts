@@ -2,7 +2,7 @@ import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { chatPromptTokens } from "@barge/engine-sim";
 import { MODEL, type SimSettings } from "./stack.js";
-import { mulberry32 } from "@barge/engine-sim/prng";
+import { mulberry32 } from "@barge/devstack";
 
 // Batch inputs: N chat-completions request lines streamed to a file, never held in memory,
 // with the token counts engine-sim will charge for them (its own token counting, and

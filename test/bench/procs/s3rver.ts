@@ -1,4 +1,4 @@
-import { startEmbeddedS3 } from "@barge/cli/stack/s3";
+import { startEmbeddedS3 } from "@barge/devstack";
 
 // s3rver in a process of its own, so its CPU and memory stay out of the benchmark runner:
 //   node --import tsx test/bench/procs/s3rver.ts <dir> <port> <bucket>

@@ -1,8 +1,7 @@
 import { Hono } from "hono";
 import { Readable } from "node:stream";
 import { z } from "zod";
-import { Conflict, getObjectStream, keys, newId, NotFound, readLines, type BatchRow, type BatchStatus, type RequestErrorRow } from "@barge/core";
-import { uploadStream } from "@barge/core/storage/upload";
+import { Conflict, getObjectStream, isBlankLine, keys, newId, NotFound, readLines, uploadStream, type BatchRow, type BatchStatus, type RequestErrorRow } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { presentBatch } from "../present.js";
 import { admitBatch, findBatch, insertBatch } from "../store/batches.js";
@@ -123,7 +122,7 @@ async function* failedInputLines(deps: ApiDeps, batchId: string, inputKey: strin
       // Leaving the loop early destroys the rest of the range's stream.
       if (next === wanted.length) break;
       // Blank lines were skipped by validation too, so request numbering matches the chunk index.
-      if (line.text.trim() === "") continue;
+      if (isBlankLine(line.text)) continue;
       if (index++ === wanted[next]) {
         next++;
         yield line.text;

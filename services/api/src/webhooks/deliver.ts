@@ -1,6 +1,7 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { LookupFunction } from "node:net";
+import { backoffDelay } from "@barge/core";
 import type { ApiDeps } from "../deps.js";
 import { startLoop, type Loop } from "../loop.js";
 import { claimDueDeliveries, fanOutEvents, markAttemptFailed, markDelivered, type DueDelivery } from "../store/webhooks.js";
@@ -22,7 +23,7 @@ export function webhookEvent(d: Pick<DueDelivery, "event_id" | "type" | "batch_i
 
 /** Seconds before attempt `attempts + 1`: 1, 2, 4, ... capped at an hour. */
 export function backoffSeconds(attempts: number): number {
-  return Math.min(2 ** (attempts - 1), MAX_BACKOFF_SECONDS);
+  return backoffDelay(attempts, { base: 1, cap: MAX_BACKOFF_SECONDS });
 }
 
 /** What one attempt came to: null when the endpoint answered 2xx; `final` when retrying cannot help. */

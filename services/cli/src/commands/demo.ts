@@ -1,7 +1,7 @@
 import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { BargeClient } from "../client.js";
-import { startStack } from "../stack/stack.js";
+import { startStack } from "@barge/devstack";
 import { submit } from "./submit.js";
 
 /**
@@ -20,6 +20,13 @@ export async function demo(opts: { file?: string; dataDir?: string } = {}): Prom
     env: { LOG_LEVEL: "warn", SEGMENT_MAX_MS: "500", ...process.env },
     sim: { maxNumSeqs: 4, prefillTokensPerSec: 4000, decodeTokensPerSec: 60 },
   });
+  // Ctrl-C stops what the demo started, in order, instead of leaving PostgreSQL behind.
+  const onSignal = () => {
+    console.log("\nstopping…");
+    void stack.stop().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   try {
     console.log(`embedded stack up: API ${stack.apiUrl}, S3 ${stack.s3Endpoint}, engine-sim ${stack.engineUrl}`);
     const client = new BargeClient(stack.apiUrl, stack.config.BARGE_API_KEY);
@@ -33,6 +40,8 @@ export async function demo(opts: { file?: string; dataDir?: string } = {}): Prom
     });
     return batch.status === "completed" ? 0 : 1;
   } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     await stack.stop();
     console.log("stopped the embedded stack");
   }

@@ -1,4 +1,4 @@
-import { startStack, type Stack } from "../stack/stack.js";
+import { startStack, type Stack } from "@barge/devstack";
 
 /** `barge dev` / `pnpm start`: the embedded stack until Ctrl-C, with how to reach it. */
 export async function dev(): Promise<void> {

@@ -6,7 +6,7 @@ import { FingerprintSet } from "./fingerprint-set.js";
 import { isSupportedEndpoint, requestLineSchema } from "./request-line.js";
 import { scanRequestLine, scanState, type ScannedRequest } from "./request-line-scan.js";
 import { validateBatchInput } from "./validate.js";
-import { mulberry32 } from "@barge/engine-sim/prng";
+import { mulberry32 } from "@barge/devstack";
 
 // The byte scanner is the hot path; JSON.parse + zod (requestLineSchema) is the contract. These
 // tests run both over the same lines (valid ones of many shapes, hand-picked edge cases, and

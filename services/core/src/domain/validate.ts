@@ -1,5 +1,5 @@
 import type { BatchErrorEntry } from "../db/schema.js";
-import type { LineBlock } from "../storage/lines.js";
+import { isBlankLine, type LineBlock } from "../storage/lines.js";
 import { FingerprintSet } from "./fingerprint-set.js";
 import { isSupportedEndpoint, requestLineSchema } from "./request-line.js";
 import { scanRequestLine, scanState, type ScannedRequest } from "./request-line-scan.js";
@@ -84,7 +84,7 @@ export async function validateBatchInput(
       // The fast path only accepts; anything it does not, JSON.parse and zod decide on the decoded line.
       const fast = scanRequestLine(b, start, endNoCr, scanned, state);
       const text = fast ? "" : b.toString("utf8", start, endNoCr);
-      if (!fast && text.trim() === "") continue;
+      if (!fast && isBlankLine(text)) continue;
       if (result.requests >= limits.maxRequests) {
         fail("too_many_tasks", `The input file has more than the maximum of ${limits.maxRequests} requests per batch.`, line);
         break blocks;

@@ -1,6 +1,7 @@
 import { sql, type Transaction } from "kysely";
 import type { Database } from "../db/schema.js";
 import type { SegmentCommit } from "./commit-segment.js";
+import { affectedOne } from "./affected.js";
 
 /**
  * The finalizer's counterpart of `advanceCheckpoint`, for the `batch_expired` lines it writes
@@ -23,5 +24,5 @@ export async function advanceSealedCheckpoint(tx: Transaction<Database>, c: Segm
       AND c.batch_id = ${c.batchId} AND c.idx = ${c.idx} AND c.status = 'cancelled'
       AND c.next_seq = ${c.seq} AND c.committed + ${c.requests} <= c.request_count
   `.execute(tx);
-  return Number(r.numAffectedRows ?? 0) === 1;
+  return affectedOne(r);
 }

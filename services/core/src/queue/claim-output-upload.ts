@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { Db } from "../db/connect.js";
+import { affectedOne } from "./affected.js";
 
 /**
  * Makes `uploadId` the batch's one multipart upload for its output, unless another agent got
@@ -12,5 +13,5 @@ export async function claimOutputUpload(db: Db, args: { batchId: string; uploadI
     UPDATE batches SET output_upload_id = ${args.uploadId}
     WHERE id = ${args.batchId} AND output_upload_id IS NULL AND status IN ('in_progress', 'finalizing')
   `.execute(db);
-  return Number(r.numAffectedRows ?? 0) === 1;
+  return affectedOne(r);
 }

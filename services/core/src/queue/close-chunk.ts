@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { Db } from "../db/connect.js";
+import { affectedOne } from "./affected.js";
 
 /**
  * Closes a leased chunk of a cancelled batch after its runner committed what had finished.
@@ -11,5 +12,5 @@ export async function closeCancelledChunk(db: Db, args: { batchId: string; idx: 
     SET status = 'cancelled', leased_by = NULL, lease_expires_at = NULL, updated_at = now()
     WHERE batch_id = ${args.batchId} AND idx = ${args.idx} AND fence = ${args.fence} AND status = 'leased'
   `.execute(db);
-  return Number(r.numAffectedRows ?? 0) === 1;
+  return affectedOne(r);
 }

@@ -1,5 +1,6 @@
 import { sql, type Transaction } from "kysely";
 import type { Database, SegmentKind } from "../db/schema.js";
+import { affectedOne } from "./affected.js";
 
 export interface SegmentCommit {
   batchId: string;
@@ -44,5 +45,5 @@ export async function advanceCheckpoint(tx: Transaction<Database>, c: SegmentCom
       AND status = 'leased' AND next_seq = ${c.seq}
       AND committed + ${c.requests} <= request_count
   `.execute(tx);
-  return Number(r.numAffectedRows ?? 0) === 1;
+  return affectedOne(r);
 }

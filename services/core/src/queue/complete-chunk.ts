@@ -1,5 +1,6 @@
 import { sql, type Transaction } from "kysely";
 import type { Database } from "../db/schema.js";
+import { affectedOne } from "./affected.js";
 
 /**
  * Marks a fully committed chunk done and drops its lease, recording its holder in `done_by` (how
@@ -16,5 +17,5 @@ export async function completeChunk(
     WHERE batch_id = ${args.batchId} AND idx = ${args.idx} AND fence = ${args.fence}
       AND status = 'leased' AND committed = request_count
   `.execute(tx);
-  return Number(r.numAffectedRows ?? 0) === 1;
+  return affectedOne(r);
 }

@@ -1,5 +1,6 @@
 import { sql, type Transaction } from "kysely";
 import type { Database } from "../db/schema.js";
+import { affectedRows } from "./affected.js";
 
 /**
  * Drops a batch's output part records. Run in the transaction that publishes the batch: once
@@ -7,5 +8,5 @@ import type { Database } from "../db/schema.js";
  */
 export async function forgetOutputParts(tx: Transaction<Database>, batchId: string): Promise<number> {
   const r = await sql`DELETE FROM output_parts WHERE batch_id = ${batchId}`.execute(tx);
-  return Number(r.numAffectedRows ?? 0);
+  return affectedRows(r);
 }

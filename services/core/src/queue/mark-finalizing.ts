@@ -1,5 +1,6 @@
 import { sql, type Transaction } from "kysely";
 import type { Database } from "../db/schema.js";
+import { affectedOne } from "./affected.js";
 
 /**
  * Moves a batch to `finalizing` once no chunk is left unfinished. Run in the transaction that
@@ -17,5 +18,5 @@ export async function markFinalizing(tx: Transaction<Database>, batchId: string)
     WHERE id = ${batchId} AND status = 'in_progress'
       AND NOT EXISTS (SELECT 1 FROM chunks WHERE batch_id = ${batchId} AND status <> 'done')
   `.execute(tx);
-  return Number(r.numAffectedRows ?? 0) === 1;
+  return affectedOne(r);
 }

@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { Db } from "../db/connect.js";
+import { affectedOne } from "./affected.js";
 
 export interface OutputPart {
   batchId: string;
@@ -30,5 +31,5 @@ export async function recordOutputPart(db: Db, p: OutputPart): Promise<boolean> 
     SET last_chunk = EXCLUDED.last_chunk, part_number = EXCLUDED.part_number, bytes = EXCLUDED.bytes,
         upload_id = EXCLUDED.upload_id, etag = EXCLUDED.etag, source_digest = EXCLUDED.source_digest, uploaded_at = now()
   `.execute(db);
-  return Number(r.numAffectedRows ?? 0) === 1;
+  return affectedOne(r);
 }

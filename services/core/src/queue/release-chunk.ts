@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { Db } from "../db/connect.js";
+import { affectedOne } from "./affected.js";
 
 /**
  * Hands a leased chunk back to the queue at once (graceful shutdown, engine gone, failed run)
@@ -15,5 +16,5 @@ export async function releaseChunk(db: Db, args: { batchId: string; idx: number;
         failures = failures + ${args.failed === true ? 1 : 0}
     WHERE batch_id = ${args.batchId} AND idx = ${args.idx} AND fence = ${args.fence} AND status = 'leased'
   `.execute(db);
-  return Number(r.numAffectedRows ?? 0) === 1;
+  return affectedOne(r);
 }

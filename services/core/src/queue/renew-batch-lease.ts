@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { Db } from "../db/connect.js";
+import { affectedOne } from "./affected.js";
 
 /** Extends a batch-level work lease; false means another worker took the batch over. */
 export async function renewBatchLease(
@@ -11,5 +12,5 @@ export async function renewBatchLease(
     SET worker_lease_expires_at = now() + make_interval(secs => ${args.leaseSeconds})
     WHERE id = ${args.batchId} AND worker_fence = ${args.fence}
   `.execute(db);
-  return Number(r.numAffectedRows ?? 0) === 1;
+  return affectedOne(r);
 }

@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { Db } from "../db/connect.js";
+import { affectedRows } from "./affected.js";
 
 /**
  * The rescuer: returns chunks whose lease lapsed (dead or partitioned agent) to the queue.
@@ -13,5 +14,5 @@ export async function rescueExpiredChunks(db: Db): Promise<number> {
     SET status = 'queued', leased_by = NULL, lease_expires_at = NULL, failures = failures + 1, updated_at = now()
     WHERE status = 'leased' AND lease_expires_at < now()
   `.execute(db);
-  return Number(r.numAffectedRows ?? 0);
+  return affectedRows(r);
 }

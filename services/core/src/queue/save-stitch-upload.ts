@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { Db } from "../db/connect.js";
+import { affectedOne } from "./affected.js";
 
 /**
  * Remembers the multipart upload a finalizer just started for one output (`output`, `errors`)
@@ -18,5 +19,5 @@ export async function saveStitchUpload(
                        || jsonb_build_object(${args.name}::text, ${args.uploadId}::text)
     WHERE id = ${args.batchId} AND worker_fence = ${args.fence}
   `.execute(db);
-  return Number(r.numAffectedRows ?? 0) === 1;
+  return affectedOne(r);
 }

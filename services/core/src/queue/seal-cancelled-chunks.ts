@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import type { Db } from "../db/connect.js";
+import { affectedRows } from "./affected.js";
 
 /**
  * Run by the finalizer of a cancelling or expired (`finalizing`) batch before it lists the
@@ -17,5 +18,5 @@ export async function sealCancelledChunks(db: Db, args: { batchId: string; fence
     WHERE b.id = c.batch_id AND c.batch_id = ${args.batchId} AND c.status IN ('queued', 'leased')
       AND b.status IN ('cancelling', 'finalizing') AND b.worker_fence = ${args.fence}
   `.execute(db);
-  return Number(r.numAffectedRows ?? 0);
+  return affectedRows(r);
 }

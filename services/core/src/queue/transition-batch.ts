@@ -1,5 +1,6 @@
 import type { Kysely } from "kysely";
 import type { BatchStatus, BatchUpdate, Database } from "../db/schema.js";
+import { affectedOne } from "./affected.js";
 
 /**
  * A batch worker's state change (validated, failed, stitched, cancelled). Why fenced on
@@ -17,5 +18,5 @@ export async function transitionBatch(
     .where("worker_fence", "=", args.fence)
     .where("status", "in", args.from)
     .executeTakeFirst();
-  return Number(r.numUpdatedRows) === 1;
+  return affectedOne(r);
 }

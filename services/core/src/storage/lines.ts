@@ -100,3 +100,11 @@ function countNewlines(b: Buffer): number {
   for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) n++;
   return n;
 }
+
+/**
+ * Whether a JSONL line is blank. Validation skips blank lines without counting them as requests,
+ * so every reader that numbers requests (runner, expiry fill, retry) must skip exactly the same.
+ */
+export function isBlankLine(text: string): boolean {
+  return text.trim() === "";
+}

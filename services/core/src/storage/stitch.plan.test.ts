@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MIN_PART_BYTES, planParts, type PartPlan, type PartSource, type PlanOptions, type SegmentRef } from "./stitch.js";
 // A seeded PRNG, so the random cases are the same on every run.
-import { mulberry32 as prng } from "@barge/engine-sim/prng";
+import { mulberry32 as prng } from "@barge/devstack";
 
 const K = 1024;
 const M = 1024 * 1024;

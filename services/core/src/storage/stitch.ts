@@ -14,6 +14,7 @@ import {
   UploadPartCopyCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
+import { backoffDelay } from "../backoff.js";
 
 /** S3's floor for every multipart part but the last. */
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -286,7 +287,7 @@ async function uploadConcat(deps: StitchDeps, key: string, uploadId: string, par
     } catch (err) {
       const cause = bodyError ?? err;
       if (attempt >= PART_ATTEMPTS || signal.aborted || !isTransient(cause)) throw cause;
-      await sleep(200 * 2 ** attempt);
+      await sleep(backoffDelay(attempt + 1, { base: 200, cap: Infinity }));
     } finally {
       signal.removeEventListener("abort", cancel);
       ctl.abort();

@@ -1,0 +1,59 @@
+import { isBlankLine, type BatchRow, type Bucket, type Db } from "@barge/core";
+import { inputLines, parseRequest } from "../run/input-lines.js";
+import { buildResultLine } from "../run/result-line.js";
+import { commitSegment, type PendingResult } from "../run/segment-writer.js";
+
+export interface ExpiredLinesDeps extends Bucket {
+  db: Db;
+  /** Error lines per segment (SEGMENT_MAX_LINES). */
+  segmentMaxLines: number;
+}
+
+/**
+ * Writes a `batch_expired` error line for every request of an expired batch that no run
+ * committed, chunk by chunk in input order, each chunk's lines as segments after its committed
+ * ones, so the ordinary stitch merges them with the results and other errors in input order.
+ * The chunks were sealed first, so only this finalizer can commit to them: every segment is
+ * fenced on its batch lease and the chunk's checkpoint, and a crashed fill is resumed from
+ * there. Memory holds one segment. Returns how many lines it wrote.
+ */
+export async function writeExpiredLines(deps: ExpiredLinesDeps, batch: BatchRow, workerFence: number): Promise<number> {
+  const open = await deps.db
+    .selectFrom("chunks")
+    .selectAll()
+    .where("batch_id", "=", batch.id)
+    .whereRef("committed", "<", "request_count")
+    .orderBy("idx")
+    .execute();
+  if (open.length === 0) return 0;
+  const file = await deps.db.selectFrom("files").select("s3_key").where("id", "=", batch.input_file_id).executeTakeFirst();
+  if (!file) throw new Error(`input file ${batch.input_file_id} of expired batch ${batch.id} is gone`);
+  const outcome = {
+    kind: "failure",
+    code: "batch_expired",
+    message: `The batch's completion window (${batch.completion_window}) expired before this request was processed.`,
+    attempts: 0,
+  } as const;
+
+  let written = 0;
+  for (const chunk of open) {
+    const ref = { batchId: batch.id, idx: chunk.idx, fence: chunk.fence };
+    let seq = chunk.next_seq;
+    let requestIndex = chunk.request_start + chunk.committed;
+    let pending: PendingResult[] = [];
+    const flush = async () => {
+      await commitSegment(deps, ref, seq++, pending, { finalizerFence: workerFence });
+      written += pending.length;
+      pending = [];
+    };
+    for await (const line of inputLines(deps, file.s3_key, { offset: chunk.next_offset, lineNo: chunk.next_line }, chunk.end_offset)) {
+      // Blank lines were skipped by validation too, so request numbering matches the chunk index.
+      if (isBlankLine(line.text)) continue;
+      const result = buildResultLine(parseRequest(line.text).customId, outcome);
+      pending.push({ result, requestIndex: requestIndex++, end: line.end, lineNo: line.lineNo });
+      if (pending.length === deps.segmentMaxLines) await flush();
+    }
+    if (pending.length > 0) await flush();
+  }
+  return written;
+}

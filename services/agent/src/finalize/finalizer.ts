@@ -1,0 +1,216 @@
+import {
+  batchProgress,
+  claimBatchWork,
+  emptyProgress,
+  forgetOutputParts,
+  keys,
+  LeaseLost,
+  putObject,
+  renewBatchLease,
+  saveStitchUpload,
+  sealCancelledChunks,
+  stitch,
+  transitionBatch,
+  type BatchRow,
+  type Bucket,
+  type Db,
+  type Logger,
+  type SegmentKind,
+  type StitchResult,
+} from "@barge/core";
+import { abortLeftoverUploads, assembleFromChunkParts } from "../parts/chunk-part.js";
+import { writeExpiredLines } from "./expired-lines.js";
+import { removeSegments } from "../maintenance/janitor.js";
+
+export interface FinalizerDeps extends Bucket {
+  db: Db;
+  log: Logger;
+  leaseSeconds: number;
+  /** Lines per segment of the `batch_expired` lines the finalizer writes itself (SEGMENT_MAX_LINES). */
+  segmentMaxLines: number;
+}
+
+/** The final state a finalizer publishes. */
+export type FinalStatus = "completed" | "cancelled" | "expired";
+
+/** Where each stitched output lives in `batches.stitch_state` and in the file ids. */
+const OUTPUTS = {
+  output: { state: "output", fileSuffix: "o", fileName: "output" },
+  error: { state: "errors", fileSuffix: "e", fileName: "error" },
+} as const satisfies Record<SegmentKind, unknown>;
+
+/**
+ * The output file ids of a batch, derived from its id so that a finalizer re-run after a crash
+ * inserts the very same rows (and `ON CONFLICT DO NOTHING` makes that a no-op).
+ */
+export function resultFileId(batchId: string, kind: SegmentKind): string {
+  return `file-${batchId.replace(/^batch_/, "")}${OUTPUTS[kind].fileSuffix}`;
+}
+
+/**
+ * Claims one batch that is ready to stitch (finalizing or cancelling, with no live chunk lease),
+ * optionally a given one, and finalizes it. Returns its final status, or undefined when there
+ * was nothing to claim.
+ */
+export async function finalizeNext(deps: FinalizerDeps, workerId: string, batchId?: string): Promise<FinalStatus | undefined> {
+  const batch = await claimBatchWork(deps.db, {
+    workerId,
+    kinds: ["finalizing", "cancelling"],
+    leaseSeconds: deps.leaseSeconds,
+    ...(batchId === undefined ? {} : { batchId }),
+  });
+  return batch ? finalizeBatch(deps, batch) : undefined;
+}
+
+/**
+ * Stitches a claimed batch's committed segments, in (chunk, seq) order, into its output and
+ * error objects (the output, when its chunks uploaded it as parts while the batch ran, by
+ * completing that upload; see chunk-part.ts), writes the manifest, publishes the file rows and the final state in one fenced
+ * transaction, and only then deletes the segments. Every step before the transition can be
+ * repeated, so a crashed finalizer is simply redone by the next claim; segments left behind by
+ * a crash after the transition are the janitor's.
+ *
+ * A batch `finalizing` with `expired_at` set expired mid-run: its unfinished chunks are sealed
+ * and every request none of them committed gets a `batch_expired` error line before the stitch.
+ *
+ * A cancelled batch always gets an output object, empty when nothing completed (OpenAI omits
+ * it then): clients and the manifest can then rely on `output_file_id` for every finished batch.
+ */
+export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promise<FinalStatus> {
+  if (batch.status !== "finalizing" && batch.status !== "cancelling") throw new Error(`batch ${batch.id} is ${batch.status}, not stitchable`);
+  const from = batch.status;
+  const status: FinalStatus = from === "cancelling" ? "cancelled" : batch.expired_at !== null ? "expired" : "completed";
+  const fence = batch.worker_fence;
+  const log = deps.log.child({ batch: batch.id, fence });
+  let leaseLost = false;
+  const renew = setInterval(
+    () => {
+      renewBatchLease(deps.db, { batchId: batch.id, fence, leaseSeconds: deps.leaseSeconds })
+        .then((ok) => {
+          if (!ok) leaseLost = true;
+        })
+        .catch((err: unknown) => log.warn({ err }, "batch lease renewal failed; retrying"));
+    },
+    (deps.leaseSeconds * 1000) / 3,
+  );
+  try {
+    if (status !== "completed") await sealCancelledChunks(deps.db, { batchId: batch.id, fence });
+    if (status === "expired") {
+      const expired = await writeExpiredLines(deps, batch, fence);
+      if (expired > 0) log.info({ expired }, "wrote batch_expired lines for the unfinished requests");
+    }
+    const segments = await deps.db
+      .selectFrom("segments")
+      .select(["kind", "chunk_idx", "s3_key", "bytes", "lines"])
+      .where("batch_id", "=", batch.id)
+      .orderBy("chunk_idx")
+      .orderBy("seq")
+      .execute();
+
+    const stitchKind = async (kind: SegmentKind, destKey: string): Promise<{ result: StitchResult; lines: number } | undefined> => {
+      const mine = segments.filter((s) => s.kind === kind);
+      if (kind === "error" && mine.length === 0) return undefined;
+      const lines = mine.reduce((n, s) => n + s.lines, 0);
+      if (kind === "output") {
+        // The chunks' outputs were uploaded as parts while the batch ran: completing them moves no bytes.
+        const assembled = await assembleFromChunkParts(deps, {
+          batchId: batch.id,
+          destKey,
+          segments: mine.map((s) => ({ chunk: s.chunk_idx, key: s.s3_key, size: s.bytes })),
+        });
+        if (assembled.result) {
+          log.info({ parts: assembled.result.parts, rebuilt: assembled.rebuiltParts }, "output completed from chunk parts");
+          return { result: assembled.result, lines };
+        }
+        log.info({ reason: assembled.reason }, "stitching the output from its segments");
+      }
+      const state = OUTPUTS[kind].state;
+      const previous = batch.stitch_state?.[state];
+      const result = await stitch(deps, {
+        segments: mine.map((s) => ({ key: s.s3_key, size: s.bytes })),
+        destKey,
+        contentType: "application/jsonl",
+        ...(previous ? { uploadId: previous } : {}),
+        keepUploadOnError: true,
+        onUploadId: async (uploadId) => {
+          if (!(await saveStitchUpload(deps.db, { batchId: batch.id, fence, name: state, uploadId }))) {
+            throw new LeaseLost(`stitching ${batch.id}`);
+          }
+        },
+      });
+      return { result, lines };
+    };
+    const outputKey = keys.output(batch.tenant, batch.id);
+    const errorKey = keys.errors(batch.tenant, batch.id);
+    const output = (await stitchKind("output", outputKey))!;
+    const errors = await stitchKind("error", errorKey);
+    if (leaseLost) throw new LeaseLost(`finalizing ${batch.id}`);
+
+    const p = (await batchProgress(deps.db, [batch.id])).get(batch.id) ?? emptyProgress;
+    const manifest = {
+      batch_id: batch.id,
+      status,
+      request_counts: { total: batch.total_requests, completed: p.completed, failed: p.failed },
+      usage: {
+        input_tokens: p.promptTokens,
+        input_tokens_details: { cached_tokens: p.cachedTokens },
+        output_tokens: p.completionTokens,
+        output_tokens_details: { reasoning_tokens: p.reasoningTokens },
+        total_tokens: p.promptTokens + p.completionTokens,
+      },
+      output: { key: outputKey, bytes: output.result.bytes, etag: output.result.etag, lines: output.lines },
+      errors: errors ? { key: errorKey, bytes: errors.result.bytes, etag: errors.result.etag, lines: errors.lines } : null,
+      segments: segments.length,
+      created_at: Math.floor(Date.now() / 1000),
+    };
+    await putObject(deps, keys.manifest(batch.tenant, batch.id), JSON.stringify(manifest, null, 2), "application/json");
+
+    const outputFileId = resultFileId(batch.id, "output");
+    const errorFileId = errors ? resultFileId(batch.id, "error") : null;
+    const fileRow = (kind: SegmentKind, id: string, key: string, bytes: number) => ({
+      id,
+      tenant: batch.tenant,
+      purpose: "batch_output" as const,
+      filename: `${batch.id}_${OUTPUTS[kind].fileName}.jsonl`,
+      bytes,
+      status: "processed" as const,
+      s3_key: key,
+    });
+    await deps.db.transaction().execute(async (tx) => {
+      await tx
+        .insertInto("files")
+        .values([
+          fileRow("output", outputFileId, outputKey, output.result.bytes),
+          ...(errors && errorFileId ? [fileRow("error", errorFileId, errorKey, errors.result.bytes)] : []),
+        ])
+        .onConflict((oc) => oc.column("id").doNothing())
+        .execute();
+      const now = new Date();
+      const moved = await transitionBatch(tx, {
+        batchId: batch.id,
+        fence,
+        from: [from],
+        set: {
+          status,
+          // An expired batch's expired_at is when it expired, set with the move to finalizing.
+          ...(status === "completed" ? { completed_at: now } : status === "cancelled" ? { cancelled_at: now } : {}),
+          output_file_id: outputFileId,
+          error_file_id: errorFileId,
+          output_key: outputKey,
+          error_key: errors ? errorKey : null,
+        },
+      });
+      // Throwing rolls the file rows back with it: a finalizer that lost the batch publishes nothing.
+      if (!moved) throw new LeaseLost(`finalizing ${batch.id}`);
+      await forgetOutputParts(tx, batch.id);
+    });
+    log.info({ status, completed: p.completed, failed: p.failed, segments: segments.length }, "batch finalized");
+
+    await abortLeftoverUploads(deps, outputKey);
+    // Only now that the batch points at the stitched objects may the segments go.
+    await removeSegments(deps, batch.id);
+    return status;
+  } finally {
+    clearInterval(renew);
+  }
+}

@@ -1,0 +1,108 @@
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { createAgent } from "@barge/agent";
+import { startApi } from "@barge/api";
+import { createDb, createLogger, createS3Client, loadConfig, migrate, s3Settings, type Config } from "@barge/core";
+import { createEngineSim, type EngineSimOptions } from "@barge/engine-sim";
+import { leaveSignalsToCaller, startEmbeddedPostgres } from "./postgres.js";
+import { startEmbeddedS3 } from "./s3.js";
+import { describeError, startPart } from "./start-failure.js";
+
+export interface StackOptions {
+  env?: Record<string, string | undefined>;
+  /** Directory for embedded Postgres and S3 data. */
+  dataDir?: string;
+  /** Listen on a free port instead of API_PORT (the demo, so it never clashes with `pnpm start`). */
+  anyPort?: boolean;
+  sim?: EngineSimOptions;
+}
+
+/** What a running stack offers its user, and how to stop it. */
+export interface Stack {
+  config: Config;
+  apiUrl: string;
+  s3Endpoint: string;
+  engineUrl: string;
+  /** Which parts were started here rather than taken from env. */
+  embedded: { postgres: boolean; s3: boolean; engine: boolean };
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts Barge on embedded defaults: PostgreSQL, s3rver and engine-sim are started only for the
+ * settings env leaves empty (DATABASE_URL, S3_ENDPOINT, VLLM_URL); then the API and one agent.
+ * The caller owns SIGINT/SIGTERM and calls `stop()`, which stops the parts in order.
+ */
+export async function startStack(o: StackOptions = {}): Promise<Stack> {
+  const env = { ...(o.env ?? process.env) };
+  const base = loadConfig(env);
+  const dataDir = resolve(o.dataDir ?? base.BARGE_DATA_DIR);
+  mkdirSync(dataDir, { recursive: true });
+  const log = createLogger("barge", base.LOG_LEVEL);
+  const stops: Stop[] = [];
+  const embedded = { postgres: false, s3: false, engine: false };
+
+  try {
+    if (!env.DATABASE_URL) {
+      leaveSignalsToCaller();
+      const pg = await startEmbeddedPostgres(join(dataDir, "pg"));
+      stops.push({ part: "embedded PostgreSQL", stop: () => pg.stop() });
+      env.DATABASE_URL = pg.url;
+      embedded.postgres = true;
+    }
+    if (!env.S3_ENDPOINT) {
+      const s3Dir = join(dataDir, "s3");
+      const s3 = await startPart("embedded S3 (s3rver)", s3Dir, () => startEmbeddedS3(s3Dir, [base.S3_BUCKET]));
+      stops.push({ part: "embedded S3", stop: () => s3.stop() });
+      env.S3_ENDPOINT = s3.endpoint;
+      env.S3_ACCESS_KEY_ID = s3.accessKeyId;
+      env.S3_SECRET_ACCESS_KEY = s3.secretAccessKey;
+      embedded.s3 = true;
+    }
+    if (!env.VLLM_URL) {
+      const sim = await startPart("engine-sim", undefined, () => createEngineSim(o.sim ?? {}));
+      stops.push({ part: "engine-sim", stop: () => sim.close() });
+      env.VLLM_URL = sim.url;
+      embedded.engine = true;
+    }
+    const config = loadConfig(env);
+
+    const db = createDb({ url: config.DATABASE_URL!, schema: config.DATABASE_SCHEMA });
+    stops.push({ part: "database pool", stop: () => db.destroy() });
+    await migrate(db, config.DATABASE_SCHEMA);
+    const s3 = createS3Client(s3Settings(config));
+    stops.push({ part: "S3 client", stop: async () => s3.destroy() });
+    const deps = { db, s3, bucket: config.S3_BUCKET, config };
+
+    const port = o.anyPort ? 0 : config.API_PORT;
+    const api = await startPart(`API on ${config.API_HOST}:${port}`, undefined, () => startApi({ ...deps, log: log.child({ svc: "api" }), host: config.API_HOST, port }));
+    stops.push({ part: "API", stop: () => api.close() });
+    const agent = createAgent({ ...deps, log: log.child({ svc: "agent" }), engineUrl: config.VLLM_URL! });
+    await agent.start();
+    stops.push({ part: "agent", stop: () => agent.stop({ graceful: true }) });
+
+    return {
+      config: { ...config, BARGE_API_URL: api.url },
+      apiUrl: api.url,
+      s3Endpoint: config.S3_ENDPOINT!,
+      engineUrl: config.VLLM_URL!,
+      embedded,
+      stop: () => stopAll(stops, log),
+    };
+  } catch (err) {
+    await stopAll(stops, log);
+    throw err;
+  }
+}
+
+interface Stop {
+  part: string;
+  stop(): Promise<unknown>;
+}
+
+/** Stops every started part, last first; a part that fails to stop is reported, not hidden. */
+async function stopAll(stops: Stop[], log: ReturnType<typeof createLogger>): Promise<void> {
+  for (const s of stops.splice(0).reverse()) {
+    await s.stop().catch((err: unknown) => log.error({ part: s.part, err: describeError(err) }, `${s.part} did not stop cleanly`));
+  }
+}
