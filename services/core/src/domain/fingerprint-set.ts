@@ -4,8 +4,8 @@ const H2_SEED = 0x9747b28c;
 
 /**
  * A set of 64-bit string fingerprints in flat typed arrays: 8 bytes per slot instead of a JS
- * string per entry, so checking a million custom_ids for duplicates costs ~11 MB, not ~100 MB.
- * Two distinct strings collide with probability ~n²/2^65 (3e-8 at a million).
+ * string per entry, so the duplicate check of a million custom_ids stays a small fraction of what a
+ * Set of strings would hold. Two distinct strings collide with probability ~n²/2^65.
  *
  * The table is sized to the entries expected (`reserve`), at any capacity rather than a power of
  * two, and grows by half when a guess was short: the duplicate check is the one part of
