@@ -120,10 +120,15 @@ function chatCompletion(body: Record<string, unknown>, model: string, maxModelLe
       finish_reason: c.finishReason,
     });
   }
+  return completionGeneration(`chatcmpl-sim-${idHex(h1, h2, maxTokens, n)}`, "chat.completion", model, choices, promptTokens, completionTokens);
+}
+
+/** A chat or text completion body in OpenAI's shape, with its usage and the sim's fingerprint. */
+function completionGeneration(id: string, object: string, model: string, choices: unknown[], promptTokens: number, completionTokens: number): Generation {
   return {
     body: {
-      id: `chatcmpl-sim-${idHex(h1, h2, maxTokens, n)}`,
-      object: "chat.completion",
+      id,
+      object,
       created: nowSeconds(),
       model,
       choices,
@@ -158,19 +163,7 @@ function textCompletion(body: Record<string, unknown>, model: string, maxModelLe
       choices.push({ index: p * n + i, text: c.text, logprobs: null, finish_reason: c.finishReason });
     }
   }
-  return {
-    body: {
-      id: `cmpl-sim-${idHex(id1, id2, maxTokens, n)}`,
-      object: "text_completion",
-      created: nowSeconds(),
-      model,
-      choices,
-      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
-      system_fingerprint: SYSTEM_FINGERPRINT,
-    },
-    promptTokens,
-    completionTokens,
-  };
+  return completionGeneration(`cmpl-sim-${idHex(id1, id2, maxTokens, n)}`, "text_completion", model, choices, promptTokens, completionTokens);
 }
 
 function embeddings(body: Record<string, unknown>, model: string, maxModelLen: number): Generation {

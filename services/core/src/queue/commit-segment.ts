@@ -1,8 +1,10 @@
 import { sql, type Transaction } from "kysely";
 import type { Database, SegmentKind } from "../db/schema.js";
+import type { BatchProgress } from "../domain/openai.js";
 import { affectedOne } from "./affected.js";
 
-export interface SegmentCommit {
+/** A segment and the checkpoint it advances to; the progress fields count this segment alone. */
+export interface SegmentCommit extends BatchProgress {
   batchId: string;
   idx: number;
   fence: number;
@@ -12,12 +14,6 @@ export interface SegmentCommit {
   requests: number;
   nextOffset: number;
   nextLine: number;
-  completed: number;
-  failed: number;
-  promptTokens: number;
-  completionTokens: number;
-  cachedTokens: number;
-  reasoningTokens: number;
   objects: { kind: SegmentKind; key: string; bytes: number; lines: number }[];
 }
 
