@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { OpenAIBatch, OpenAIFile, OpenAIUpload } from "@barge/core";
+import { BATCH_STATUSES, type OpenAIBatch, type OpenAIFile, type OpenAIUpload } from "@barge/core";
 
 // The objects the API answers with, as zod schemas: the OpenAPI document is generated from
 // them, and the conformance tests parse every SDK answer with them. The assertions at the end
@@ -7,7 +7,6 @@ import type { OpenAIBatch, OpenAIFile, OpenAIUpload } from "@barge/core";
 // drift from the other.
 
 const unix = z.number().int();
-const BATCH_STATUSES = ["validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"] as const;
 
 export const fileObject = z.object({
   id: z.string(),

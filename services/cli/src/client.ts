@@ -4,6 +4,7 @@ import { basename } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
+import { isFinalBatchStatus } from "@barge/core";
 
 const batchSchema = z.looseObject({
   id: z.string(),
@@ -110,9 +111,7 @@ export class BargeClient {
   }
 }
 
-const FINAL = new Set(["completed", "failed", "expired", "cancelled"]);
-
 /** True once a batch can change no more. */
 export function isFinal(status: string): boolean {
-  return FINAL.has(status);
+  return isFinalBatchStatus(status);
 }

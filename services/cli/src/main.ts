@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { loadConfig } from "@barge/core";
+import { isFinalBatchStatus, loadConfig } from "@barge/core";
 import { ApiError, BargeClient } from "./client.js";
 import { demo } from "./commands/demo.js";
 import { dev } from "./commands/dev.js";
@@ -54,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
         ...(values.out ? { out: values.out } : {}),
         ...(metadata ? { metadata } : {}),
       });
-      return ["failed", "expired", "cancelled"].includes(b.status) ? 1 : 0;
+      return isFinalBatchStatus(b.status) && b.status !== "completed" ? 1 : 0;
     }
     case "status": {
       const b = values.wait ? await waitForBatch(client, need("a batch id"), 1000) : await client.getBatch(need("a batch id"));

@@ -46,3 +46,5 @@ export * from "./queue/record-output-part.js";
 export * from "./queue/forget-output-parts.js";
 export * from "./work/validate-batch.js";
 export * from "./storage/stitch.js";
+export * from "./domain/batch-state.js";
+export * from "./queue/publish-batch.js";

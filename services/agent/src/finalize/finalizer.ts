@@ -2,15 +2,14 @@ import {
   batchProgress,
   claimBatchWork,
   emptyProgress,
-  forgetOutputParts,
   keys,
   LeaseLost,
+  publishBatch,
   putObject,
   renewBatchLease,
   saveStitchUpload,
   sealCancelledChunks,
   stitch,
-  transitionBatch,
   type BatchRow,
   type Bucket,
   type Db,
@@ -176,34 +175,22 @@ export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promi
       status: "processed" as const,
       s3_key: key,
     });
-    await deps.db.transaction().execute(async (tx) => {
-      await tx
-        .insertInto("files")
-        .values([
-          fileRow("output", outputFileId, outputKey, output.result.bytes),
-          ...(errors && errorFileId ? [fileRow("error", errorFileId, errorKey, errors.result.bytes)] : []),
-        ])
-        .onConflict((oc) => oc.column("id").doNothing())
-        .execute();
-      const now = new Date();
-      const moved = await transitionBatch(tx, {
-        batchId: batch.id,
-        fence,
-        from: [from],
-        set: {
-          status,
-          // An expired batch's expired_at is when it expired, set with the move to finalizing.
-          ...(status === "completed" ? { completed_at: now } : status === "cancelled" ? { cancelled_at: now } : {}),
-          output_file_id: outputFileId,
-          error_file_id: errorFileId,
-          output_key: outputKey,
-          error_key: errors ? errorKey : null,
-        },
-      });
-      // Throwing rolls the file rows back with it: a finalizer that lost the batch publishes nothing.
-      if (!moved) throw new LeaseLost(`finalizing ${batch.id}`);
-      await forgetOutputParts(tx, batch.id);
+    const published = await publishBatch(deps.db, {
+      batchId: batch.id,
+      fence,
+      from,
+      to: status,
+      files: [
+        fileRow("output", outputFileId, outputKey, output.result.bytes),
+        ...(errors && errorFileId ? [fileRow("error", errorFileId, errorKey, errors.result.bytes)] : []),
+      ],
+      outputFileId,
+      errorFileId,
+      outputKey,
+      errorKey: errors ? errorKey : null,
     });
+    // A finalizer that lost the batch published nothing, not even the file rows.
+    if (!published) throw new LeaseLost(`finalizing ${batch.id}`);
     log.info({ status, completed: p.completed, failed: p.failed, segments: segments.length }, "batch finalized");
 
     await abortLeftoverUploads(deps, outputKey);

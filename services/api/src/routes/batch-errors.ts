@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { Readable } from "node:stream";
 import { z } from "zod";
-import { Conflict, getObjectStream, isBlankLine, keys, newId, NotFound, readLines, uploadStream, type BatchRow, type BatchStatus, type RequestErrorRow } from "@barge/core";
+import { Conflict, getObjectStream, isBlankLine, isRetryableBatchStatus, keys, newId, NotFound, readLines, uploadStream, type BatchRow, type RequestErrorRow } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { presentBatch } from "../present.js";
 import { admitBatch, findBatch, insertBatch } from "../store/batches.js";
@@ -10,7 +10,6 @@ import { chunksWithErrors, failedIndexes, hasRequestErrors, listRequestErrors, m
 import { readQuery } from "../validation.js";
 
 /** States whose failed requests are final, so a retry cannot race the original. */
-const RETRYABLE: readonly BatchStatus[] = ["completed", "cancelled", "expired"];
 
 export const errorsListQuery = z.object({
   after: z.string().optional(),
@@ -60,7 +59,7 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
 
   app.post("/:id/retry", async (c) => {
     const old = await batchOf(c.req.param("id"));
-    if (!RETRYABLE.includes(old.status)) {
+    if (!isRetryableBatchStatus(old.status)) {
       throw new Conflict(`Batch is ${old.status}; only a completed, cancelled or expired batch can be retried.`, "batch_not_finished");
     }
     if (!(await hasRequestErrors(deps.db, old.id))) throw new Conflict(`Batch '${old.id}' has no failed requests to retry.`, "no_failed_requests");

@@ -1,13 +1,15 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import {
+  BATCH_STATUSES,
   Conflict,
   InvalidRequest,
+  isCancellableBatchStatus,
+  isFinalBatchStatus,
   newId,
   NotFound,
   SUPPORTED_ENDPOINTS,
   type BatchRow,
-  type BatchStatus,
   type Db,
   type FileRow,
 } from "@barge/core";
@@ -21,8 +23,6 @@ import { parseWith, readJson, readQuery } from "../validation.js";
 import { internalDestination } from "../webhooks/destination.js";
 
 const COMPLETION_WINDOW_MS = 24 * 3600 * 1000;
-const FINAL: readonly BatchStatus[] = ["completed", "failed", "expired", "cancelled"];
-const STATUSES = ["validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"] as const;
 
 const endpoint = z.enum(SUPPORTED_ENDPOINTS, { error: `supported values are ${SUPPORTED_ENDPOINTS.map((e) => `'${e}'`).join(", ")}` });
 const completionWindow = z.literal("24h", { error: "the only supported value is '24h'" });
@@ -89,7 +89,7 @@ export const oneShotFields = z.object({
 export const listQuery = z.object({
   after: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  status: z.enum(STATUSES).optional(),
+  status: z.enum(BATCH_STATUSES).optional(),
 });
 
 interface BatchParams {
@@ -218,10 +218,10 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
     const id = c.req.param("id");
     const batch = await findBatch(deps.db, tenant, id);
     if (!batch) throw new NotFound("batch", id, "batch_id");
-    if (FINAL.includes(batch.status)) throw new Conflict(`Batch is ${batch.status} and cannot be cancelled.`, "batch_not_cancellable");
+    if (isFinalBatchStatus(batch.status)) throw new Conflict(`Batch is ${batch.status} and cannot be cancelled.`, "batch_not_cancellable");
     // Cancelling or finalizing already: the cancel (or the results) are on their way, so it is returned as is.
     let after = batch;
-    if (batch.status === "validating" || batch.status === "in_progress") {
+    if (isCancellableBatchStatus(batch.status)) {
       // Undefined when the batch moved on since it was read; answer with where it is now.
       after = (await cancelBatchRow(deps.db, id)) ?? (await findBatch(deps.db, tenant, id)) ?? batch;
     }

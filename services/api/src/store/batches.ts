@@ -1,5 +1,5 @@
 import { sql } from "kysely";
-import { cancelBatch, progressFromSums, PROGRESS_SUMS, RateLimited, type BatchProgress, type BatchRow, type BatchStatus, type Db, type ProgressSums } from "@barge/core";
+import { ACTIVE_BATCH_STATUSES, cancelBatch, progressFromSums, PROGRESS_SUMS, RateLimited, type BatchProgress, type BatchRow, type BatchStatus, type Db, type ProgressSums } from "@barge/core";
 
 /** The columns a new batch row needs. */
 export interface NewBatchRow {
@@ -82,8 +82,6 @@ export function cancelBatchRow(db: Db, id: string): Promise<BatchRow | undefined
   return db.transaction().execute((tx) => cancelBatch(tx, id));
 }
 
-/** Batch states that count against MAX_ACTIVE_BATCHES. */
-const ACTIVE: BatchStatus[] = ["validating", "in_progress", "finalizing", "cancelling"];
 /** What a client over a global limit is told to wait; the queue drains at the fleet's pace, not a known one. */
 const RETRY_AFTER_SECONDS = 60;
 
@@ -99,7 +97,7 @@ export async function admitBatch(db: Db, limits: { maxActive: number; maxQueued:
   const active = await db
     .selectFrom("batches")
     .select((eb) => eb.fn.countAll<number>().as("n"))
-    .where("status", "in", ACTIVE)
+    .where("status", "in", ACTIVE_BATCH_STATUSES)
     .executeTakeFirstOrThrow();
   if (active.n >= limits.maxActive) {
     throw new RateLimited(

@@ -7,6 +7,7 @@ import * as m0004 from "./migrations/0004_openai_parity.js";
 import * as m0005 from "./migrations/0005_chunk_parts.js";
 import * as m0006 from "./migrations/0006_file_input_check.js";
 import * as m0007 from "./migrations/0007_output_parts.js";
+import * as m0008 from "./migrations/0008_status_checks.js";
 import type { Database } from "./schema.js";
 
 // bigint columns hold byte offsets and token sums, all far below 2^53.
@@ -22,6 +23,7 @@ const migrations: Record<string, Migration> = {
   "0005_chunk_parts": m0005,
   "0006_file_input_check": m0006,
   "0007_output_parts": m0007,
+  "0008_status_checks": m0008,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
+import type { BatchStatus, ChunkStatus } from "../domain/batch-state.js";
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -25,15 +26,8 @@ export interface FilesTable {
   input_check: ColumnType<unknown, string | undefined, string | null>;
 }
 
-export type BatchStatus =
-  | "validating"
-  | "failed"
-  | "in_progress"
-  | "finalizing"
-  | "completed"
-  | "expired"
-  | "cancelling"
-  | "cancelled";
+// The statuses live with their moves and timestamps in domain/batch-state.ts; re-exported for the table types' readers.
+export type { BatchStatus, ChunkStatus };
 
 export interface BatchErrorEntry {
   code: string;
@@ -82,8 +76,6 @@ export interface BatchesTable {
   /** The batch's multipart upload for its output object, which chunk outputs join as parts while it runs. */
   output_upload_id: string | null;
 }
-
-export type ChunkStatus = "queued" | "leased" | "done" | "cancelled";
 
 export interface ChunksTable {
   batch_id: string;

@@ -1,5 +1,6 @@
 import { sql, type Transaction } from "kysely";
 import type { BatchRow, Database } from "../db/schema.js";
+import { CANCELLABLE_BATCH_STATUSES } from "../domain/batch-state.js";
 
 /**
  * Starts a cancel: the batch goes `cancelling` and its queued chunks are closed so nobody claims
@@ -12,7 +13,7 @@ export async function cancelBatch(tx: Transaction<Database>, batchId: string): P
     SET status = CASE WHEN status = 'validating' THEN 'cancelled' ELSE 'cancelling' END,
         cancelling_at = now(),
         cancelled_at = CASE WHEN status = 'validating' THEN now() ELSE NULL END
-    WHERE id = ${batchId} AND status IN ('validating', 'in_progress')
+    WHERE id = ${batchId} AND status IN (${sql.join(CANCELLABLE_BATCH_STATUSES.map((s) => sql.lit(s)))})
     RETURNING *
   `.execute(tx);
   await sql`UPDATE chunks SET status = 'cancelled', updated_at = now() WHERE batch_id = ${batchId} AND status = 'queued'`.execute(tx);

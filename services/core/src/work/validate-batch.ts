@@ -55,7 +55,8 @@ export async function validateBatch(deps: ValidateDeps, batch: BatchRow): Promis
         batchId: batch.id,
         fence,
         from: ["validating"],
-        set: { status: "in_progress", in_progress_at: new Date(), model, total_requests: result.requests },
+        to: "in_progress",
+        set: { model, total_requests: result.requests },
       });
       if (moved) await enqueueChunks(tx, batch, model, result.chunks);
       return moved;
@@ -73,7 +74,8 @@ async function fail(deps: ValidateDeps, batch: BatchRow, errors: NonNullable<Bat
     batchId: batch.id,
     fence: batch.worker_fence,
     from: ["validating"],
-    set: { status: "failed", failed_at: new Date(), errors: JSON.stringify(errors) },
+    to: "failed",
+    set: { errors: JSON.stringify(errors) },
   });
   if (!ok) throw new LeaseLost(`validation of ${batch.id}`);
   deps.log.info({ batch: batch.id, errors: errors.length }, "batch failed validation");
