@@ -1,7 +1,7 @@
-import { Conflict, NotFound, type Db, type FilePurpose, type FileRow, type InputCheck, type NewFile } from "@barge/core";
+import { ACTIVE_BATCH_STATUSES, Conflict, NotFound, type Db, type FilePurpose, type FileRow, type InputCheck, type NewFile } from "@barge/core";
 
-/** Batch states that still read their input file. */
-const RUNNING = ["validating", "in_progress", "finalizing", "cancelling"] as const;
+/** Batch states that still read their input file: every active one. */
+const RUNNING = ACTIVE_BATCH_STATUSES;
 
 export type { NewFile };
 
@@ -26,14 +26,12 @@ export async function findVisibleFile(db: Db, tenant: string, id: string): Promi
  * created concurrently with a delete either sees the file gone or blocks the delete.
  */
 export function lockFileForUse(tx: Db, tenant: string, id: string): Promise<FileRow | undefined> {
-  return tx
-    .selectFrom("files")
-    .selectAll()
-    .where("id", "=", id)
-    .where("tenant", "=", tenant)
-    .where("status", "<>", "pending")
-    .forShare()
-    .executeTakeFirst();
+  return visibleFile(tx, tenant, id).forShare().executeTakeFirst();
+}
+
+/** The select of one of the tenant's files that is visible (uploaded, not a pending presign). */
+function visibleFile(db: Db, tenant: string, id: string) {
+  return db.selectFrom("files").selectAll().where("id", "=", id).where("tenant", "=", tenant).where("status", "<>", "pending");
 }
 
 /** One page of the tenant's visible files, by id (time) in either direction, after a cursor. */
@@ -55,14 +53,7 @@ export async function listFiles(
  */
 export function deleteFileRow(db: Db, tenant: string, id: string): Promise<FileRow> {
   return db.transaction().execute(async (tx) => {
-    const file = await tx
-      .selectFrom("files")
-      .selectAll()
-      .where("id", "=", id)
-      .where("tenant", "=", tenant)
-      .where("status", "<>", "pending")
-      .forUpdate()
-      .executeTakeFirst();
+    const file = await visibleFile(tx, tenant, id).forUpdate().executeTakeFirst();
     if (!file) throw new NotFound("file", id, "file_id");
     const user = await tx
       .selectFrom("batches")
