@@ -1,5 +1,3 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { freePort } from "@barge/devstack";
@@ -24,8 +22,7 @@ describe("fault: the engine restarted mid-batch", () => {
       AGENT_CONCURRENCY: "3",
       ENGINE_MAX_ATTEMPTS: "3",
     });
-    const dir = mkdtempSync(join(tmpdir(), "barge-fault-engine-"));
-    suite.cleanup(async () => rmSync(dir, { recursive: true, force: true }));
+    const dir = suite.tempDir("barge-fault-engine-");
     const logFile = join(dir, "requests.jsonl");
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;

@@ -1,5 +1,3 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { startEmbeddedPostgres } from "@barge/devstack";
@@ -16,8 +14,7 @@ describe("fault: Postgres restarted mid-batch", () => {
 
   it("agent and API ride out the restart; the batch completes with nothing lost or duplicated", async () => {
     // A server of this test's own, since it gets stopped: never the run's shared one.
-    const dir = mkdtempSync(join(tmpdir(), "barge-fault-pg-"));
-    suite.cleanup(async () => rmSync(dir, { recursive: true, force: true }));
+    const dir = suite.tempDir("barge-fault-pg-");
     const pg = await startEmbeddedPostgres(join(dir, "pg"));
     suite.cleanup(() => pg.stop());
 

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach } from "vitest";
 import { createAgent, type Agent, type AgentDeps } from "@barge/agent";
 import { createEngineSim, type EngineSim, type EngineSimOptions } from "@barge/engine-sim";
@@ -11,6 +14,8 @@ export interface SuiteResources {
   context(env?: Record<string, string>): Promise<TestContext>;
   /** An in-process engine-sim (`createEngineSim(options)`). */
   sim(options?: EngineSimOptions): Promise<EngineSim>;
+  /** A fresh directory under the system's temp dir, its name starting with `prefix`; removed with all it holds. */
+  tempDir(prefix: string): string;
   /** An in-process agent on `ctx`, not yet started; stopped as a crash would (`graceful: false`). */
   agent(ctx: TestContext, options: Pick<AgentDeps, "engineUrl" | "agentId" | "engineProcess">): Agent;
 }
@@ -39,6 +44,11 @@ export function suiteResources(stopFirst?: () => Promise<void>): SuiteResources 
       const sim = await createEngineSim(options);
       cleanup(() => sim.close());
       return sim;
+    },
+    tempDir(prefix) {
+      const dir = mkdtempSync(join(tmpdir(), prefix));
+      cleanup(async () => rmSync(dir, { recursive: true, force: true }));
+      return dir;
     },
     agent(ctx, options) {
       const agent = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, ...options });
