@@ -1,17 +1,12 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { createAgent } from "@barge/agent";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog } from "../support/context.js";
+import { describe, expect, it } from "vitest";
 import { chatLine, seedBatch, waitFor } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 // The agent sizes its in-flight requests from the engine's own gauges: every slot busy, a short
 // queue. Judged by the sim's counters (peak running, peak waiting), never by timing.
 
 describe("agent: adaptive concurrency", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
   // 8 completion tokens at `decodeTps` tokens/s: 20 ms or 200 ms per request, whatever the slot count.
   const cases = [
@@ -21,14 +16,11 @@ describe("agent: adaptive concurrency", () => {
 
   for (const { maxNumSeqs, start, requests, decodeTps } of cases) {
     it(`fills all ${maxNumSeqs} slots of the engine and keeps its queue short`, { timeout: 180_000 }, async () => {
-      const ctx = await createTestContext({ CHUNK_SIZE: String(requests), AGENT_CONCURRENCY: String(start), AGENT_MAX_CONCURRENCY: "1024", AGENT_POLL_MS: "50", AGENT_METRICS_POLL_MS: "250" });
-      cleanups.push(() => ctx.close());
-      const sim = await createEngineSim({ models: ["barge-sim-1"], maxNumSeqs, decodeTokensPerSec: decodeTps, requestLog: false });
-      cleanups.push(() => sim.close());
+      const ctx = await suite.context({ CHUNK_SIZE: String(requests), AGENT_CONCURRENCY: String(start), AGENT_MAX_CONCURRENCY: "1024", AGENT_POLL_MS: "50", AGENT_METRICS_POLL_MS: "250" });
+      const sim = await suite.sim({ models: ["barge-sim-1"], maxNumSeqs, decodeTokensPerSec: decodeTps, requestLog: false });
       const lines = Array.from({ length: requests }, (_, i) => chatLine(`a${i}`, `adaptive ${i}`, { max_tokens: 8 }));
       const { batchId } = await seedBatch(ctx, lines);
-      const agent = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: sim.url, agentId: "adaptive" });
-      cleanups.push(() => agent.stop({ graceful: false }));
+      const agent = suite.agent(ctx, { engineUrl: sim.url, agentId: "adaptive" });
       await agent.start();
 
       const batch = await waitFor(

@@ -1,9 +1,10 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { setTimeout as sleep } from "node:timers/promises";
 import { claimChunk, loadConfig } from "@barge/core";
 import { startChunk, type EngineClient, type EngineRequest, type EngineResponse } from "@barge/agent/testing";
-import { createTestContext, testLog } from "../support/context.js";
+import { testLog } from "../support/context.js";
 import { chatLine, seedBatch, waitFor } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 /**
  * An in-process engine whose answers the test controls: request `held` is held until
@@ -37,14 +38,10 @@ function gatedEngine(held = 0) {
 }
 
 describe("agent: bounded dispatch", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
   it("never runs more than the concurrency, nor dispatches past the window behind a slow request", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "1000" });
-    cleanups.push(() => ctx.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "1000" });
     const total = 200;
     const { batchId } = await seedBatch(ctx, Array.from({ length: total }, (_, i) => chatLine(`b${i}`, `bounded ${i}`)));
     const chunk = (await claimChunk(ctx.db, { agentId: "bounds", models: ["barge-sim-1"], leaseSeconds: 30 }))!;
@@ -73,8 +70,7 @@ describe("agent: bounded dispatch", () => {
   });
 
   it("commits what is pending once SEGMENT_MAX_MS passes, short of SEGMENT_MAX_LINES", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "1000" });
-    cleanups.push(() => ctx.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "1000" });
     const { batchId } = await seedBatch(ctx, Array.from({ length: 20 }, (_, i) => chatLine(`t${i}`, `timed ${i}`)));
     const chunk = (await claimChunk(ctx.db, { agentId: "timer", models: ["barge-sim-1"], leaseSeconds: 30 }))!;
     const config = loadConfig({ ...ctx.env, AGENT_CONCURRENCY: "4", SEGMENT_MAX_LINES: "100", SEGMENT_MAX_MS: "50" });

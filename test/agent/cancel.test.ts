@@ -1,26 +1,21 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { batchProgress, cancelBatch, headObject, keys } from "@barge/core";
-import { createAgent, type Agent } from "@barge/agent";
-import { createEngineSim, type EngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog, type TestContext } from "../support/context.js";
+import { type Agent } from "@barge/agent";
+import { type EngineSim } from "@barge/engine-sim";
+import { type TestContext } from "../support/context.js";
 import { chatLine, readObject, seedBatch, segmentsGone, waitFor } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 const TOTAL = 20;
 
 describe("agent: cancel", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
   async function setup(): Promise<{ ctx: TestContext; sim: EngineSim; agent: Agent }> {
-    const ctx = await createTestContext({ CHUNK_SIZE: "8", SEGMENT_MAX_LINES: "1", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2", AGENT_POLL_MS: "50" });
-    cleanups.push(() => ctx.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "8", SEGMENT_MAX_LINES: "1", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2", AGENT_POLL_MS: "50" });
     // 160-960 ms a request: the cancel lands while requests are running.
-    const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 50 });
-    cleanups.push(() => sim.close());
-    const agent = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: sim.url, agentId: "cancel-agent" });
-    cleanups.push(() => agent.stop({ graceful: false }));
+    const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 50 });
+    const agent = suite.agent(ctx, { engineUrl: sim.url, agentId: "cancel-agent" });
     return { ctx, sim, agent };
   }
 

@@ -1,13 +1,13 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { claimBatchWork, claimChunk, createS3Client, keys, MIN_PART_BYTES, s3Settings, type Config } from "@barge/core";
 import { uploadChunkPart, startChunk, createEngineClient, finalizeBatch } from "@barge/agent/testing";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog, type TestContext } from "../support/context.js";
+import { testLog, type TestContext } from "../support/context.js";
 import { crashingS3 } from "../support/crashing-s3.js";
 import { eventually } from "../support/processes.js";
 import { batchRow, parseJsonl } from "../support/results.js";
 import { chatLine, readObject, seedBatch } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 interface Call {
   name: string;
@@ -32,19 +32,14 @@ function countingS3(config: Config): { s3: S3Client; calls: Call[]; count: (name
 const BIG = { max_tokens: 4000, n: 4 };
 
 describe("chunk parts: the output is uploaded while the batch runs, finalizing only completes it", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
   /** Runs every chunk of a batch by hand (each completion uploads its part) and waits for the parts. */
   async function ranBatch(opts: { total: number; chunkSize: number; extra?: Record<string, unknown> }) {
-    const ctx = await createTestContext({ CHUNK_SIZE: String(opts.chunkSize), SEGMENT_MAX_LINES: "40", AGENT_CONCURRENCY: "8" });
-    cleanups.push(() => ctx.close());
-    const sim = await createEngineSim({ models: ["barge-sim-1"] });
-    cleanups.push(() => sim.close());
+    const ctx = await suite.context({ CHUNK_SIZE: String(opts.chunkSize), SEGMENT_MAX_LINES: "40", AGENT_CONCURRENCY: "8" });
+    const sim = await suite.sim({ models: ["barge-sim-1"] });
     const engine = createEngineClient({ baseUrl: sim.url, connections: 8, timeoutMs: 30_000, maxAttempts: 1 });
-    cleanups.push(async () => engine.close());
+    suite.cleanup(async () => engine.close());
     const requests = Array.from({ length: opts.total }, (_, i) => chatLine(`p-${i}`, `part ${i}`, opts.extra ?? {}));
     const { batchId, tenant } = await seedBatch(ctx, requests);
     for (;;) {
@@ -84,7 +79,7 @@ describe("chunk parts: the output is uploaded while the batch runs, finalizing o
   /** Claims the batch as a finalizer with a counting S3 client and finalizes it. */
   async function finalize(ctx: TestContext, batchId: string) {
     const counting = countingS3(ctx.config);
-    cleanups.push(async () => counting.s3.destroy());
+    suite.cleanup(async () => counting.s3.destroy());
     // A crashed finalizer's batch lease has to lapse first.
     const claimed = await eventually("the batch to be claimable", () => claimBatchWork(ctx.db, { workerId: "finalizer", kinds: ["finalizing"], leaseSeconds: 30, batchId }));
     expect(await finalizeBatch({ db: ctx.db, s3: counting.s3, bucket: ctx.bucket, log: testLog, leaseSeconds: 30, segmentMaxLines: 40 }, claimed)).toBe("completed");
@@ -179,7 +174,7 @@ describe("chunk parts: the output is uploaded while the batch runs, finalizing o
     await uploadedParts(ctx, batchId, 3);
     const dying = (await claimBatchWork(ctx.db, { workerId: "dying", kinds: ["finalizing"], leaseSeconds: 1, batchId }))!;
     const s3 = crashingS3(ctx.config, "CompleteMultipartUploadCommand");
-    cleanups.push(async () => s3.destroy());
+    suite.cleanup(async () => s3.destroy());
     await expect(finalizeBatch({ db: ctx.db, s3, bucket: ctx.bucket, log: testLog, leaseSeconds: 1, segmentMaxLines: 40 }, dying)).rejects.toThrow(
       "simulated crash before CompleteMultipartUploadCommand",
     );
@@ -199,7 +194,7 @@ describe("chunk parts: the output is uploaded while the batch runs, finalizing o
     await ctx.db.updateTable("batches").set({ output_upload_id: null }).where("id", "=", batchId).execute();
     await ctx.db.updateTable("chunks").set({ committed: 0 }).where("batch_id", "=", batchId).where("idx", "=", 1).execute();
     const counting = countingS3(ctx.config);
-    cleanups.push(async () => counting.s3.destroy());
+    suite.cleanup(async () => counting.s3.destroy());
     const deps = { db: ctx.db, s3: counting.s3, bucket: ctx.bucket, log: testLog };
     const outcomes = await Promise.all([0, 2].map((idx) => uploadChunkPart(deps, { batchId, idx })));
     expect(outcomes).toEqual([0, 2].map((i) => [{ first: i, last: i, bytes: chunkBytes.get(i) }]));
@@ -303,7 +298,7 @@ describe("chunk parts: the output is uploaded while the batch runs, finalizing o
     await reopen(ctx, batchId);
     for (let idx = 0; idx < 7; idx++) await complete(ctx, batchId, idx);
     const counting = countingS3(ctx.config);
-    cleanups.push(async () => counting.s3.destroy());
+    suite.cleanup(async () => counting.s3.destroy());
     const deps = { db: ctx.db, s3: counting.s3, bucket: ctx.bucket, log: testLog };
     const outcomes = await Promise.all([0, 1, 2, 3, 4, 5, 6].map((idx) => uploadChunkPart(deps, { batchId, idx })));
     // The first to decide finds all seven complete and claims every part; the rest find nothing left.
@@ -332,7 +327,7 @@ describe("chunk parts: the output is uploaded while the batch runs, finalizing o
     for (let idx = 0; idx < 7; idx++) await complete(ctx, batchId, idx);
     // S3 refuses the first part this client uploads, and only that one.
     const s3 = createS3Client(s3Settings(ctx.config));
-    cleanups.push(async () => s3.destroy());
+    suite.cleanup(async () => s3.destroy());
     let refused = 0;
     s3.middlewareStack.add(
       (next, context) => async (args) => {

@@ -1,11 +1,11 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { batchProgress } from "@barge/core";
-import { createAgent } from "@barge/agent";
 import { createEngineProcess, engineArgv } from "@barge/agent/testing";
-import { createTestContext, testLog, type TestContext } from "../support/context.js";
+import { testLog, type TestContext } from "../support/context.js";
 import { chatLine, seedBatch, waitFor } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 // ENGINE_COMMAND: the agent starts engine-sim itself, loads the model waited for longest, swaps
 // to another model once its own has no work, and restarts an engine that dies.
@@ -32,10 +32,7 @@ const alive = (pid: number) => {
 };
 
 describe("agent: ENGINE_COMMAND", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
   it("splits the template into argv without a shell", () => {
     expect(engineArgv(" vllm  serve {model} --port {port} --served-model-name {model}", "m/x", 8001)).toEqual([
@@ -50,18 +47,16 @@ describe("agent: ENGINE_COMMAND", () => {
   });
 
   it("loads the oldest waiting model, swaps when idle, restarts a dead engine, and stops it by PID", { timeout: 120_000 }, async () => {
-    const ctx: TestContext = await createTestContext({ CHUNK_SIZE: "5", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "4", LEASE_SECONDS: "4", ENGINE_SWAP_AFTER_SECONDS: "1" });
-    cleanups.push(() => ctx.close());
+    const ctx: TestContext = await suite.context({ CHUNK_SIZE: "5", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "4", LEASE_SECONDS: "4", ENGINE_SWAP_AFTER_SECONDS: "1" });
     const port = await freePort();
     // 8 tokens at 80 tokens/s: 100 ms a request, so an engine can be killed mid-chunk.
     const command = `${process.execPath} --import tsx ${simMain} serve {model} --port {port} --decode-tps 80`;
     const engineProcess = createEngineProcess({ command, port, log: testLog, restartDelayMs: 100 });
-    cleanups.push(() => engineProcess.stop());
+    suite.cleanup(() => engineProcess.stop());
 
     const first = await seedBatch(ctx, Array.from({ length: 10 }, (_, i) => chatLine(`one${i}`, `m1 ${i}`, { model: "sim-m1", max_tokens: 8 })));
     const second = await seedBatch(ctx, Array.from({ length: 40 }, (_, i) => chatLine(`two${i}`, `m2 ${i}`, { model: "sim-m2", max_tokens: 8 })));
-    const agent = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: `http://127.0.0.1:${port}`, engineProcess, agentId: "cmd-agent" });
-    cleanups.push(() => agent.stop({ graceful: false }));
+    const agent = suite.agent(ctx, { engineUrl: `http://127.0.0.1:${port}`, engineProcess, agentId: "cmd-agent" });
     await agent.start();
     expect(engineProcess.model).toBe("sim-m1");
 

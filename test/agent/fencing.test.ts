@@ -1,21 +1,14 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { claimChunk, keys, LeaseLost, type ChunkRow } from "@barge/core";
 import { startChunk, createEngineClient, buildResultLine, commitSegment } from "@barge/agent/testing";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog, type TestContext } from "../support/context.js";
+import { testLog, type TestContext } from "../support/context.js";
 import { chatLine, listKeys, seedBatch, waitFor } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 describe("agent: fencing", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
-  async function context(): Promise<TestContext> {
-    const ctx = await createTestContext({ CHUNK_SIZE: "100", SEGMENT_MAX_LINES: "1", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2" });
-    cleanups.push(() => ctx.close());
-    return ctx;
-  }
+  const context = (): Promise<TestContext> => suite.context({ CHUNK_SIZE: "100", SEGMENT_MAX_LINES: "1", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2" });
 
   /** What a rescue plus a re-claim by another agent does to the stale holder's lease: a new fence. */
   const bumpFence = (ctx: TestContext, c: ChunkRow) =>
@@ -87,10 +80,9 @@ describe("agent: fencing", () => {
 
   it("stops a running chunk whose lease was taken over, committing nothing after that", async () => {
     const ctx = await context();
-    const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 80 });
-    cleanups.push(() => sim.close());
+    const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 80 });
     const engine = createEngineClient({ baseUrl: sim.url, connections: 2, timeoutMs: 30_000, maxAttempts: 1 });
-    cleanups.push(() => engine.close());
+    suite.cleanup(() => engine.close());
     const { batchId } = await seedBatch(ctx, Array.from({ length: 30 }, (_, i) => chatLine(`c${i}`, `slow ${i}`)));
     const chunk = (await claimChunk(ctx.db, { agentId: "runner", models: ["barge-sim-1"], leaseSeconds: 30 }))!;
 
@@ -115,10 +107,9 @@ describe("agent: fencing", () => {
 
   it("a holder that lost its lease before starting sends nothing", async () => {
     const ctx = await context();
-    const sim = await createEngineSim({ models: ["barge-sim-1"] });
-    cleanups.push(() => sim.close());
+    const sim = await suite.sim({ models: ["barge-sim-1"] });
     const engine = createEngineClient({ baseUrl: sim.url, connections: 2, timeoutMs: 30_000, maxAttempts: 1 });
-    cleanups.push(() => engine.close());
+    suite.cleanup(() => engine.close());
     await seedBatch(ctx, [chatLine("a", "one"), chatLine("b", "two")]);
     const chunk = (await claimChunk(ctx.db, { agentId: "runner", models: ["barge-sim-1"], leaseSeconds: 30 }))!;
     await bumpFence(ctx, chunk);

@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { keys } from "@barge/core";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext } from "../support/context.js";
 import { chatLine, readObject, seedBatch, waitFor } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 const main = fileURLToPath(new URL("../../services/agent/src/main.ts", import.meta.url));
 
@@ -16,23 +15,18 @@ function exited(child: ChildProcess): Promise<number | null> {
 }
 
 describe("agent: standalone process", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
   it("runs a batch, then exits 0 on SIGTERM after releasing its chunk", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "4", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
-    cleanups.push(() => ctx.close());
-    const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
-    cleanups.push(() => sim.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "4", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
+    const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
     const child = spawn(process.execPath, ["--import", "tsx", main], {
       env: { ...process.env, ...ctx.env, VLLM_URL: sim.url, AGENT_ID: "process-agent" },
       stdio: ["ignore", "ignore", "pipe"],
     });
     let stderr = "";
     child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-    cleanups.push(async () => {
+    suite.cleanup(async () => {
       if (child.exitCode === null) child.kill("SIGKILL");
       await exited(child);
     });
@@ -59,8 +53,7 @@ describe("agent: standalone process", () => {
   });
 
   it("refuses to start without VLLM_URL", async () => {
-    const ctx = await createTestContext();
-    cleanups.push(() => ctx.close());
+    const ctx = await suite.context();
     const env: Record<string, string | undefined> = { ...process.env, ...ctx.env };
     delete env.VLLM_URL;
     const child = spawn(process.execPath, ["--import", "tsx", main], { env, stdio: ["ignore", "ignore", "pipe"] });

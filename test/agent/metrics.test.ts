@@ -1,10 +1,8 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { createAgent } from "@barge/agent";
+import { describe, expect, it } from "vitest";
 import { freePort } from "@barge/devstack";
 import { loadConfig } from "@barge/core";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog } from "../support/context.js";
 import { chatLine, seedBatch, waitFor } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 const TOTAL = 30;
 const FAILING = [3, 14, 25];
@@ -21,10 +19,7 @@ function samples(text: string): Record<string, number> {
 }
 
 describe("agent: Prometheus metrics endpoint", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
   it("is off unless AGENT_METRICS_PORT is set, and binds loopback by default", () => {
     const config = loadConfig({});
@@ -33,15 +28,12 @@ describe("agent: Prometheus metrics endpoint", () => {
 
   it("reports the limit, in-flight requests, engine load, results and chunks over HTTP", { timeout: 60_000 }, async () => {
     const port = await freePort();
-    const ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "2", AGENT_CONCURRENCY: "4", AGENT_MAX_CONCURRENCY: "4", AGENT_POLL_MS: "50", AGENT_METRICS_POLL_MS: "50", AGENT_METRICS_PORT: String(port) });
-    cleanups.push(() => ctx.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "2", AGENT_CONCURRENCY: "4", AGENT_MAX_CONCURRENCY: "4", AGENT_POLL_MS: "50", AGENT_METRICS_POLL_MS: "50", AGENT_METRICS_PORT: String(port) });
     // ~400 ms a request, so four are in flight whenever the endpoint is read mid-run.
-    const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 20 });
-    cleanups.push(() => sim.close());
+    const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 20 });
     const lines = Array.from({ length: TOTAL }, (_, i) => chatLine(`m-${i}`, FAILING.includes(i) ? `__sim_fail_400__ ${i}` : `measure ${i}`, { max_tokens: 8 }));
     const { batchId } = await seedBatch(ctx, lines);
-    const agent = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: sim.url, agentId: "measured" });
-    cleanups.push(() => agent.stop({ graceful: false }));
+    const agent = suite.agent(ctx, { engineUrl: sim.url, agentId: "measured" });
     await agent.start();
     const url = `http://127.0.0.1:${port}/metrics`;
 

@@ -1,17 +1,13 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { createAgent } from "@barge/agent";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog, type TestContext } from "../support/context.js";
+import { describe, expect, it } from "vitest";
+import type { TestContext } from "../support/context.js";
 import { chatLine, seedBatch, waitFor } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 // An agent claims only chunks of the models its engine lists in /v1/models: a chunk it cannot
 // serve stays queued, untouched, for an agent whose engine can.
 
 describe("agent: model-aware claiming", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
   const chunks = (ctx: TestContext, batchId: string) =>
     ctx.db.selectFrom("chunks").select(["idx", "model", "status", "leased_by", "attempts"]).where("batch_id", "=", batchId).orderBy("idx").execute();
@@ -22,19 +18,14 @@ describe("agent: model-aware claiming", () => {
     });
 
   it("an agent serving one model never claims another model's chunks", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "5", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "4" });
-    cleanups.push(() => ctx.close());
-    const simA = await createEngineSim({ models: ["model-a"] });
-    cleanups.push(() => simA.close());
-    const simB = await createEngineSim({ models: ["model-b"] });
-    cleanups.push(() => simB.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "5", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "4" });
+    const simA = await suite.sim({ models: ["model-a"] });
+    const simB = await suite.sim({ models: ["model-b"] });
     // Batch B is older, so a claim that ignored the model would take its chunks first.
     const b = await seedBatch(ctx, Array.from({ length: 10 }, (_, i) => chatLine(`b${i}`, `for b ${i}`, { model: "model-b" })));
     const a = await seedBatch(ctx, Array.from({ length: 10 }, (_, i) => chatLine(`a${i}`, `for a ${i}`, { model: "model-a" })));
 
-    const deps = { db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog };
-    const agentA = createAgent({ ...deps, engineUrl: simA.url, agentId: "agent-a" });
-    cleanups.push(() => agentA.stop({ graceful: false }));
+    const agentA = suite.agent(ctx, { engineUrl: simA.url, agentId: "agent-a" });
     await agentA.start();
     await completed(ctx, a.batchId);
     // Agent A claimed twice while B's older chunks waited at the head of the queue: a claim blind
@@ -53,8 +44,7 @@ describe("agent: model-aware claiming", () => {
     const expected = (model: string, batchId: string) => Array.from({ length: 10 }, (_, i) => `${model} 200 ${batchId}:${i}`).sort();
     expect(ran(simA)).toEqual(expected("model-a", a.batchId));
 
-    const agentB = createAgent({ ...deps, engineUrl: simB.url, agentId: "agent-b" });
-    cleanups.push(() => agentB.stop({ graceful: false }));
+    const agentB = suite.agent(ctx, { engineUrl: simB.url, agentId: "agent-b" });
     await agentB.start();
     await completed(ctx, b.batchId);
     expect(await chunks(ctx, b.batchId)).toEqual([

@@ -1,25 +1,19 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { createAgent } from "@barge/agent";
+import { describe, expect, it } from "vitest";
 import { createEngineSim, type EngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog } from "../support/context.js";
 import { batchRow, chunkRows, readResults, requestIndexOf } from "../support/results.js";
 import { chatLine, seedBatch, waitFor } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 describe("agent: engine outage versus single-request failures", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
   it("the engine going away releases the chunk with no error lines, and the agent resumes once it is back", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "30", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", ENGINE_MAX_ATTEMPTS: "2" });
-    cleanups.push(() => ctx.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "30", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", ENGINE_MAX_ATTEMPTS: "2" });
     let sim: EngineSim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
-    cleanups.push(() => sim.close());
+    suite.cleanup(() => sim.close());
     const requests = Array.from({ length: 30 }, (_, i) => chatLine(`o-${i}`, `outage ${i}`));
     const { batchId } = await seedBatch(ctx, requests);
-    const agent = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: sim.url, agentId: "outage" });
-    cleanups.push(() => agent.stop({ graceful: false }));
+    const agent = suite.agent(ctx, { engineUrl: sim.url, agentId: "outage" });
     await agent.start();
     await waitFor("a few commits", async () => (await chunkRows(ctx, batchId))[0]!.committed >= 4);
 
@@ -53,15 +47,12 @@ describe("agent: engine outage versus single-request failures", () => {
   });
 
   it("a healthy engine cutting single requests: they are retried, then written as engine_unavailable errors", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "10", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", ENGINE_MAX_ATTEMPTS: "2" });
-    cleanups.push(() => ctx.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "10", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", ENGINE_MAX_ATTEMPTS: "2" });
     // Every request hangs and has its connection dropped at once; /v1/models keeps answering.
-    const sim = await createEngineSim({ models: ["barge-sim-1"], timeoutRate: 1, hangMs: 0 });
-    cleanups.push(() => sim.close());
+    const sim = await suite.sim({ models: ["barge-sim-1"], timeoutRate: 1, hangMs: 0 });
     const requests = Array.from({ length: 4 }, (_, i) => chatLine(`u-${i}`, `cut ${i}`));
     const { batchId } = await seedBatch(ctx, requests);
-    const agent = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: sim.url, agentId: "cut" });
-    cleanups.push(() => agent.stop({ graceful: false }));
+    const agent = suite.agent(ctx, { engineUrl: sim.url, agentId: "cut" });
     await agent.start();
     const batch = await waitFor("the batch to complete", async () => {
       const b = await batchRow(ctx, batchId);

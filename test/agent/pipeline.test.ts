@@ -1,9 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { createAgent } from "@barge/agent";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog } from "../support/context.js";
+import { describe, expect, it } from "vitest";
 import { requestIndexOf } from "../support/results.js";
 import { chatLine, seedBatch, waitFor } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 // The agent starts its next chunk while the current one's last requests still run, so the engine
 // never drains between chunks, and it never holds more than two chunks. Judged from the sim's
@@ -14,25 +12,19 @@ const CHUNKS = 5;
 const TOTAL = CHUNK * CHUNKS;
 
 describe("agent: pipelined chunks", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
   it("feeds chunk k+1 before chunk k's last response, holding at most two chunk leases", { timeout: 120_000 }, async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: String(CHUNK), SEGMENT_MAX_LINES: "5", AGENT_CONCURRENCY: "8", AGENT_MAX_CONCURRENCY: "8", AGENT_POLL_MS: "50" });
-    cleanups.push(() => ctx.close());
+    const ctx = await suite.context({ CHUNK_SIZE: String(CHUNK), SEGMENT_MAX_LINES: "5", AGENT_CONCURRENCY: "8", AGENT_MAX_CONCURRENCY: "8", AGENT_POLL_MS: "50" });
     // 8 slots, 16 tokens at 10 tokens/s: ~1.6 s a request. A run reaches its tail with 8 requests
     // in flight and 8 to send, two request times before its last response: ample for the next
     // claim and range read, even on a loaded machine.
-    const sim = await createEngineSim({ models: ["barge-sim-1"], maxNumSeqs: 8, decodeTokensPerSec: 10 });
-    cleanups.push(() => sim.close());
+    const sim = await suite.sim({ models: ["barge-sim-1"], maxNumSeqs: 8, decodeTokensPerSec: 10 });
     const { batchId } = await seedBatch(
       ctx,
       Array.from({ length: TOTAL }, (_, i) => chatLine(`p-${i}`, `pipeline ${i}`, { max_tokens: 16 })),
     );
-    const agent = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: sim.url, agentId: "piper" });
-    cleanups.push(() => agent.stop({ graceful: false }));
+    const agent = suite.agent(ctx, { engineUrl: sim.url, agentId: "piper" });
 
     // Leases the agent holds, sampled from the chunk rows while it runs.
     const held: number[] = [];

@@ -1,29 +1,22 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { createAgent, type Agent } from "@barge/agent";
+import { describe, expect, it } from "vitest";
+import { type Agent } from "@barge/agent";
 import { batchProgress } from "@barge/core";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog } from "../support/context.js";
 import { batchRow, chunkRows, readResults } from "../support/results.js";
 import { chatLine, seedBatch, waitFor } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 const TOTAL = 20;
 
 describe("agent: poison chunk", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
   it("after CHUNK_MAX_ATTEMPTS crashed claims, fails the chunk's remaining requests as chunk_failed so the batch finishes", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "20", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", CHUNK_MAX_ATTEMPTS: "2" });
-    cleanups.push(() => ctx.close());
-    const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
-    cleanups.push(() => sim.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "20", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", CHUNK_MAX_ATTEMPTS: "2" });
+    const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
     const requests = Array.from({ length: TOTAL }, (_, i) => chatLine(`x-${i}`, `poison ${i}`));
     const { batchId } = await seedBatch(ctx, requests);
     const agent = (id: string): Agent => {
-      const a = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: sim.url, agentId: id });
-      cleanups.push(() => a.stop({ graceful: false }));
+      const a = suite.agent(ctx, { engineUrl: sim.url, agentId: id });
       return a;
     };
 

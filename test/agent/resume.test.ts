@@ -1,28 +1,23 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { keys } from "@barge/core";
-import { createAgent, type Agent } from "@barge/agent";
-import { createEngineSim, type EngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog, type TestContext } from "../support/context.js";
+import { type Agent } from "@barge/agent";
+import { type EngineSim } from "@barge/engine-sim";
+import { type TestContext } from "../support/context.js";
 import { chatLine, readObject, seedBatch, waitFor } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 const TOTAL = 30;
 
 describe("agent: resume after a crash or a graceful stop", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
   async function setup(): Promise<{ ctx: TestContext; sim: EngineSim; agent: (id: string) => Agent; batchId: string; tenant: string }> {
-    const ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2", AGENT_POLL_MS: "50" });
-    cleanups.push(() => ctx.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2", AGENT_POLL_MS: "50" });
     // Slow enough (80-480 ms a request) that a stop lands mid-chunk.
-    const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
-    cleanups.push(() => sim.close());
+    const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
     const { batchId, tenant } = await seedBatch(ctx, Array.from({ length: TOTAL }, (_, i) => chatLine(`job-${i}`, `resume me ${i}`)));
     const agent = (id: string) => {
-      const a = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: sim.url, agentId: id });
-      cleanups.push(() => a.stop({ graceful: false }));
+      const a = suite.agent(ctx, { engineUrl: sim.url, agentId: id });
       return a;
     };
     return { ctx, sim, agent, batchId, tenant };

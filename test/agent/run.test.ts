@@ -1,9 +1,10 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { batchProgress, headObject, keys, type BatchRow } from "@barge/core";
-import { createAgent, type Agent } from "@barge/agent";
-import { createEngineSim, expectedBody, type EngineSim, type EngineSimOptions } from "@barge/engine-sim";
-import { createTestContext, testLog, type TestContext } from "../support/context.js";
+import { type Agent } from "@barge/agent";
+import { expectedBody, type EngineSim, type EngineSimOptions } from "@barge/engine-sim";
+import { type TestContext } from "../support/context.js";
 import { chatLine, readObject, seedBatch, segmentsGone, waitFor } from "../support/seed.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 interface OutLine {
   id: string;
@@ -19,18 +20,12 @@ const parseJsonl = (text: string): OutLine[] =>
     .map((l) => JSON.parse(l) as OutLine);
 
 describe("agent: full runs", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = suiteResources();
 
   async function setup(env: Record<string, string>, simOptions: EngineSimOptions = {}): Promise<{ ctx: TestContext; sim: EngineSim; agent: Agent }> {
-    const ctx = await createTestContext({ LEASE_SECONDS: "4", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "4", ...env });
-    cleanups.push(() => ctx.close());
-    const sim = await createEngineSim({ models: ["barge-sim-1"], ...simOptions });
-    cleanups.push(() => sim.close());
-    const agent = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: sim.url, agentId: "run-agent" });
-    cleanups.push(() => agent.stop({ graceful: false }));
+    const ctx = await suite.context({ LEASE_SECONDS: "4", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "4", ...env });
+    const sim = await suite.sim({ models: ["barge-sim-1"], ...simOptions });
+    const agent = suite.agent(ctx, { engineUrl: sim.url, agentId: "run-agent" });
     return { ctx, sim, agent };
   }
 

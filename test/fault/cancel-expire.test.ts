@@ -1,9 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { startApi } from "@barge/api";
+import { describe, expect, it } from "vitest";
 import { batchProgress } from "@barge/core";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog } from "../support/context.js";
-import { Children, eventually } from "../support/processes.js";
+import { faultSuite } from "../support/fault-suite.js";
+import { eventually } from "../support/processes.js";
 import { batchRow, chunkRows, parseJsonl, readResults, requestIndexOf } from "../support/results.js";
 import { chatLine, readObject, seedBatch, segmentsGone } from "../support/seed.js";
 
@@ -11,23 +9,16 @@ const TOTAL = 40;
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
 
 describe("fault: cancel and expiry mid-run, with an agent process", () => {
-  const children = new Children();
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    await children.stopAll();
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = faultSuite();
+  const { children } = suite;
 
   /** A batch of two 20-request chunks with permanent 400s at `failing`, one agent process running chunk 0. */
   async function running(failing: number[]) {
-    const ctx = await createTestContext({ CHUNK_SIZE: "20", SEGMENT_MAX_LINES: "4", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2" });
-    cleanups.push(() => ctx.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "20", SEGMENT_MAX_LINES: "4", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2" });
     // 200-1200 ms a request: chunk 0 takes seconds, so the stop lands in its middle, and both
     // request slots are busy whenever the runner looks (commits never hold dispatch back).
-    const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 40 });
-    cleanups.push(() => sim.close());
-    const api = await startApi({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, host: "127.0.0.1", port: 0 });
-    cleanups.push(() => api.close());
+    const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 40 });
+    const api = await suite.api(ctx);
     const requests = Array.from({ length: TOTAL }, (_, i) => chatLine(`c-${i}`, failing.includes(i) ? `__sim_fail_400__ ${i}` : `stop me ${i}`));
     const { batchId } = await seedBatch(ctx, requests);
     children.agent({ ...ctx.env, VLLM_URL: sim.url }, "worker");

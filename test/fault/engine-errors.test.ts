@@ -1,9 +1,6 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { startApi } from "@barge/api";
-import { createAgent } from "@barge/agent";
+import { describe, expect, it } from "vitest";
 import { keys } from "@barge/core";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog } from "../support/context.js";
+import { faultSuite } from "../support/fault-suite.js";
 import { eventually } from "../support/processes.js";
 import { batchRow, readResults, requestIndexOf } from "../support/results.js";
 import { chatLine, readObject, seedBatch } from "../support/seed.js";
@@ -30,13 +27,10 @@ interface ErrorList {
 }
 
 describe("fault: engine-sim injecting 5% errors and 5% timeouts, plus permanent 400s", () => {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = faultSuite();
 
   it("retries the transient faults to success, sends only the 400s to errors, lists them and retries exactly them", async () => {
-    const ctx = await createTestContext({
+    const ctx = await suite.context({
       CHUNK_SIZE: "50",
       SEGMENT_MAX_LINES: "20",
       LEASE_SECONDS: "3",
@@ -45,12 +39,9 @@ describe("fault: engine-sim injecting 5% errors and 5% timeouts, plus permanent 
       ENGINE_TIMEOUT_MS: "250",
       ENGINE_MAX_ATTEMPTS: "10",
     });
-    cleanups.push(() => ctx.close());
     // A hung request is held 600 ms, past the agent's 250 ms timeout; the fault draws come from a fixed seed.
-    const sim = await createEngineSim({ models: ["barge-sim-1"], errorRate: 0.05, timeoutRate: 0.05, hangMs: 600, seed: 11 });
-    cleanups.push(() => sim.close());
-    const api = await startApi({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, host: "127.0.0.1", port: 0 });
-    cleanups.push(() => api.close());
+    const sim = await suite.sim({ models: ["barge-sim-1"], errorRate: 0.05, timeoutRate: 0.05, hangMs: 600, seed: 11 });
+    const api = await suite.api(ctx);
     const call = async <T>(method: string, path: string): Promise<{ status: number; body: T }> => {
       const res = await fetch(`${api.url}${path}`, { method });
       return { status: res.status, body: (await res.json()) as T };
@@ -62,8 +53,7 @@ describe("fault: engine-sim injecting 5% errors and 5% timeouts, plus permanent 
     const early = await call<{ error: { code: string } }>("POST", `/v1/batches/${batchId}/retry`);
     expect([early.status, early.body.error.code]).toEqual([409, "batch_not_finished"]);
 
-    const agent = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: sim.url, agentId: "flaky" });
-    cleanups.push(() => agent.stop({ graceful: false }));
+    const agent = suite.agent(ctx, { engineUrl: sim.url, agentId: "flaky" });
     await agent.start();
     const finished = (id: string) =>
       eventually(`batch ${id} to complete`, async () => {

@@ -1,25 +1,19 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { freePort } from "@barge/devstack";
-import { createTestContext } from "../support/context.js";
-import { Children, eventually, simLog, simReady } from "../support/processes.js";
+import { faultSuite } from "../support/fault-suite.js";
+import { eventually, simLog, simReady } from "../support/processes.js";
 import { batchRow, committedCount, committedIndexes, readResults, requestIndexOf } from "../support/results.js";
 import { chatLine, seedBatch } from "../support/seed.js";
 
 const TOTAL = 60;
 
 describe("fault: the engine restarted mid-batch", () => {
-  const children = new Children();
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    await children.stopAll();
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = faultSuite();
+  const { children } = suite;
 
   it("pauses instead of failing requests: releases the chunk, waits for the engine, and completes exactly once", async () => {
-    const ctx = await createTestContext({
+    const ctx = await suite.context({
       CHUNK_SIZE: "10",
       SEGMENT_MAX_LINES: "3",
       SEGMENT_MAX_MS: "300",
@@ -28,9 +22,7 @@ describe("fault: the engine restarted mid-batch", () => {
       AGENT_CONCURRENCY: "3",
       ENGINE_MAX_ATTEMPTS: "3",
     });
-    cleanups.push(() => ctx.close());
-    const dir = mkdtempSync(join(tmpdir(), "barge-fault-engine-"));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const dir = suite.tempDir("barge-fault-engine-");
     const logFile = join(dir, "requests.jsonl");
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;

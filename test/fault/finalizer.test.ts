@@ -1,31 +1,26 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { claimBatchWork, claimChunk, keys } from "@barge/core";
 import { startChunk, createEngineClient, finalizeBatch } from "@barge/agent/testing";
-import { createEngineSim, type EngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog, type TestContext } from "../support/context.js";
+import type { EngineSim } from "@barge/engine-sim";
+import { testLog, type TestContext } from "../support/context.js";
 import { crashingS3 } from "../support/crashing-s3.js";
-import { Children, eventually } from "../support/processes.js";
+import { faultSuite } from "../support/fault-suite.js";
+import { eventually } from "../support/processes.js";
 import { batchRow, readResults } from "../support/results.js";
 import { chatLine, listKeys, readObject, seedBatch } from "../support/seed.js";
 
 const TOTAL = 20;
 
 describe("fault: a finalizer dies", () => {
-  const children = new Children();
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    await children.stopAll();
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = faultSuite();
+  const { children } = suite;
 
   /** A batch whose chunks all ran (by hand, so no agent finalizes it): it is left `finalizing`. */
   async function ranBatch(): Promise<{ ctx: TestContext; sim: EngineSim; batchId: string; tenant: string; requests: ReturnType<typeof chatLine>[] }> {
-    const ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "3", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
-    cleanups.push(() => ctx.close());
-    const sim = await createEngineSim({ models: ["barge-sim-1"] });
-    cleanups.push(() => sim.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "3", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
+    const sim = await suite.sim({ models: ["barge-sim-1"] });
     const engine = createEngineClient({ baseUrl: sim.url, connections: 2, timeoutMs: 10_000, maxAttempts: 1 });
-    cleanups.push(() => engine.close());
+    suite.cleanup(() => engine.close());
     const requests = Array.from({ length: TOTAL }, (_, i) => chatLine(`z-${i}`, `finalize ${i}`));
     const { batchId, tenant } = await seedBatch(ctx, requests);
     for (;;) {
@@ -41,7 +36,7 @@ describe("fault: a finalizer dies", () => {
   async function finalizeUntil(ctx: TestContext, batchId: string, command: string) {
     const claimed = (await claimBatchWork(ctx.db, { workerId: "dying-finalizer", kinds: ["finalizing"], leaseSeconds: 2, batchId }))!;
     const s3 = crashingS3(ctx.config, command);
-    cleanups.push(async () => s3.destroy());
+    suite.cleanup(async () => s3.destroy());
     const deps = { db: ctx.db, s3, bucket: ctx.bucket, log: testLog, leaseSeconds: 2, segmentMaxLines: 3 };
     await expect(finalizeBatch(deps, claimed)).rejects.toThrow(`simulated crash before ${command}`);
     return claimed;

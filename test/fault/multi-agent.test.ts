@@ -1,8 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAgent } from "@barge/agent";
 import { createEngineSim, type EngineSim } from "@barge/engine-sim";
 import { createTestContext, testLog, type TestContext } from "../support/context.js";
-import { Children, eventually } from "../support/processes.js";
+import { faultSuite } from "../support/fault-suite.js";
+import { eventually } from "../support/processes.js";
 import { batchRow, chunkRows, normalized, readResults, type ResultLine } from "../support/results.js";
 import { chatLine, seedBatch } from "../support/seed.js";
 
@@ -11,7 +12,8 @@ const FAILING = new Set([7, 33, 46]);
 const requests = Array.from({ length: TOTAL }, (_, i) => chatLine(`m-${i}`, FAILING.has(i) ? `__sim_fail_400__ ${i}` : `many hands ${i}`));
 
 describe("fault: several agents on one batch", () => {
-  const children = new Children();
+  // The context and engine-sim are the suite's (beforeAll); after each test only the agent processes go.
+  const { children } = faultSuite();
   let ctx: TestContext;
   let sim: EngineSim;
   let solo: { output: ResultLine[]; errors: ResultLine[] };
@@ -36,7 +38,6 @@ describe("fault: several agents on one batch", () => {
       await agent.stop({ graceful: false });
     }
   });
-  afterEach(() => children.stopAll());
   afterAll(async () => {
     await sim?.close();
     await ctx?.close();

@@ -1,7 +1,6 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext } from "../support/context.js";
-import { Children, eventually } from "../support/processes.js";
+import { describe, expect, it } from "vitest";
+import { faultSuite } from "../support/fault-suite.js";
+import { eventually } from "../support/processes.js";
 import { batchRow, chunkRows, readResults, requestIndexOf } from "../support/results.js";
 import { chatLine, seedBatch } from "../support/seed.js";
 
@@ -10,19 +9,13 @@ const TOTAL = 24;
 const STEP_MS = 30_000;
 
 describe("fault: an agent paused past its lease", () => {
-  const children = new Children();
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    await children.stopAll();
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = faultSuite();
+  const { children } = suite;
 
   it("is fenced out when it wakes: its late writes are rejected and nothing is written twice", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "24", SEGMENT_MAX_LINES: "2", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2" });
-    cleanups.push(() => ctx.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "24", SEGMENT_MAX_LINES: "2", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2" });
     // Slow enough that the sleeper is still mid-chunk, with requests left, whenever it is paused.
-    const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 40 });
-    cleanups.push(() => sim.close());
+    const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 40 });
     const requests = Array.from({ length: TOTAL }, (_, i) => chatLine(`p-${i}`, `pause ${i}`));
     const { batchId } = await seedBatch(ctx, requests);
 

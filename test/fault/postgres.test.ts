@@ -1,33 +1,24 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { startApi } from "@barge/api";
+import { describe, expect, it } from "vitest";
 import { startEmbeddedPostgres } from "@barge/devstack";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog } from "../support/context.js";
-import { Children, eventually } from "../support/processes.js";
+import { faultSuite } from "../support/fault-suite.js";
+import { eventually } from "../support/processes.js";
 import { batchRow, committedCount, readResults, requestIndexOf } from "../support/results.js";
 import { chatLine, seedBatch } from "../support/seed.js";
 
 const TOTAL = 60;
 
 describe("fault: Postgres restarted mid-batch", () => {
-  const children = new Children();
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    await children.stopAll();
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = faultSuite();
+  const { children } = suite;
 
   it("agent and API ride out the restart; the batch completes with nothing lost or duplicated", async () => {
     // A server of this test's own, since it gets stopped: never the run's shared one.
-    const dir = mkdtempSync(join(tmpdir(), "barge-fault-pg-"));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const dir = suite.tempDir("barge-fault-pg-");
     const pg = await startEmbeddedPostgres(join(dir, "pg"));
-    cleanups.push(() => pg.stop());
+    suite.cleanup(() => pg.stop());
 
-    const ctx = await createTestContext({
+    const ctx = await suite.context({
       DATABASE_URL: pg.url,
       CHUNK_SIZE: "10",
       SEGMENT_MAX_LINES: "3",
@@ -36,11 +27,8 @@ describe("fault: Postgres restarted mid-batch", () => {
       AGENT_POLL_MS: "50",
       AGENT_CONCURRENCY: "3",
     });
-    cleanups.push(() => ctx.close());
-    const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 150 });
-    cleanups.push(() => sim.close());
-    const api = await startApi({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, host: "127.0.0.1", port: 0 });
-    cleanups.push(() => api.close());
+    const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 150 });
+    const api = await suite.api(ctx);
 
     const requests = Array.from({ length: TOTAL }, (_, i) => chatLine(`pg-${i}`, `restart the database ${i}`));
     const { batchId } = await seedBatch(ctx, requests);

@@ -1,9 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { startApi } from "@barge/api";
+import { describe, expect, it } from "vitest";
 import { createS3Client, s3Settings } from "@barge/core";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext, testLog } from "../support/context.js";
-import { Children, eventually } from "../support/processes.js";
+import { faultSuite } from "../support/fault-suite.js";
+import { eventually } from "../support/processes.js";
 import { batchRow, committedCount, readResults, requestIndexOf } from "../support/results.js";
 import { chatLine, seedBatch } from "../support/seed.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
@@ -12,25 +10,18 @@ const TOTAL = 60;
 const OUTAGE_MS = 10_000;
 
 describe("fault: S3 unreachable for 10 s mid-batch", () => {
-  const children = new Children();
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    await children.stopAll();
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = faultSuite();
+  const { children } = suite;
 
   it("agent and API wait it out; the batch completes with nothing lost or duplicated", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "3", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "3" });
-    cleanups.push(() => ctx.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "3", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "3" });
     // Agent and API reach S3 only through the proxy; the test's own client goes direct.
     const proxy = await startTcpProxy(ctx.config.S3_ENDPOINT!);
-    cleanups.push(() => proxy.close());
+    suite.cleanup(() => proxy.close());
     const viaProxy = createS3Client({ ...s3Settings(ctx.config), endpoint: proxy.url });
-    cleanups.push(async () => viaProxy.destroy());
-    const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 150 });
-    cleanups.push(() => sim.close());
-    const api = await startApi({ db: ctx.db, s3: viaProxy, bucket: ctx.bucket, config: ctx.config, log: testLog, host: "127.0.0.1", port: 0 });
-    cleanups.push(() => api.close());
+    suite.cleanup(async () => viaProxy.destroy());
+    const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 150 });
+    const api = await suite.api(ctx, viaProxy);
 
     const requests = Array.from({ length: TOTAL }, (_, i) => chatLine(`s3-${i}`, `bucket gone ${i}`));
     const { batchId, fileId } = await seedBatch(ctx, requests);

@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { createEngineSim } from "@barge/engine-sim";
-import { createTestContext, type TestContext } from "../support/context.js";
-import { Children, eventually } from "../support/processes.js";
+import { describe, expect, it } from "vitest";
+import type { TestContext } from "../support/context.js";
+import { faultSuite } from "../support/fault-suite.js";
+import { eventually } from "../support/processes.js";
 import { batchRow, chunkRows, committedCount, committedIndexes, readResults, requestIndexOf } from "../support/results.js";
 import { chatLine, seedBatch, segmentsGone } from "../support/seed.js";
 
@@ -9,15 +9,11 @@ const TOTAL = 120;
 const KILLS = 3;
 
 describe("fault: SIGKILL the agent mid-chunk, again and again", () => {
-  const children = new Children();
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    await children.stopAll();
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = faultSuite();
+  const { children } = suite;
 
   it("finishes the batch exactly once, in order, re-sending only what was uncommitted at each kill", async () => {
-    const ctx: TestContext = await createTestContext({
+    const ctx: TestContext = await suite.context({
       CHUNK_SIZE: "20",
       SEGMENT_MAX_LINES: "4",
       SEGMENT_MAX_MS: "500",
@@ -25,10 +21,8 @@ describe("fault: SIGKILL the agent mid-chunk, again and again", () => {
       AGENT_POLL_MS: "50",
       AGENT_CONCURRENCY: "4",
     });
-    cleanups.push(() => ctx.close());
     // 53-320 ms a request: each agent lives long enough to commit, and dies with work in flight.
-    const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 150 });
-    cleanups.push(() => sim.close());
+    const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 150 });
     const requests = Array.from({ length: TOTAL }, (_, i) => chatLine(`k-${i}`, `kill me maybe ${i}`));
     const { batchId } = await seedBatch(ctx, requests);
 

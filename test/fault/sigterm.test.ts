@@ -1,25 +1,20 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { createEngineSim, type EngineSim, type EngineSimOptions } from "@barge/engine-sim";
-import { createTestContext, type TestContext } from "../support/context.js";
-import { Children, eventually } from "../support/processes.js";
+import { describe, expect, it } from "vitest";
+import type { EngineSim, EngineSimOptions } from "@barge/engine-sim";
+import type { TestContext } from "../support/context.js";
+import { faultSuite } from "../support/fault-suite.js";
+import { eventually } from "../support/processes.js";
 import { batchRow, chunkRows, readResults, requestIndexOf } from "../support/results.js";
 import { chatLine, seedBatch } from "../support/seed.js";
 
 const TOTAL = 30;
 
 describe("fault: SIGTERM to an agent process", () => {
-  const children = new Children();
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    await children.stopAll();
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const suite = faultSuite();
+  const { children } = suite;
 
   async function setup(env: Record<string, string>, simOptions: EngineSimOptions) {
-    const ctx = await createTestContext({ CHUNK_SIZE: "30", SEGMENT_MAX_LINES: "3", SEGMENT_MAX_MS: "400", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "3", AGENT_MAX_CONCURRENCY: "3", ...env });
-    cleanups.push(() => ctx.close());
-    const sim = await createEngineSim({ models: ["barge-sim-1"], ...simOptions });
-    cleanups.push(() => sim.close());
+    const ctx = await suite.context({ CHUNK_SIZE: "30", SEGMENT_MAX_LINES: "3", SEGMENT_MAX_MS: "400", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "3", AGENT_MAX_CONCURRENCY: "3", ...env });
+    const sim = await suite.sim({ models: ["barge-sim-1"], ...simOptions });
     const requests = Array.from({ length: TOTAL }, (_, i) => chatLine(`t-${i}`, `terminate ${i}`));
     const { batchId } = await seedBatch(ctx, requests);
     return { ctx, sim, requests, batchId };

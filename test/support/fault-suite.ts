@@ -1,0 +1,28 @@
+import { startApi, type ApiServer } from "@barge/api";
+import type { Bucket } from "@barge/core";
+import { testLog, type TestContext } from "./context.js";
+import { Children } from "./processes.js";
+import { suiteResources, type SuiteResources } from "./suite-resources.js";
+
+/** A fault suite's prologue: child processes and in-process services, all gone after each test. */
+export interface FaultSuite extends SuiteResources {
+  /** Agent and engine-sim processes; killed after each test, before the cleanups run. */
+  children: Children;
+  /** The full API in this process on `ctx`, on port 0; `s3` replaces the context's client (a proxied one, say). */
+  api(ctx: TestContext, s3?: Bucket["s3"]): Promise<ApiServer>;
+}
+
+/** Opens a fault suite: call once inside its `describe`, where it registers its own afterEach. */
+export function faultSuite(): FaultSuite {
+  const children = new Children();
+  const resources = suiteResources(() => children.stopAll());
+  return {
+    ...resources,
+    children,
+    async api(ctx, s3 = ctx.s3) {
+      const api = await startApi({ db: ctx.db, s3, bucket: ctx.bucket, config: ctx.config, log: testLog, host: "127.0.0.1", port: 0 });
+      resources.cleanup(() => api.close());
+      return api;
+    },
+  };
+}
