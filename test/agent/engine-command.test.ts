@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { batchProgress } from "@barge/core";
 import { createEngineProcess, engineArgv } from "@barge/agent/testing";
+import { freePort } from "@barge/devstack";
 import { testLog, type TestContext } from "../support/context.js";
 import { chatLine, seedBatch, waitFor } from "../support/seed.js";
 import { suiteResources } from "../support/suite-resources.js";
@@ -11,16 +11,6 @@ import { suiteResources } from "../support/suite-resources.js";
 // to another model once its own has no work, and restarts an engine that dies.
 
 const simMain = fileURLToPath(new URL("../../services/engine-sim/src/main.ts", import.meta.url));
-
-/** A port free right now, for the engine to listen on. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
-}
 
 const alive = (pid: number) => {
   try {
