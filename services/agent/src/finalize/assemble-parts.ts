@@ -28,6 +28,7 @@ import { partNumber, sourceDigest, type ChunkOutput, type ChunkPartDeps } from "
 /** Parts rebuilt at once when the finalizer has to redo some. */
 const REBUILD_CONCURRENCY = 4;
 
+/** The batch whose output is completed from its chunk parts, and where that output goes. */
 export interface AssembleInput {
   batchId: string;
   destKey: string;
