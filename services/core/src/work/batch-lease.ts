@@ -11,8 +11,9 @@ export interface HeldBatchLease {
 export interface HoldBatchLeaseOptions {
   /**
    * Called when a renewal fails (Postgres unreachable, say); the next one retries regardless.
-   * Without it a failure is ignored: the validator passes none, since its one fenced transition
-   * detects a lost lease anyway, while the finalizer logs it, its work being long and S3-bound.
+   * Without it a failure is ignored. The two holders differ here on purpose, as they always
+   * have: the finalizer logs a warning, the validator stays silent and relies on its fenced
+   * transition, which refuses a batch whose lease was lost.
    */
   onRenewFailed?: (err: unknown) => void;
 }
