@@ -5,5 +5,5 @@ export { commitSegment } from "./run/segment-writer.js";
 export { buildResultLine } from "./run/result-line.js";
 export { createEngineClient, EngineRequestError, type EngineClient, type EngineRequest, type EngineResponse } from "./engine/engine-client.js";
 export { createEngineProcess, engineArgv } from "./engine/engine-process.js";
-export { uploadChunkPart } from "./parts/chunk-part.js";
+export { uploadChunkPart } from "./parts/build-part.js";
 export { finalizeBatch } from "./finalize/finalizer.js";

@@ -1,6 +1,4 @@
-import type { Readable } from "node:stream";
-import { GetObjectCommand } from "@aws-sdk/client-s3";
-import { inputCheckOf, InvalidRequest, readLineBlocks, validateBatchInput, type InputCheck } from "@barge/core";
+import { getObject, inputCheckOf, InvalidRequest, readLineBlocks, validateBatchInput, type InputCheck } from "@barge/core";
 import type { ApiDeps } from "./deps.js";
 
 /** The upload check's answer: the size it read, and its first problem as a 400 or the record of a clean pass. */
@@ -13,9 +11,7 @@ export type UploadCheck = { bytes: number } & ({ problem: InvalidRequest; check?
  * the first request line's `url` sets the one every line must match.
  */
 export async function checkBatchInput(deps: ApiDeps, key: string): Promise<UploadCheck> {
-  const res = await deps.s3.send(new GetObjectCommand({ Bucket: deps.bucket, Key: key }));
-  const body = res.Body as Readable;
-  const bytes = res.ContentLength ?? 0;
+  const { body, bytes, etag } = await getObject(deps, key);
   try {
     const result = await validateBatchInput(readLineBlocks(body), bytes, null, {
       chunkSize: deps.config.CHUNK_SIZE,
@@ -24,7 +20,7 @@ export async function checkBatchInput(deps: ApiDeps, key: string): Promise<Uploa
       maxErrors: 1,
     });
     const e = result.errors[0];
-    if (!e) return { bytes, check: inputCheckOf(result, { etag: res.ETag ?? "", bytes }, deps.config.CHUNK_SIZE) };
+    if (!e) return { bytes, check: inputCheckOf(result, { etag, bytes }, deps.config.CHUNK_SIZE) };
     return { bytes, problem: new InvalidRequest(e.line === null ? e.message : `Line ${e.line}: ${e.message}`, "file", e.code) };
   } finally {
     // Validation may stop early (too many requests); never leave the S3 response open.

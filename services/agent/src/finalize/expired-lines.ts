@@ -1,4 +1,4 @@
-import { isBlankLine, type BatchRow, type Bucket, type Db } from "@barge/core";
+import { findFile, isBlankLine, unfinishedChunks, type BatchRow, type Bucket, type Db } from "@barge/core";
 import { inputLines, parseRequest } from "../run/input-lines.js";
 import { buildResultLine } from "../run/result-line.js";
 import { commitSegment, type PendingResult } from "../run/segment-writer.js";
@@ -18,15 +18,9 @@ export interface ExpiredLinesDeps extends Bucket {
  * there. Memory holds one segment. Returns how many lines it wrote.
  */
 export async function writeExpiredLines(deps: ExpiredLinesDeps, batch: BatchRow, workerFence: number): Promise<number> {
-  const open = await deps.db
-    .selectFrom("chunks")
-    .selectAll()
-    .where("batch_id", "=", batch.id)
-    .whereRef("committed", "<", "request_count")
-    .orderBy("idx")
-    .execute();
+  const open = await unfinishedChunks(deps.db, batch.id);
   if (open.length === 0) return 0;
-  const file = await deps.db.selectFrom("files").select("s3_key").where("id", "=", batch.input_file_id).executeTakeFirst();
+  const file = await findFile(deps.db, batch.input_file_id);
   if (!file) throw new Error(`input file ${batch.input_file_id} of expired batch ${batch.id} is gone`);
   const outcome = {
     kind: "failure",

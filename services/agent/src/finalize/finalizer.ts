@@ -1,12 +1,13 @@
 import {
   batchProgress,
+  batchSegments,
   claimBatchWork,
   emptyProgress,
+  holdBatchLease,
   keys,
   LeaseLost,
   publishBatch,
   putObject,
-  renewBatchLease,
   saveStitchUpload,
   sealCancelledChunks,
   stitch,
@@ -17,7 +18,7 @@ import {
   type SegmentKind,
   type StitchResult,
 } from "@barge/core";
-import { abortLeftoverUploads, assembleFromChunkParts } from "../parts/chunk-part.js";
+import { abortLeftoverUploads, assembleFromChunkParts } from "./assemble-parts.js";
 import { writeExpiredLines } from "./expired-lines.js";
 import { removeSegments } from "../maintenance/janitor.js";
 
@@ -64,7 +65,7 @@ export async function finalizeNext(deps: FinalizerDeps, workerId: string, batchI
 /**
  * Stitches a claimed batch's committed segments, in (chunk, seq) order, into its output and
  * error objects (the output, when its chunks uploaded it as parts while the batch ran, by
- * completing that upload; see chunk-part.ts), writes the manifest, publishes the file rows and the final state in one fenced
+ * completing that upload; see assemble-parts.ts), writes the manifest, publishes the file rows and the final state in one fenced
  * transaction, and only then deletes the segments. Every step before the transition can be
  * repeated, so a crashed finalizer is simply redone by the next claim; segments left behind by
  * a crash after the transition are the janitor's.
@@ -81,30 +82,14 @@ export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promi
   const status: FinalStatus = from === "cancelling" ? "cancelled" : batch.expired_at !== null ? "expired" : "completed";
   const fence = batch.worker_fence;
   const log = deps.log.child({ batch: batch.id, fence });
-  let leaseLost = false;
-  const renew = setInterval(
-    () => {
-      renewBatchLease(deps.db, { batchId: batch.id, fence, leaseSeconds: deps.leaseSeconds })
-        .then((ok) => {
-          if (!ok) leaseLost = true;
-        })
-        .catch((err: unknown) => log.warn({ err }, "batch lease renewal failed; retrying"));
-    },
-    (deps.leaseSeconds * 1000) / 3,
-  );
+  const lease = holdBatchLease(deps, { batchId: batch.id, fence }, { onRenewFailed: (err) => log.warn({ err }, "batch lease renewal failed; retrying") });
   try {
     if (status !== "completed") await sealCancelledChunks(deps.db, { batchId: batch.id, fence });
     if (status === "expired") {
       const expired = await writeExpiredLines(deps, batch, fence);
       if (expired > 0) log.info({ expired }, "wrote batch_expired lines for the unfinished requests");
     }
-    const segments = await deps.db
-      .selectFrom("segments")
-      .select(["kind", "chunk_idx", "s3_key", "bytes", "lines"])
-      .where("batch_id", "=", batch.id)
-      .orderBy("chunk_idx")
-      .orderBy("seq")
-      .execute();
+    const segments = await batchSegments(deps.db, batch.id);
 
     const stitchKind = async (kind: SegmentKind, destKey: string): Promise<{ result: StitchResult; lines: number } | undefined> => {
       const mine = segments.filter((s) => s.kind === kind);
@@ -143,7 +128,7 @@ export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promi
     const errorKey = keys.errors(batch.tenant, batch.id);
     const output = (await stitchKind("output", outputKey))!;
     const errors = await stitchKind("error", errorKey);
-    if (leaseLost) throw new LeaseLost(`finalizing ${batch.id}`);
+    if (lease.lost) throw new LeaseLost(`finalizing ${batch.id}`);
 
     const p = (await batchProgress(deps.db, [batch.id])).get(batch.id) ?? emptyProgress;
     const manifest = {
@@ -198,6 +183,6 @@ export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promi
     await removeSegments(deps, batch.id);
     return status;
   } finally {
-    clearInterval(renew);
+    lease.stop();
   }
 }

@@ -1,4 +1,4 @@
-import { deleteObjects, findLeftoverSegments, keys, listKeyPages, type Bucket, type Db } from "@barge/core";
+import { deleteObjects, deleteSegments, findLeftoverSegments, keys, listKeyPages, type Bucket, type Db } from "@barge/core";
 
 /** Final batches the janitor cleans up per tick. */
 const SWEEP_BATCHES = 10;
@@ -15,7 +15,7 @@ export async function removeSegments(deps: Bucket & { db: Db }, batchId: string)
     await deleteObjects(deps, found);
     removed += found.length;
   }
-  await deps.db.deleteFrom("segments").where("batch_id", "=", batchId).execute();
+  await deleteSegments(deps.db, batchId);
   return removed;
 }
 

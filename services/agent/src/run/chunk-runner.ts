@@ -14,7 +14,7 @@ import {
   type Line,
   type Logger,
 } from "@barge/core";
-import { buildChunkPart } from "../parts/chunk-part.js";
+import { buildChunkPart } from "../parts/build-part.js";
 import type { ConcurrencyController } from "../engine/concurrency.js";
 import { EngineRequestError, type EngineClient } from "../engine/engine-client.js";
 import { inputLines, parseRequest } from "./input-lines.js";

@@ -1,4 +1,4 @@
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { Readable } from "node:stream";
 
@@ -20,6 +20,21 @@ export async function getObjectStream(b: Bucket, key: string, range?: { start: n
   return res.Body as Readable;
 }
 
+/** An object's body stream with the size and ETag of the GET that opened it; throws when there is no such object. */
+export async function getObject(b: Bucket, key: string): Promise<{ body: Readable; bytes: number; etag: string }> {
+  const res = await b.s3.send(new GetObjectCommand({ Bucket: b.bucket, Key: key }));
+  return { body: res.Body as Readable, bytes: res.ContentLength ?? 0, etag: res.ETag ?? "" };
+}
+
+/**
+ * Size and ETag exactly as HEAD reports them (either may be missing), throwing when there is no
+ * object: for checking an object just written, where its absence is an error.
+ */
+export async function statObject(b: Bucket, key: string): Promise<{ bytes: number | undefined; etag: string | undefined }> {
+  const res = await b.s3.send(new HeadObjectCommand({ Bucket: b.bucket, Key: key }));
+  return { bytes: res.ContentLength, etag: res.ETag };
+}
+
 /** Size and ETag of an object, or undefined when there is none. */
 export async function headObject(b: Bucket, key: string): Promise<{ bytes: number; etag: string } | undefined> {
   try {
@@ -34,6 +49,11 @@ export async function headObject(b: Bucket, key: string): Promise<{ bytes: numbe
 /** Writes a small object from memory (segments, manifests). */
 export async function putObject(b: Bucket, key: string, body: string | Buffer, contentType = "application/jsonl"): Promise<void> {
   await b.s3.send(new PutObjectCommand({ Bucket: b.bucket, Key: key, Body: body, ContentType: contentType }));
+}
+
+/** Deletes an object; deleting one that is already gone succeeds. */
+export async function deleteObject(b: Bucket, key: string): Promise<void> {
+  await b.s3.send(new DeleteObjectCommand({ Bucket: b.bucket, Key: key }));
 }
 
 /** The keys under a prefix, one listing page (up to 1,000) at a time. */

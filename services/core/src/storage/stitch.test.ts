@@ -16,7 +16,9 @@ import {
 import S3rver from "s3rver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createS3Client, type S3Settings } from "./s3.js";
-import { deleteObjects, planParts, stitch, type SegmentRef } from "./stitch.js";
+import { deleteObjects } from "./bulk-delete.js";
+import { planParts, type SegmentRef } from "./part-plan.js";
+import { stitch } from "./stitch.js";
 
 const K = 1024;
 const M = 1024 * 1024;

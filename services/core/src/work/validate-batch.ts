@@ -5,10 +5,11 @@ import { validateBatchInput, type ValidationLimits } from "../domain/validate.js
 import { LeaseLost } from "../errors.js";
 import type { Logger } from "../log.js";
 import { enqueueChunks } from "../queue/enqueue-chunks.js";
-import { renewBatchLease } from "../queue/renew-batch-lease.js";
+import { findFile } from "../queue/find-file.js";
 import { transitionBatch } from "../queue/transition-batch.js";
 import { readLineBlocks } from "../storage/lines.js";
 import { getObjectStream, headObject, type Bucket } from "../storage/objects.js";
+import { holdBatchLease } from "./batch-lease.js";
 
 export interface ValidateDeps extends Bucket {
   db: Db;
@@ -24,11 +25,10 @@ export interface ValidateDeps extends Bucket {
  */
 export async function validateBatch(deps: ValidateDeps, batch: BatchRow): Promise<"in_progress" | "failed"> {
   const fence = batch.worker_fence;
-  const renew = setInterval(() => {
-    renewBatchLease(deps.db, { batchId: batch.id, fence, leaseSeconds: deps.leaseSeconds }).catch(() => {});
-  }, (deps.leaseSeconds * 1000) / 3);
+  // A lost lease needs no check here: the fenced transition below refuses to move the batch.
+  const lease = holdBatchLease(deps, { batchId: batch.id, fence });
   try {
-    const file = await deps.db.selectFrom("files").selectAll().where("id", "=", batch.input_file_id).executeTakeFirst();
+    const file = await findFile(deps.db, batch.input_file_id);
     const head = file ? await headObject(deps, file.s3_key) : undefined;
     if (!file || !head) {
       return await fail(deps, batch, [{ code: "file_not_found", message: `Input file '${batch.input_file_id}' has no content.`, line: null, param: "input_file_id" }]);
@@ -65,7 +65,7 @@ export async function validateBatch(deps: ValidateDeps, batch: BatchRow): Promis
     deps.log.info({ batch: batch.id, requests: result.requests, chunks: result.chunks.length, model }, "batch validated");
     return "in_progress";
   } finally {
-    clearInterval(renew);
+    lease.stop();
   }
 }
 

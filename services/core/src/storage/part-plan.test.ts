@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MIN_PART_BYTES, planParts, type PartPlan, type PartSource, type PlanOptions, type SegmentRef } from "./stitch.js";
+import { MIN_PART_BYTES, planParts, type PartPlan, type PartSource, type PlanOptions, type SegmentRef } from "./part-plan.js";
 // A seeded PRNG, so the random cases are the same on every run.
 import { mulberry32 as prng } from "@barge/devstack";
 

@@ -1,0 +1,42 @@
+// How Barge reads S3's failures. Servers differ in how they say "I lack this operation" or "that
+// upload is gone", and the callers' choice (fall back, resume, retry, give up) hangs on the reading.
+
+/** The fields of an SDK error that classification looks at. */
+export interface ErrorShape {
+  name?: string;
+  code?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+function shape(err: unknown): ErrorShape {
+  return typeof err === "object" && err !== null ? (err as ErrorShape) : {};
+}
+
+/** An answer meaning "this server lacks the operation", as opposed to a real failure of it. */
+export function isUnsupported(err: unknown): boolean {
+  const { name, $metadata } = shape(err);
+  const status = $metadata?.httpStatusCode;
+  if (name === "NotImplemented" || name === "MethodNotAllowed" || status === 501) return true;
+  return status !== undefined && status >= 400 && status < 500 && ![401, 403, 404].includes(status);
+}
+
+/** The upload id names no upload (anymore): aborted, completed, or never there. */
+export function isMissingUpload(err: unknown): boolean {
+  const { name } = shape(err);
+  // RGW 16 answers NoSuchKey for an aborted or unknown upload id.
+  return name === "NoSuchUpload" || name === "NoSuchKey";
+}
+
+/** An S3 answer in the 4xx range: this request will not succeed by repeating it. */
+export function isRefusal(err: unknown): boolean {
+  const status = shape(err).$metadata?.httpStatusCode;
+  return status !== undefined && status >= 400 && status < 500;
+}
+
+/** A failure worth repeating the request for: a 5xx, a request timeout, or a dropped connection. */
+export function isTransient(err: unknown): boolean {
+  const { name, code, $metadata } = shape(err);
+  const status = $metadata?.httpStatusCode;
+  if (status !== undefined) return status >= 500 || name === "RequestTimeout";
+  return name === "TimeoutError" || ["ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNREFUSED"].includes(code ?? "");
+}
