@@ -3,6 +3,7 @@ import {
   batchSegments,
   claimBatchWork,
   emptyProgress,
+  FINALIZABLE_BATCH_STATUSES,
   holdBatchLease,
   keys,
   LeaseLost,
@@ -55,7 +56,7 @@ export function resultFileId(batchId: string, kind: SegmentKind): string {
 export async function finalizeNext(deps: FinalizerDeps, workerId: string, batchId?: string): Promise<FinalStatus | undefined> {
   const batch = await claimBatchWork(deps.db, {
     workerId,
-    kinds: ["finalizing", "cancelling"],
+    kinds: [...FINALIZABLE_BATCH_STATUSES],
     leaseSeconds: deps.leaseSeconds,
     ...(batchId === undefined ? {} : { batchId }),
   });
@@ -77,7 +78,7 @@ export async function finalizeNext(deps: FinalizerDeps, workerId: string, batchI
  * it then): clients and the manifest can then rely on `output_file_id` for every finished batch.
  */
 export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promise<FinalStatus> {
-  if (batch.status !== "finalizing" && batch.status !== "cancelling") throw new Error(`batch ${batch.id} is ${batch.status}, not stitchable`);
+  if (!(FINALIZABLE_BATCH_STATUSES as readonly string[]).includes(batch.status)) throw new Error(`batch ${batch.id} is ${batch.status}, not stitchable`);
   const from = batch.status;
   const status: FinalStatus = from === "cancelling" ? "cancelled" : batch.expired_at !== null ? "expired" : "completed";
   const fence = batch.worker_fence;

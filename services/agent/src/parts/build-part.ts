@@ -11,6 +11,7 @@ import {
   MIN_PART_BYTES,
   otherChunksLeft,
   outputPartChunks,
+  PART_BUILDING_BATCH_STATUSES,
   recordOutputPart,
   runOutputSegments,
   uploadSegmentsPart,
@@ -27,8 +28,6 @@ import { partNumber, sourceDigest, type ChunkPartDeps } from "./part-records.js"
 // byte of the output moves at finalize time.
 
 const CONTENT_TYPE = "application/jsonl";
-/** Batch states in which agents add parts to the output upload. */
-const OPEN_STATES = ["in_progress", "finalizing"];
 
 /** The batch's output upload: the one already chosen, or a new one unless another agent wins the race. */
 async function outputUpload(deps: ChunkPartDeps, batchId: string, key: string, current: string | null): Promise<string | undefined> {
@@ -113,7 +112,7 @@ export interface UploadedPart {
 export async function uploadChunkPart(deps: ChunkPartDeps, ref: { batchId: string; idx: number }): Promise<UploadedPart[]> {
   const claimed = await deps.db.transaction().execute(async (tx) => {
     const batch = await lockBatchOutputParts(tx, ref.batchId);
-    if (!batch || !OPEN_STATES.includes(batch.status)) return undefined;
+    if (!batch || !(PART_BUILDING_BATCH_STATUSES as readonly string[]).includes(batch.status)) return undefined;
     const runs = chooseParts(await outputPartChunks(tx, ref.batchId), ref.idx);
     for (const run of runs) {
       await claimOutputPart(tx, { batchId: ref.batchId, first: run.first, last: run.last, partNumber: partNumber(run.first), bytes: run.bytes, replaces: run.replaces });

@@ -97,6 +97,16 @@ export type RetryableBatchStatus = (typeof RETRYABLE_BATCH_STATUSES)[number];
 export const CANCELLABLE_BATCH_STATUSES = ["validating", "in_progress"] as const satisfies readonly ActiveBatchStatus[];
 export type CancellableBatchStatus = (typeof CANCELLABLE_BATCH_STATUSES)[number];
 
+/**
+ * Statuses in which a finished chunk's output still becomes a part of the batch's output upload
+ * (agent `parts/`): the batch runs, or its last chunk just moved it to finalizing. A cancelling
+ * batch's finalizer publishes from whatever parts and segments exist, so none are started for it.
+ */
+/** Statuses a finalizer claims a batch in (`claimBatchWork`) and publishes it from. */
+export const FINALIZABLE_BATCH_STATUSES = ["finalizing", "cancelling"] as const satisfies readonly ActiveBatchStatus[];
+
+export const PART_BUILDING_BATCH_STATUSES = ["in_progress", "finalizing"] as const satisfies readonly ActiveBatchStatus[];
+
 /** Whether `status` is a batch status a batch never leaves. */
 export function isFinalBatchStatus(status: string): status is FinalBatchStatus {
   return (FINAL_BATCH_STATUSES as readonly string[]).includes(status);
