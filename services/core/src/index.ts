@@ -46,3 +46,7 @@ export * from "./queue/record-output-part.js";
 export * from "./queue/forget-output-parts.js";
 export * from "./work/validate-batch.js";
 export * from "./storage/stitch.js";
+export * from "./queue/register-agent.js";
+export * from "./queue/batch-input-key.js";
+export * from "./queue/segment-keys.js";
+export * from "./periodic.js";
