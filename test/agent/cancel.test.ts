@@ -14,7 +14,7 @@ describe("agent: cancel", () => {
   });
 
   async function setup(): Promise<{ ctx: TestContext; sim: EngineSim; agent: Agent }> {
-    const ctx = await createTestContext({ CHUNK_SIZE: "8", SEGMENT_MAX_LINES: "1", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2", AGENT_POLL_MS: "50" });
+    const ctx = await createTestContext({ CHUNK_SIZE: "8", SEGMENT_MAX_LINES: "1", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
     cleanups.push(() => ctx.close());
     // 160-960 ms a request: the cancel lands while requests are running.
     const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 50 });

@@ -22,7 +22,7 @@ describe("agent: standalone process", () => {
   });
 
   it("runs a batch, then exits 0 on SIGTERM after releasing its chunk", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "4", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
+    const ctx = await createTestContext({ CHUNK_SIZE: "4", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
     cleanups.push(() => ctx.close());
     const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
     cleanups.push(() => sim.close());

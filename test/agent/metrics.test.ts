@@ -33,7 +33,7 @@ describe("agent: Prometheus metrics endpoint", () => {
 
   it("reports the limit, in-flight requests, engine load, results and chunks over HTTP", { timeout: 60_000 }, async () => {
     const port = await freePort();
-    const ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "2", AGENT_CONCURRENCY: "4", AGENT_MAX_CONCURRENCY: "4", AGENT_POLL_MS: "50", AGENT_METRICS_POLL_MS: "50", AGENT_METRICS_PORT: String(port) });
+    const ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "2", AGENT_CONCURRENCY: "4", AGENT_MAX_CONCURRENCY: "4", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_METRICS_POLL_MS: "50", AGENT_METRICS_PORT: String(port) });
     cleanups.push(() => ctx.close());
     // ~400 ms a request, so four are in flight whenever the endpoint is read mid-run.
     const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 20 });

@@ -22,7 +22,7 @@ describe("agent: model-aware claiming", () => {
     });
 
   it("an agent serving one model never claims another model's chunks", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "5", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "4" });
+    const ctx = await createTestContext({ CHUNK_SIZE: "5", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "4" });
     cleanups.push(() => ctx.close());
     const simA = await createEngineSim({ models: ["model-a"] });
     cleanups.push(() => simA.close());

@@ -15,7 +15,7 @@ describe("agent: poison chunk", () => {
   });
 
   it("after CHUNK_MAX_ATTEMPTS crashed claims, fails the chunk's remaining requests as chunk_failed so the batch finishes", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "20", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", CHUNK_MAX_ATTEMPTS: "2" });
+    const ctx = await createTestContext({ CHUNK_SIZE: "20", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "2", CHUNK_MAX_ATTEMPTS: "2" });
     cleanups.push(() => ctx.close());
     const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
     cleanups.push(() => sim.close());

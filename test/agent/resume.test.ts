@@ -14,7 +14,7 @@ describe("agent: resume after a crash or a graceful stop", () => {
   });
 
   async function setup(): Promise<{ ctx: TestContext; sim: EngineSim; agent: (id: string) => Agent; batchId: string; tenant: string }> {
-    const ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2", AGENT_POLL_MS: "50" });
+    const ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
     cleanups.push(() => ctx.close());
     // Slow enough (80-480 ms a request) that a stop lands mid-chunk.
     const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });

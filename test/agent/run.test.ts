@@ -25,7 +25,7 @@ describe("agent: full runs", () => {
   });
 
   async function setup(env: Record<string, string>, simOptions: EngineSimOptions = {}): Promise<{ ctx: TestContext; sim: EngineSim; agent: Agent }> {
-    const ctx = await createTestContext({ LEASE_SECONDS: "4", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "4", ...env });
+    const ctx = await createTestContext({ LEASE_SECONDS: "4", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "4", ...env });
     cleanups.push(() => ctx.close());
     const sim = await createEngineSim({ models: ["barge-sim-1"], ...simOptions });
     cleanups.push(() => sim.close());

@@ -20,7 +20,7 @@ describe("fault: cancel and expiry mid-run, with an agent process", () => {
 
   /** A batch of two 20-request chunks with permanent 400s at `failing`, one agent process running chunk 0. */
   async function running(failing: number[]) {
-    const ctx = await createTestContext({ CHUNK_SIZE: "20", SEGMENT_MAX_LINES: "4", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2" });
+    const ctx = await createTestContext({ CHUNK_SIZE: "20", SEGMENT_MAX_LINES: "4", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2" });
     cleanups.push(() => ctx.close());
     // 200-1200 ms a request: chunk 0 takes seconds, so the stop lands in its middle, and both
     // request slots are busy whenever the runner looks (commits never hold dispatch back).

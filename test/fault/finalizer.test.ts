@@ -20,7 +20,7 @@ describe("fault: a finalizer dies", () => {
 
   /** A batch whose chunks all ran (by hand, so no agent finalizes it): it is left `finalizing`. */
   async function ranBatch(): Promise<{ ctx: TestContext; sim: EngineSim; batchId: string; tenant: string; requests: ReturnType<typeof chatLine>[] }> {
-    const ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "3", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
+    const ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "3", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
     cleanups.push(() => ctx.close());
     const sim = await createEngineSim({ models: ["barge-sim-1"] });
     cleanups.push(() => sim.close());

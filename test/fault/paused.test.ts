@@ -18,7 +18,7 @@ describe("fault: an agent paused past its lease", () => {
   });
 
   it("is fenced out when it wakes: its late writes are rejected and nothing is written twice", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "24", SEGMENT_MAX_LINES: "2", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2" });
+    const ctx = await createTestContext({ CHUNK_SIZE: "24", SEGMENT_MAX_LINES: "2", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2" });
     cleanups.push(() => ctx.close());
     // Slow enough that the sleeper is still mid-chunk, with requests left, whenever it is paused.
     const sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 40 });

@@ -20,7 +20,7 @@ describe("fault: S3 unreachable for 10 s mid-batch", () => {
   });
 
   it("agent and API wait it out; the batch completes with nothing lost or duplicated", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "3", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "3" });
+    const ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "3", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "3" });
     cleanups.push(() => ctx.close());
     // Agent and API reach S3 only through the proxy; the test's own client goes direct.
     const proxy = await startTcpProxy(ctx.config.S3_ENDPOINT!);

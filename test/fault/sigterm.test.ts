@@ -16,7 +16,7 @@ describe("fault: SIGTERM to an agent process", () => {
   });
 
   async function setup(env: Record<string, string>, simOptions: EngineSimOptions) {
-    const ctx = await createTestContext({ CHUNK_SIZE: "30", SEGMENT_MAX_LINES: "3", SEGMENT_MAX_MS: "400", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "3", AGENT_MAX_CONCURRENCY: "3", ...env });
+    const ctx = await createTestContext({ CHUNK_SIZE: "30", SEGMENT_MAX_LINES: "3", SEGMENT_MAX_MS: "400", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "3", AGENT_MAX_CONCURRENCY: "3", ...env });
     cleanups.push(() => ctx.close());
     const sim = await createEngineSim({ models: ["barge-sim-1"], ...simOptions });
     cleanups.push(() => sim.close());
