@@ -16,7 +16,7 @@ describe("agent: adaptive concurrency", () => {
 
   for (const { maxNumSeqs, start, requests, decodeTps } of cases) {
     it(`fills all ${maxNumSeqs} slots of the engine and keeps its queue short`, { timeout: 180_000 }, async () => {
-      const ctx = await suite.context({ CHUNK_SIZE: String(requests), AGENT_CONCURRENCY: String(start), AGENT_MAX_CONCURRENCY: "1024", AGENT_POLL_MS: "50", AGENT_METRICS_POLL_MS: "250" });
+      const ctx = await suite.context({ CHUNK_SIZE: String(requests), AGENT_CONCURRENCY: String(start), AGENT_MAX_CONCURRENCY: "1024", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_METRICS_POLL_MS: "250" });
       const sim = await suite.sim({ models: ["barge-sim-1"], maxNumSeqs, decodeTokensPerSec: decodeTps, requestLog: false });
       const lines = Array.from({ length: requests }, (_, i) => chatLine(`a${i}`, `adaptive ${i}`, { max_tokens: 8 }));
       const { batchId } = await seedBatch(ctx, lines);

@@ -12,7 +12,7 @@ describe("agent: cancel", () => {
   const suite = suiteResources();
 
   async function setup(): Promise<{ ctx: TestContext; sim: EngineSim; agent: Agent }> {
-    const ctx = await suite.context({ CHUNK_SIZE: "8", SEGMENT_MAX_LINES: "1", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2", AGENT_POLL_MS: "50" });
+    const ctx = await suite.context({ CHUNK_SIZE: "8", SEGMENT_MAX_LINES: "1", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
     // 160-960 ms a request: the cancel lands while requests are running.
     const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 50 });
     const agent = suite.agent(ctx, { engineUrl: sim.url, agentId: "cancel-agent" });

@@ -37,7 +37,7 @@ describe("agent: ENGINE_COMMAND", () => {
   });
 
   it("loads the oldest waiting model, swaps when idle, restarts a dead engine, and stops it by PID", { timeout: 120_000 }, async () => {
-    const ctx: TestContext = await suite.context({ CHUNK_SIZE: "5", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "4", LEASE_SECONDS: "4", ENGINE_SWAP_AFTER_SECONDS: "1" });
+    const ctx: TestContext = await suite.context({ CHUNK_SIZE: "5", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "4", LEASE_SECONDS: "4", ENGINE_SWAP_AFTER_SECONDS: "1" });
     const port = await freePort();
     // 8 tokens at 80 tokens/s: 100 ms a request, so an engine can be killed mid-chunk.
     const command = `${process.execPath} --import tsx ${simMain} serve {model} --port {port} --decode-tps 80`;

@@ -59,7 +59,7 @@ describe("agent housekeeping statements", () => {
 
 describe("an agent whose engine does not answer", () => {
   it("still requeues lapsed chunks and expires overdue batches while it waits for the engine", async () => {
-    const ctx = await createTestContext({ CHUNK_SIZE: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50" });
+    const ctx = await createTestContext({ CHUNK_SIZE: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
     try {
       const lines = Array.from({ length: 4 }, (_, i) => chatLine(`w-${i}`, `waiting ${i}`));
       const crashed = await seedBatch(ctx, lines);

@@ -18,7 +18,7 @@ describe("agent: standalone process", () => {
   const suite = suiteResources();
 
   it("runs a batch, then exits 0 on SIGTERM after releasing its chunk", async () => {
-    const ctx = await suite.context({ CHUNK_SIZE: "4", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
+    const ctx = await suite.context({ CHUNK_SIZE: "4", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
     const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
     const child = spawn(process.execPath, ["--import", "tsx", main], {
       env: { ...process.env, ...ctx.env, VLLM_URL: sim.url, AGENT_ID: "process-agent" },

@@ -28,7 +28,7 @@ describe("agent: Prometheus metrics endpoint", () => {
 
   it("reports the limit, in-flight requests, engine load, results and chunks over HTTP", { timeout: 60_000 }, async () => {
     const port = await freePort();
-    const ctx = await suite.context({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "2", AGENT_CONCURRENCY: "4", AGENT_MAX_CONCURRENCY: "4", AGENT_POLL_MS: "50", AGENT_METRICS_POLL_MS: "50", AGENT_METRICS_PORT: String(port) });
+    const ctx = await suite.context({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "2", AGENT_CONCURRENCY: "4", AGENT_MAX_CONCURRENCY: "4", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_METRICS_POLL_MS: "50", AGENT_METRICS_PORT: String(port) });
     // ~400 ms a request, so four are in flight whenever the endpoint is read mid-run.
     const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 20 });
     const lines = Array.from({ length: TOTAL }, (_, i) => chatLine(`m-${i}`, FAILING.includes(i) ? `__sim_fail_400__ ${i}` : `measure ${i}`, { max_tokens: 8 }));

@@ -18,7 +18,7 @@ describe("agent: model-aware claiming", () => {
     });
 
   it("an agent serving one model never claims another model's chunks", async () => {
-    const ctx = await suite.context({ CHUNK_SIZE: "5", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "4" });
+    const ctx = await suite.context({ CHUNK_SIZE: "5", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "4" });
     const simA = await suite.sim({ models: ["model-a"] });
     const simB = await suite.sim({ models: ["model-b"] });
     // Batch B is older, so a claim that ignored the model would take its chunks first.

@@ -8,7 +8,7 @@ describe("agent: engine outage versus single-request failures", () => {
   const suite = suiteResources();
 
   it("the engine going away releases the chunk with no error lines, and the agent resumes once it is back", async () => {
-    const ctx = await suite.context({ CHUNK_SIZE: "30", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", ENGINE_MAX_ATTEMPTS: "2" });
+    const ctx = await suite.context({ CHUNK_SIZE: "30", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "2", ENGINE_MAX_ATTEMPTS: "2" });
     let sim: EngineSim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
     suite.cleanup(() => sim.close());
     const requests = Array.from({ length: 30 }, (_, i) => chatLine(`o-${i}`, `outage ${i}`));
@@ -47,7 +47,7 @@ describe("agent: engine outage versus single-request failures", () => {
   });
 
   it("a healthy engine cutting single requests: they are retried, then written as engine_unavailable errors", async () => {
-    const ctx = await suite.context({ CHUNK_SIZE: "10", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", ENGINE_MAX_ATTEMPTS: "2" });
+    const ctx = await suite.context({ CHUNK_SIZE: "10", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "2", ENGINE_MAX_ATTEMPTS: "2" });
     // Every request hangs and has its connection dropped at once; /v1/models keeps answering.
     const sim = await suite.sim({ models: ["barge-sim-1"], timeoutRate: 1, hangMs: 0 });
     const requests = Array.from({ length: 4 }, (_, i) => chatLine(`u-${i}`, `cut ${i}`));

@@ -15,7 +15,7 @@ describe("agent: pipelined chunks", () => {
   const suite = suiteResources();
 
   it("feeds chunk k+1 before chunk k's last response, holding at most two chunk leases", { timeout: 120_000 }, async () => {
-    const ctx = await suite.context({ CHUNK_SIZE: String(CHUNK), SEGMENT_MAX_LINES: "5", AGENT_CONCURRENCY: "8", AGENT_MAX_CONCURRENCY: "8", AGENT_POLL_MS: "50" });
+    const ctx = await suite.context({ CHUNK_SIZE: String(CHUNK), SEGMENT_MAX_LINES: "5", AGENT_CONCURRENCY: "8", AGENT_MAX_CONCURRENCY: "8", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
     // 8 slots, 16 tokens at 10 tokens/s: ~1.6 s a request. A run reaches its tail with 8 requests
     // in flight and 8 to send, two request times before its last response: ample for the next
     // claim and range read, even on a loaded machine.

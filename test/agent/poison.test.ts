@@ -11,7 +11,7 @@ describe("agent: poison chunk", () => {
   const suite = suiteResources();
 
   it("after CHUNK_MAX_ATTEMPTS crashed claims, fails the chunk's remaining requests as chunk_failed so the batch finishes", async () => {
-    const ctx = await suite.context({ CHUNK_SIZE: "20", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", CHUNK_MAX_ATTEMPTS: "2" });
+    const ctx = await suite.context({ CHUNK_SIZE: "20", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "2", CHUNK_MAX_ATTEMPTS: "2" });
     const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
     const requests = Array.from({ length: TOTAL }, (_, i) => chatLine(`x-${i}`, `poison ${i}`));
     const { batchId } = await seedBatch(ctx, requests);

@@ -12,7 +12,7 @@ describe("agent: resume after a crash or a graceful stop", () => {
   const suite = suiteResources();
 
   async function setup(): Promise<{ ctx: TestContext; sim: EngineSim; agent: (id: string) => Agent; batchId: string; tenant: string }> {
-    const ctx = await suite.context({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2", AGENT_POLL_MS: "50" });
+    const ctx = await suite.context({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "2", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
     // Slow enough (80-480 ms a request) that a stop lands mid-chunk.
     const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 100 });
     const { batchId, tenant } = await seedBatch(ctx, Array.from({ length: TOTAL }, (_, i) => chatLine(`job-${i}`, `resume me ${i}`)));

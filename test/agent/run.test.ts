@@ -23,7 +23,7 @@ describe("agent: full runs", () => {
   const suite = suiteResources();
 
   async function setup(env: Record<string, string>, simOptions: EngineSimOptions = {}): Promise<{ ctx: TestContext; sim: EngineSim; agent: Agent }> {
-    const ctx = await suite.context({ LEASE_SECONDS: "4", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "4", ...env });
+    const ctx = await suite.context({ LEASE_SECONDS: "4", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "4", ...env });
     const sim = await suite.sim({ models: ["barge-sim-1"], ...simOptions });
     const agent = suite.agent(ctx, { engineUrl: sim.url, agentId: "run-agent" });
     return { ctx, sim, agent };

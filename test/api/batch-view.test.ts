@@ -9,7 +9,7 @@ describe("GET /v1/batches/{id}", () => {
   let t: TestApi;
   beforeAll(async () => {
     // No agents: progress is written to the chunk rows by the test itself.
-    t = await startTestApi({ AGENT_POLL_MS: "50", CHUNK_SIZE: "4" });
+    t = await startTestApi({ AGENT_POLL_MS: "50", API_POLL_MS: "50", CHUNK_SIZE: "4" });
   });
   afterAll(async () => {
     await t?.close();

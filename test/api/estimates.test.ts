@@ -8,7 +8,7 @@ describe("completion estimates", () => {
   let t: TestApi;
   beforeAll(async () => {
     // No agents: a validated batch sits in_progress with every request queued.
-    t = await startTestApi({ AGENT_POLL_MS: "50" });
+    t = await startTestApi({ AGENT_POLL_MS: "50", API_POLL_MS: "50" });
   });
   afterAll(async () => {
     await t?.close();

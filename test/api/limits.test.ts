@@ -68,7 +68,7 @@ describe("global limits on batch creation", () => {
   });
 
   test("MAX_QUEUED_REQUESTS: a create while that many requests wait to run is a 429; running them frees room", async () => {
-    const t = await startTestApi({ MAX_QUEUED_REQUESTS: "5", CHUNK_SIZE: "2", AGENT_POLL_MS: "50" });
+    const t = await startTestApi({ MAX_QUEUED_REQUESTS: "5", CHUNK_SIZE: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
     try {
       const four = await create(t, (await inputFile(t, 4, "a")).id);
       await waitForBatch(t.client, four.id, ["in_progress"]);

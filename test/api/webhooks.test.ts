@@ -68,7 +68,7 @@ describe("webhooks through the background loop", () => {
   let api: ApiServer;
   beforeAll(async () => {
     receiver = await startReceiver();
-    ctx = await createTestContext({ WEBHOOK_URLS: `${receiver.url}/a, ${receiver.url}/b`, WEBHOOK_SECRET: SECRET, AGENT_POLL_MS: "50" });
+    ctx = await createTestContext({ WEBHOOK_URLS: `${receiver.url}/a, ${receiver.url}/b`, WEBHOOK_SECRET: SECRET, AGENT_POLL_MS: "50", API_POLL_MS: "50" });
     api = await serveApi(ctx);
   });
   afterAll(async () => {
@@ -168,7 +168,7 @@ describe("webhook outbox", () => {
 
   test("a delivery that failed before an API restart is delivered by the next API, with the same id", async () => {
     const receiver = await startReceiver((n) => (n === 1 ? 503 : 200));
-    const ctx = await createTestContext({ WEBHOOK_URLS: receiver.url, WEBHOOK_SECRET: SECRET, AGENT_POLL_MS: "50" });
+    const ctx = await createTestContext({ WEBHOOK_URLS: receiver.url, WEBHOOK_SECRET: SECRET, AGENT_POLL_MS: "50", API_POLL_MS: "50" });
     let api = await serveApi(ctx);
     try {
       const batch = await badFileBatch(sdkClient(api.url));

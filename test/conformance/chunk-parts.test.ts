@@ -21,7 +21,7 @@ describeStrict("chunk outputs are uploaded as parts during the run; finalizing o
   let svc: Services;
   let rec: S3Recorder;
   beforeAll(async () => {
-    ctx = await createTestContext({ CHUNK_SIZE: String(CHUNK), SEGMENT_MAX_LINES: String(CHUNK), SEGMENT_MAX_MS: "600000", AGENT_POLL_MS: "50" });
+    ctx = await createTestContext({ CHUNK_SIZE: String(CHUNK), SEGMENT_MAX_LINES: String(CHUNK), SEGMENT_MAX_MS: "600000", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
     rec = new S3Recorder(ctx.s3);
     svc = await startServices(ctx, { agents: 1 });
   });

@@ -44,7 +44,7 @@ describeStrict("a finalizer crash between the stitch parts and CompleteMultipart
   const run = (name: Name) => runs.get(name)!;
 
   beforeAll(async () => {
-    ctx = await createTestContext({ CHUNK_SIZE: "150", SEGMENT_MAX_LINES: "70", SEGMENT_MAX_MS: "600000", LEASE_SECONDS: "3", AGENT_POLL_MS: "50" });
+    ctx = await createTestContext({ CHUNK_SIZE: "150", SEGMENT_MAX_LINES: "70", SEGMENT_MAX_MS: "600000", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
   });
   afterAll(async () => {
     await services?.stop();

@@ -23,7 +23,7 @@ describeStrict("a batch with large outputs whose chunk parts could not be upload
   let rec: S3Recorder;
   let cleanup: { release(): void } | undefined;
   beforeAll(async () => {
-    ctx = await createTestContext({ CHUNK_SIZE: "144", SEGMENT_MAX_LINES: String(SEGMENT_LINES), SEGMENT_MAX_MS: "600000", AGENT_POLL_MS: "50" });
+    ctx = await createTestContext({ CHUNK_SIZE: "144", SEGMENT_MAX_LINES: String(SEGMENT_LINES), SEGMENT_MAX_MS: "600000", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
     rec = new S3Recorder(ctx.s3);
     svc = await startServices(ctx, { agents: 2 });
   });

@@ -32,7 +32,7 @@ describeStrict("a batch of many tiny segments", () => {
   let cleanup: { release(): void } | undefined;
   let segments: Segment[] = [];
   beforeAll(async () => {
-    ctx = await createTestContext({ CHUNK_SIZE: "100", SEGMENT_MAX_LINES: "1", AGENT_POLL_MS: "50" });
+    ctx = await createTestContext({ CHUNK_SIZE: "100", SEGMENT_MAX_LINES: "1", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
     rec = new S3Recorder(ctx.s3);
     svc = await startServices(ctx, { agents: 2 });
   });

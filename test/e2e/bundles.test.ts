@@ -20,7 +20,7 @@ let bundles: Awaited<ReturnType<typeof buildServices>>;
 
 beforeAll(async () => {
   bundles = await buildServices(outDir);
-  ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "4", AGENT_POLL_MS: "50" });
+  ctx = await createTestContext({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "4", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
 });
 afterAll(async () => {
   await children.stopAll();

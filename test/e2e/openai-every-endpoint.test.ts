@@ -75,6 +75,7 @@ describe("every batch endpoint end to end through engine-sim", () => {
       CHUNK_SIZE: "4",
       SEGMENT_MAX_LINES: "3",
       AGENT_POLL_MS: "50",
+      API_POLL_MS: "50",
       WEBHOOK_URLS: receiver.url,
       WEBHOOK_SECRET: SECRET,
     });
@@ -193,7 +194,7 @@ describe("a request the engine never answers", () => {
   let ctx: TestContext;
   let svc: Services;
   beforeAll(async () => {
-    ctx = await createTestContext({ AGENT_POLL_MS: "50", ENGINE_TIMEOUT_MS: "200", ENGINE_MAX_ATTEMPTS: "1", SEGMENT_MAX_LINES: "2" });
+    ctx = await createTestContext({ AGENT_POLL_MS: "50", API_POLL_MS: "50", ENGINE_TIMEOUT_MS: "200", ENGINE_MAX_ATTEMPTS: "1", SEGMENT_MAX_LINES: "2" });
     // Every request hangs far longer than the agent waits.
     svc = await startServices(ctx, { sim: { timeoutRate: 1, hangMs: 20_000 } });
   });

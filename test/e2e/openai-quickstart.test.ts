@@ -14,7 +14,7 @@ let client: OpenAI;
 
 beforeAll(async () => {
   // Small chunks and segments so even 24 requests cross chunk and segment boundaries.
-  ctx = await createTestContext({ CHUNK_SIZE: "7", SEGMENT_MAX_LINES: "3", AGENT_POLL_MS: "50" });
+  ctx = await createTestContext({ CHUNK_SIZE: "7", SEGMENT_MAX_LINES: "3", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
   svc = await startServices(ctx, { sim: { maxNumSeqs: 4 } });
   client = new OpenAI({ baseURL: `${svc.apiUrl}/v1`, apiKey: "unused", maxRetries: 0 });
 });

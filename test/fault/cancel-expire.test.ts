@@ -14,7 +14,7 @@ describe("fault: cancel and expiry mid-run, with an agent process", () => {
 
   /** A batch of two 20-request chunks with permanent 400s at `failing`, one agent process running chunk 0. */
   async function running(failing: number[]) {
-    const ctx = await suite.context({ CHUNK_SIZE: "20", SEGMENT_MAX_LINES: "4", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2" });
+    const ctx = await suite.context({ CHUNK_SIZE: "20", SEGMENT_MAX_LINES: "4", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2" });
     // 200-1200 ms a request: chunk 0 takes seconds, so the stop lands in its middle, and both
     // request slots are busy whenever the runner looks (commits never hold dispatch back).
     const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 40 });

@@ -35,6 +35,7 @@ describe("fault: engine-sim injecting 5% errors and 5% timeouts, plus permanent 
       SEGMENT_MAX_LINES: "20",
       LEASE_SECONDS: "3",
       AGENT_POLL_MS: "50",
+      API_POLL_MS: "50",
       AGENT_CONCURRENCY: "8",
       ENGINE_TIMEOUT_MS: "250",
       ENGINE_MAX_ATTEMPTS: "10",

@@ -19,6 +19,7 @@ describe("fault: the engine restarted mid-batch", () => {
       SEGMENT_MAX_MS: "300",
       LEASE_SECONDS: "3",
       AGENT_POLL_MS: "50",
+      API_POLL_MS: "50",
       AGENT_CONCURRENCY: "3",
       ENGINE_MAX_ATTEMPTS: "3",
     });

@@ -17,7 +17,7 @@ describe("fault: a finalizer dies", () => {
 
   /** A batch whose chunks all ran (by hand, so no agent finalizes it): it is left `finalizing`. */
   async function ranBatch(): Promise<{ ctx: TestContext; sim: EngineSim; batchId: string; tenant: string; requests: ReturnType<typeof chatLine>[] }> {
-    const ctx = await suite.context({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "3", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
+    const ctx = await suite.context({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "3", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
     const sim = await suite.sim({ models: ["barge-sim-1"] });
     const engine = createEngineClient({ baseUrl: sim.url, connections: 2, timeoutMs: 10_000, maxAttempts: 1 });
     suite.cleanup(() => engine.close());

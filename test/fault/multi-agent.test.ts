@@ -25,7 +25,7 @@ describe("fault: several agents on one batch", () => {
     });
 
   beforeAll(async () => {
-    ctx = await createTestContext({ CHUNK_SIZE: "4", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
+    ctx = await createTestContext({ CHUNK_SIZE: "4", SEGMENT_MAX_LINES: "2", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "2" });
     // 67-400 ms a request: a chunk takes about half a second, so no agent can take them all.
     sim = await createEngineSim({ models: ["barge-sim-1"], decodeTokensPerSec: 120 });
     // The reference: the same input run by one agent alone.

@@ -13,7 +13,7 @@ describe("fault: an agent paused past its lease", () => {
   const { children } = suite;
 
   it("is fenced out when it wakes: its late writes are rejected and nothing is written twice", async () => {
-    const ctx = await suite.context({ CHUNK_SIZE: "24", SEGMENT_MAX_LINES: "2", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2" });
+    const ctx = await suite.context({ CHUNK_SIZE: "24", SEGMENT_MAX_LINES: "2", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "2", AGENT_MAX_CONCURRENCY: "2" });
     // Slow enough that the sleeper is still mid-chunk, with requests left, whenever it is paused.
     const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 40 });
     const requests = Array.from({ length: TOTAL }, (_, i) => chatLine(`p-${i}`, `pause ${i}`));

@@ -25,6 +25,7 @@ describe("fault: Postgres restarted mid-batch", () => {
       SEGMENT_MAX_MS: "300",
       LEASE_SECONDS: "3",
       AGENT_POLL_MS: "50",
+      API_POLL_MS: "50",
       AGENT_CONCURRENCY: "3",
     });
     const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 150 });

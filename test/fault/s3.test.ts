@@ -14,7 +14,7 @@ describe("fault: S3 unreachable for 10 s mid-batch", () => {
   const { children } = suite;
 
   it("agent and API wait it out; the batch completes with nothing lost or duplicated", async () => {
-    const ctx = await suite.context({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "3", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "3" });
+    const ctx = await suite.context({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "3", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "3" });
     // Agent and API reach S3 only through the proxy; the test's own client goes direct.
     const proxy = await startTcpProxy(ctx.config.S3_ENDPOINT!);
     suite.cleanup(() => proxy.close());

@@ -19,6 +19,7 @@ describe("fault: SIGKILL the agent mid-chunk, again and again", () => {
       SEGMENT_MAX_MS: "500",
       LEASE_SECONDS: "3",
       AGENT_POLL_MS: "50",
+      API_POLL_MS: "50",
       AGENT_CONCURRENCY: "4",
     });
     // 53-320 ms a request: each agent lives long enough to commit, and dies with work in flight.

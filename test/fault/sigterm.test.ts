@@ -13,7 +13,7 @@ describe("fault: SIGTERM to an agent process", () => {
   const { children } = suite;
 
   async function setup(env: Record<string, string>, simOptions: EngineSimOptions) {
-    const ctx = await suite.context({ CHUNK_SIZE: "30", SEGMENT_MAX_LINES: "3", SEGMENT_MAX_MS: "400", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "3", AGENT_MAX_CONCURRENCY: "3", ...env });
+    const ctx = await suite.context({ CHUNK_SIZE: "30", SEGMENT_MAX_LINES: "3", SEGMENT_MAX_MS: "400", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "3", AGENT_MAX_CONCURRENCY: "3", ...env });
     const sim = await suite.sim({ models: ["barge-sim-1"], ...simOptions });
     const requests = Array.from({ length: TOTAL }, (_, i) => chatLine(`t-${i}`, `terminate ${i}`));
     const { batchId } = await seedBatch(ctx, requests);

@@ -1,10 +1,11 @@
 import type { HttpBindings } from "@hono/node-server";
-import type { Bucket, Config, Db, Logger } from "@barge/core";
+import type { ApiConfig, Bucket, Db, Logger } from "@barge/core";
 
 /** What the API needs from its process: the database, the bucket, settings and a logger. */
 export interface ApiDeps extends Bucket {
   db: Db;
-  config: Config;
+  /** The API's view of the settings: what its handlers and loops read. */
+  config: ApiConfig;
   log: Logger;
 }
 

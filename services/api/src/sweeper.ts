@@ -1,5 +1,5 @@
 import type { ApiDeps } from "./deps.js";
-import { startLoop, type Loop } from "./loop.js";
+import { startLoop, type Loop } from "@barge/core";
 import { deleteExpiredFiles, deleteExpiredPending } from "./store/files.js";
 import { deleteObject } from "./store/objects.js";
 import { endUpload, expiredUploadIds } from "./store/uploads.js";

@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { claimBatchWork, LeaseLost, validateBatch } from "@barge/core";
+import { claimBatchWork, LeaseLost, startLoop, validateBatch, type Loop } from "@barge/core";
 import type { ApiDeps } from "./deps.js";
-import { startLoop, type Loop } from "./loop.js";
 
 /**
  * Validates batches in the background: claims one `validating` batch at a time (a lease, so
@@ -22,7 +21,7 @@ export function startValidator(deps: ApiDeps): Loop {
       maxBytes: deps.config.MAX_FILE_BYTES,
     },
   };
-  return startLoop("validator", deps.log, deps.config.AGENT_POLL_MS, async () => {
+  return startLoop("validator", deps.log, deps.config.API_POLL_MS, async () => {
     const batch = await claimBatchWork(deps.db, { workerId, kinds: ["validating"], leaseSeconds: deps.config.LEASE_SECONDS });
     if (!batch) return false;
     try {

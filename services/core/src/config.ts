@@ -16,8 +16,12 @@ export const configSchema = z.object({
   S3_ENDPOINT: z.string().url().optional(),
   S3_REGION: z.string().default("us-east-1"),
   S3_BUCKET: z.string().min(3).default("barge"),
-  S3_ACCESS_KEY_ID: z.string().default("S3RVER"),
-  S3_SECRET_ACCESS_KEY: z.string().default("S3RVER"),
+  /**
+   * Unset, the AWS SDK's default credential chain applies (instance role, profile, env). No dev
+   * server's key is a default: the embedded stack passes s3rver's own.
+   */
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
   S3_FORCE_PATH_STYLE: bool.default(true),
   /** Base URL of the OpenAI-compatible engine (vLLM) beside this agent. */
   VLLM_URL: z.string().url().optional(),
@@ -49,6 +53,8 @@ export const configSchema = z.object({
   /** Address the agent's metrics endpoint binds. */
   AGENT_METRICS_HOST: z.string().min(1).default("127.0.0.1"),
   AGENT_POLL_MS: z.coerce.number().int().min(10).default(500),
+  /** How long the API's validator and webhook loops idle when they find no work. */
+  API_POLL_MS: z.coerce.number().int().min(10).default(500),
   /**
    * When set, the agent starts and supervises its engine itself: an argv template (split on
    * whitespace, no shell) with `{model}` and `{port}`, e.g. `vllm serve {model} --port {port}`.
@@ -110,6 +116,50 @@ export const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
+/**
+ * The settings the API's request handlers and background loops read. Its deps are typed by
+ * this view, so a setting the API starts to read is added here, in sight of the agent's.
+ */
+export type ApiConfig = Pick<
+  Config,
+  | "API_POLL_MS"
+  | "BARGE_API_KEY"
+  | "BARGE_TENANT"
+  | "CHUNK_SIZE"
+  | "LEASE_SECONDS"
+  | "MAX_ACTIVE_BATCHES"
+  | "MAX_FILE_BYTES"
+  | "MAX_QUEUED_REQUESTS"
+  | "MAX_REQUESTS_PER_BATCH"
+  | "PRESIGN_EXPIRES_SECONDS"
+  | "WEBHOOK_ALLOW_PRIVATE"
+  | "WEBHOOK_MAX_ATTEMPTS"
+  | "WEBHOOK_SECRET"
+  | "WEBHOOK_URLS"
+>;
+
+/** The settings a running agent reads (its process start-up reads the connection settings besides). */
+export type AgentConfig = Pick<
+  Config,
+  | "AGENT_CONCURRENCY"
+  | "AGENT_ID"
+  | "AGENT_MAX_CONCURRENCY"
+  | "AGENT_METRICS_HOST"
+  | "AGENT_METRICS_POLL_MS"
+  | "AGENT_METRICS_PORT"
+  | "AGENT_MIN_CONCURRENCY"
+  | "AGENT_POLL_MS"
+  | "AGENT_SHUTDOWN_GRACE_MS"
+  | "CHUNK_MAX_ATTEMPTS"
+  | "ENGINE_MAX_ATTEMPTS"
+  | "ENGINE_MODEL"
+  | "ENGINE_SWAP_AFTER_SECONDS"
+  | "ENGINE_TIMEOUT_MS"
+  | "LEASE_SECONDS"
+  | "SEGMENT_MAX_LINES"
+  | "SEGMENT_MAX_MS"
+>;
+
 /** Parses env once; a bad value fails start-up with the offending names. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const picked: Record<string, string> = {};
@@ -141,7 +191,7 @@ export function agentMaxConcurrency(c: Pick<Config, "AGENT_CONCURRENCY" | "AGENT
 }
 
 /** The S3 settings block of a config. */
-export function s3Settings(c: Config) {
+export function s3Settings(c: Pick<Config, "S3_ENDPOINT" | "S3_REGION" | "S3_ACCESS_KEY_ID" | "S3_SECRET_ACCESS_KEY" | "S3_FORCE_PATH_STYLE">) {
   return {
     endpoint: c.S3_ENDPOINT,
     region: c.S3_REGION,

@@ -63,3 +63,7 @@ export * from "./queue/unfinished-chunks.js";
 export * from "./queue/find-file.js";
 export * from "./queue/delete-segments.js";
 export * from "./work/batch-lease.js";
+export * from "./queue/register-agent.js";
+export * from "./queue/batch-input-key.js";
+export * from "./queue/segment-keys.js";
+export * from "./periodic.js";

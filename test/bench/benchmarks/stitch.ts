@@ -43,7 +43,7 @@ export const stitch: Benchmark = {
   title: "finalizing a 200K-result (~400 MB) batch on Ceph RGW against one server-side CopyObject",
   async run(ctx) {
     const requests = scaled(ctx.opts, REQUESTS, 2_000);
-    const env = { ...BENCH_LIMITS, AGENT_POLL_MS: "50" };
+    const env = { ...BENCH_LIMITS, AGENT_POLL_MS: "50", API_POLL_MS: "50" };
     Object.assign(ctx.config, { requests, sim: SIM, s3: "Ceph RGW (infra/rgw/rgw.sh, memstore OSD)", agent_env: { ...env, rest: "defaults (CHUNK_SIZE 5000, SEGMENT_MAX_LINES 1000)" } });
     const stack = await startBenchStack({ bench: ctx.name, opts: ctx.opts, scope: ctx.scope, workDir: ctx.workDir, sim: SIM, s3: "rgw", env });
     // ~400 generated tokens make a ~2 KB result line.

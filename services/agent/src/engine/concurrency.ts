@@ -1,4 +1,4 @@
-import { agentMaxConcurrency, type Config, type Logger } from "@barge/core";
+import { agentMaxConcurrency, startTicker, type Config, type Logger, type Loop } from "@barge/core";
 
 // How many requests the agent keeps in flight. A fixed number is wrong on both sides: too few
 // leaves GPU slots idle between completions, too many only lengthens the engine's queue (and the
@@ -187,32 +187,26 @@ export interface LoadPollerDeps {
 }
 
 /** Polls the engine's metrics into the controller until stopped; logs limit changes, rate-limited. */
-export function startLoadPoller(deps: LoadPollerDeps): { stop(): void } {
+export function startLoadPoller(deps: LoadPollerDeps): Loop {
   const { controller, log } = deps;
   const now = deps.now ?? Date.now;
   const logEveryMs = deps.logEveryMs ?? 5_000;
-  const ctl = new AbortController();
   let lastLogAt = -Infinity;
   let lastLogged = controller.limit;
   let warned = false;
-  let polling = false;
 
-  async function poll(): Promise<void> {
-    if (polling) return;
-    polling = true;
+  async function poll(stopped: AbortSignal): Promise<void> {
     try {
-      const load = parseEngineLoad(await deps.fetchMetrics(AbortSignal.any([ctl.signal, AbortSignal.timeout(deps.intervalMs * 4)])));
+      const load = parseEngineLoad(await deps.fetchMetrics(AbortSignal.any([stopped, AbortSignal.timeout(deps.intervalMs * 4)])));
       if (!load) throw new Error("the engine's /metrics has no vllm:num_requests_running / vllm:num_requests_waiting");
       controller.observeLoad(load);
       deps.onLoad?.(load);
       warned = false;
     } catch (err) {
-      if (ctl.signal.aborted) return;
+      if (stopped.aborted) return;
       controller.metricsUnavailable();
       if (!warned) log.warn({ err: err instanceof Error ? err.message : String(err) }, "engine metrics unavailable; sizing concurrency by latency");
       warned = true;
-    } finally {
-      polling = false;
     }
     const limit = controller.limit;
     if (limit !== lastLogged && now() - lastLogAt >= logEveryMs) {
@@ -222,12 +216,5 @@ export function startLoadPoller(deps: LoadPollerDeps): { stop(): void } {
     }
   }
 
-  void poll();
-  const timer = setInterval(() => void poll(), deps.intervalMs);
-  return {
-    stop() {
-      clearInterval(timer);
-      ctl.abort();
-    },
-  };
+  return startTicker("load-poller", log, deps.intervalMs, poll);
 }

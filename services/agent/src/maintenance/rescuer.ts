@@ -1,10 +1,5 @@
-import { expireBatches, rescueExpiredChunks, type Bucket, type Db, type Logger } from "@barge/core";
+import { expireBatches, rescueExpiredChunks, startTicker, type Bucket, type Db, type Logger, type Loop } from "@barge/core";
 import { sweepLeftoverSegments } from "./janitor.js";
-
-/** A running periodic task. */
-export interface Periodic {
-  stop(): void;
-}
 
 /**
  * The housekeeping every agent runs, now and every `intervalMs`: returns chunks whose lease
@@ -12,8 +7,7 @@ export interface Periodic {
  * expiry, and deletes the segments a crashed finalizer left behind. Every statement is idempotent
  * and re-checks its condition under the row lock, so any number of agents can run this at once.
  */
-export function startRescuer(deps: Bucket & { db: Db; log: Logger; intervalMs: number }): Periodic {
-  let running = false;
+export function startRescuer(deps: Bucket & { db: Db; log: Logger; intervalMs: number }): Loop {
   const step = async (name: string, work: () => Promise<void>) => {
     try {
       await work();
@@ -21,31 +15,18 @@ export function startRescuer(deps: Bucket & { db: Db; log: Logger; intervalMs: n
       deps.log.warn({ err, step: name }, "housekeeping step failed; retrying next interval");
     }
   };
-  const tick = async () => {
-    if (running) return;
-    running = true;
-    try {
-      await step("rescue", async () => {
-        const rescued = await rescueExpiredChunks(deps.db);
-        if (rescued > 0) deps.log.info({ rescued }, "requeued chunks with lapsed leases");
-      });
-      await step("expire", async () => {
-        const expired = await expireBatches(deps.db);
-        if (expired.length > 0) deps.log.info({ batches: expired }, "batches expired; finalizing what they committed");
-      });
-      await step("janitor", async () => {
-        const cleaned = await sweepLeftoverSegments(deps);
-        if (cleaned.length > 0) deps.log.info({ batches: cleaned }, "deleted segments a finalizer left behind");
-      });
-    } finally {
-      running = false;
-    }
-  };
-  void tick();
-  const timer = setInterval(() => void tick(), deps.intervalMs);
-  return {
-    stop() {
-      clearInterval(timer);
-    },
-  };
+  return startTicker("housekeeping", deps.log, deps.intervalMs, async () => {
+    await step("rescue", async () => {
+      const rescued = await rescueExpiredChunks(deps.db);
+      if (rescued > 0) deps.log.info({ rescued }, "requeued chunks with lapsed leases");
+    });
+    await step("expire", async () => {
+      const expired = await expireBatches(deps.db);
+      if (expired.length > 0) deps.log.info({ batches: expired }, "batches expired; finalizing what they committed");
+    });
+    await step("janitor", async () => {
+      const cleaned = await sweepLeftoverSegments(deps);
+      if (cleaned.length > 0) deps.log.info({ batches: cleaned }, "deleted segments a finalizer left behind");
+    });
+  });
 }

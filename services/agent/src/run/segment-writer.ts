@@ -7,6 +7,7 @@ import {
   putObject,
   recordRequestErrors,
   recordSegments,
+  segmentKeys,
   type Bucket,
   type Db,
   type RequestErrorEntry,
@@ -112,14 +113,7 @@ export async function commitSegment(
  */
 async function deleteUnreferenced(deps: SegmentDeps, chunk: ChunkRef, seq: number, written: string[]): Promise<void> {
   try {
-    const rows = await deps.db
-      .selectFrom("segments")
-      .select("s3_key")
-      .where("batch_id", "=", chunk.batchId)
-      .where("chunk_idx", "=", chunk.idx)
-      .where("seq", "=", seq)
-      .execute();
-    const referenced = new Set(rows.map((r) => r.s3_key));
+    const referenced = new Set(await segmentKeys(deps.db, { batchId: chunk.batchId, idx: chunk.idx, seq }));
     await deleteObjects(deps, written.filter((k) => !referenced.has(k)));
   } catch {
     // Left for the prefix sweep.

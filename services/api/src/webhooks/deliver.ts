@@ -3,7 +3,7 @@ import { request as httpsRequest } from "node:https";
 import type { LookupFunction } from "node:net";
 import { backoffDelay } from "@barge/core";
 import type { ApiDeps } from "../deps.js";
-import { startLoop, type Loop } from "../loop.js";
+import { startLoop, type Loop } from "@barge/core";
 import { claimDueDeliveries, fanOutEvents, markAttemptFailed, markDelivered, type DueDelivery } from "../store/webhooks.js";
 import { internalAddressIn, InternalDestination, publicOnlyLookup } from "./destination.js";
 import { signWebhook } from "./sign.js";
@@ -111,5 +111,5 @@ export async function deliverWebhooks(deps: Pick<ApiDeps, "db" | "config" | "log
 
 /** Runs the webhook outbox in the background, polling as often as the validator does. */
 export function startWebhookDelivery(deps: ApiDeps): Loop {
-  return startLoop("webhooks", deps.log, deps.config.AGENT_POLL_MS, () => deliverWebhooks(deps));
+  return startLoop("webhooks", deps.log, deps.config.API_POLL_MS, () => deliverWebhooks(deps));
 }

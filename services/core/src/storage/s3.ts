@@ -4,8 +4,9 @@ import { S3Client } from "@aws-sdk/client-s3";
 export interface S3Settings {
   endpoint?: string | undefined;
   region: string;
-  accessKeyId: string;
-  secretAccessKey: string;
+  /** Both unset: the AWS SDK's default credential chain. */
+  accessKeyId?: string | undefined;
+  secretAccessKey?: string | undefined;
   forcePathStyle: boolean;
 }
 
@@ -14,7 +15,9 @@ export function createS3Client(s: S3Settings): S3Client {
   return new S3Client({
     ...(s.endpoint ? { endpoint: s.endpoint } : {}),
     region: s.region,
-    credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
+    ...(s.accessKeyId !== undefined || s.secretAccessKey !== undefined
+      ? { credentials: { accessKeyId: s.accessKeyId ?? "", secretAccessKey: s.secretAccessKey ?? "" } }
+      : {}),
     forcePathStyle: s.forcePathStyle,
     // Flexible checksums stream bodies as aws-chunked with a trailer; Ceph RGW 16 and
     // older MinIO answer 411 MissingContentLength, so only checksum where S3 demands it.
