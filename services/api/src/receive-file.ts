@@ -1,11 +1,10 @@
 import type { Context } from "hono";
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
-import { InvalidRequest, keys, newId, uploadStream } from "@barge/core";
+import { deleteObject, InvalidRequest, keys, newId, uploadStream } from "@barge/core";
 import { contentTypeFor } from "./content-type.js";
 import type { ApiDeps, AppEnv } from "./deps.js";
 import { readMultipartForm, type FormFile } from "./multipart.js";
-import { deleteObject } from "./store/objects.js";
 
 /** A file streamed into S3 from a multipart request, not yet recorded in the database. */
 export interface ReceivedFile extends FormFile {

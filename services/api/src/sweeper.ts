@@ -1,7 +1,6 @@
 import type { ApiDeps } from "./deps.js";
-import { startLoop, type Loop } from "@barge/core";
+import { deleteObject, startLoop, type Loop } from "@barge/core";
 import { deleteExpiredFiles, deleteExpiredPending } from "./store/files.js";
-import { deleteObject } from "./store/objects.js";
 import { endUpload, expiredUploadIds } from "./store/uploads.js";
 
 const SWEEP_BATCH = 100;

@@ -2,14 +2,14 @@ import { Hono } from "hono";
 import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { z } from "zod";
-import { NotFound, toOpenAIFile } from "@barge/core";
+import { deleteObject, NotFound, toOpenAIFile } from "@barge/core";
 import { contentTypeFor } from "../content-type.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { expiryFrom, formExpiresAfterFields, formExpirySeconds } from "../params.js";
 import { listPage } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
 import { deleteFileRow, findVisibleFile, insertFile, listFiles } from "../store/files.js";
-import { deleteObject, openObject } from "../store/objects.js";
+import { openObject } from "../store/objects.js";
 import { parseWith, readQuery } from "../validation.js";
 
 /** The form fields of `POST /v1/files` beside the `file` part. */

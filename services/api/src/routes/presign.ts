@@ -1,12 +1,11 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { Conflict, headObject, InvalidRequest, keys, newId, NotFound, presignPut, toOpenAIFile } from "@barge/core";
+import { deleteObject, Conflict, headObject, InvalidRequest, keys, newId, NotFound, presignPut, toOpenAIFile } from "@barge/core";
 import { checkBatchInput } from "../check-input.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { fileTooLarge } from "../multipart.js";
 import { expiresAfter, expiryFrom } from "../params.js";
 import { findFile, insertFile, settlePendingFile } from "../store/files.js";
-import { deleteObject } from "../store/objects.js";
 import { readJson } from "../validation.js";
 
 export const presignBody = z.object({

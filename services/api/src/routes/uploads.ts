@@ -1,11 +1,11 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { Conflict, deleteObjects, InvalidRequest, keys, newId, NotFound, stitch, toOpenAIUpload, type UploadRow } from "@barge/core";
+import { deleteObject, Conflict, deleteObjects, InvalidRequest, keys, newId, NotFound, stitch, toOpenAIUpload, type UploadRow } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { fileTooLarge } from "../multipart.js";
 import { expiresAfter, expiryFrom } from "../params.js";
 import { withReceivedPart } from "../receive-file.js";
-import { deleteObject, md5OfObject } from "../store/objects.js";
+import { md5OfObject } from "../store/objects.js";
 import { endUpload, findUpload, finishUpload, insertUpload, partKey, partsInOrder, recordPart, startPart } from "../store/uploads.js";
 import { readJson } from "../validation.js";
 

@@ -2,8 +2,7 @@ import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { getObject, getObjectStream, isNotFound, type Bucket } from "@barge/core";
 
-// The API's reads and deletes of single objects; the S3 calls themselves are core's.
-export { deleteObject } from "@barge/core";
+// The API's reads of single objects, composed from core's S3 calls.
 
 /** An object's body stream and length, or undefined when there is no such object. */
 export async function openObject(b: Bucket, key: string): Promise<{ body: Readable; bytes: number } | undefined> {

@@ -24,7 +24,7 @@ function printBanner(s: Stack): void {
   API          ${s.apiUrl}
   Postgres     ${tag(s.embedded.postgres)} ${c.DATABASE_URL}
   S3           ${tag(s.embedded.s3)} ${s.s3Endpoint}  bucket=${c.S3_BUCKET}
-               S3_ACCESS_KEY_ID=${c.S3_ACCESS_KEY_ID} S3_SECRET_ACCESS_KEY=${c.S3_SECRET_ACCESS_KEY}
+               ${c.S3_ACCESS_KEY_ID ? `S3_ACCESS_KEY_ID=${c.S3_ACCESS_KEY_ID} S3_SECRET_ACCESS_KEY=${c.S3_SECRET_ACCESS_KEY}` : "credentials from the AWS SDK's default chain"}
   Engine       ${s.embedded.engine ? "engine-sim (simulated, not a model)" : "external"} ${s.engineUrl}
 
 Try it:

@@ -46,6 +46,17 @@ export interface BatchExtras {
   estimated_completion: number | null;
 }
 
+/** A batch's token usage in the shape of OpenAI's Batch object (and Barge's manifest). */
+export function openAIUsage(p: BatchProgress) {
+  return {
+    input_tokens: p.promptTokens,
+    input_tokens_details: { cached_tokens: p.cachedTokens },
+    output_tokens: p.completionTokens,
+    output_tokens_details: { reasoning_tokens: p.reasoningTokens },
+    total_tokens: p.promptTokens + p.completionTokens,
+  };
+}
+
 /** OpenAI's Batch object (plus Barge's extension fields) for a batch row. */
 export function toOpenAIBatch(b: BatchRow, p: BatchProgress, extras: BatchExtras) {
   const errors: BatchErrorEntry[] | null = b.errors;
@@ -72,13 +83,7 @@ export function toOpenAIBatch(b: BatchRow, p: BatchProgress, extras: BatchExtras
     cancelling_at: unix(b.cancelling_at),
     cancelled_at: unix(b.cancelled_at),
     request_counts: { total, completed: p.completed, failed: p.failed },
-    usage: {
-      input_tokens: p.promptTokens,
-      input_tokens_details: { cached_tokens: p.cachedTokens },
-      output_tokens: p.completionTokens,
-      output_tokens_details: { reasoning_tokens: p.reasoningTokens },
-      total_tokens: p.promptTokens + p.completionTokens,
-    },
+    usage: openAIUsage(p),
     metadata: b.metadata,
     output_expires_after:
       b.output_expires_after_seconds === null ? null : { anchor: "created_at" as const, seconds: b.output_expires_after_seconds },
