@@ -19,12 +19,11 @@ export {
   SIM_PATHS,
   SYSTEM_FINGERPRINT,
   DEFAULT_EMBEDDING_DIMENSIONS,
-  MIN_COMPLETION_TOKENS,
-  MAX_COMPLETION_TOKENS,
   type SimPath,
   type SimLimits,
   type Generation,
 } from "./generate.js";
+export { MIN_COMPLETION_TOKENS, MAX_COMPLETION_TOKENS } from "./filler.js";
 export {
   countTokens,
   contentText,
