@@ -1,5 +1,7 @@
 // Public API of @barge/engine-sim: an OpenAI-compatible, deterministic stand-in for vLLM.
-export { createEngineSim, OWNED_BY, type EngineSim, type EngineSimStats, type RequestLogEntry } from "./server.js";
+export { createEngineSim, OWNED_BY, type EngineSim } from "./server.js";
+export type { EngineSimStats } from "./stats.js";
+export type { RequestLogEntry } from "./request-log.js";
 export {
   parseConfig,
   resolveOptions,
