@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ApiError } from "./errors.js";
-import { MAX_COMPLETION_TOKENS, MIN_COMPLETION_TOKENS, SYSTEM_FINGERPRINT, expectedBody, generate, simulate } from "./generate.js";
+import { MAX_COMPLETION_TOKENS, MIN_COMPLETION_TOKENS } from "./filler.js";
+import { SYSTEM_FINGERPRINT, expectedBody, generate, simulate } from "./generate.js";
 import { countTokens } from "./tokens.js";
 
 type Json = Record<string, any>;

@@ -1,9 +1,10 @@
-import { badRequest, contextLengthExceeded, embeddingInputTooLong } from "./errors.js";
+import { badRequest, embeddingInputTooLong } from "./errors.js";
+import { complete, float32Base64, idHex, unitVector } from "./filler.js";
 import { isRecord } from "./json.js";
-import { hash64, hex32, mix32, mulberry32 } from "./prng.js";
+import { hash64, mix32 } from "./prng.js";
+import { canonicalInput, checkContext, choiceCount, maxTokensOf, promptList } from "./request-fields.js";
 import {
   MESSAGE_OVERHEAD_TOKENS,
-  type PromptInput,
   chatPromptTokens,
   contentText,
   countTokens,
@@ -42,15 +43,9 @@ export interface Generation {
   completionTokens: number;
 }
 
-/** Natural completion length range when the request sets no max tokens. */
-export const MIN_COMPLETION_TOKENS = 8;
-export const MAX_COMPLETION_TOKENS = 48;
 /** Embedding vector length when the request sets no `dimensions`. */
 export const DEFAULT_EMBEDDING_DIMENSIONS = 64;
 const MAX_EMBEDDING_DIMENSIONS = 65536;
-
-const CONSONANTS = "bcdfghklmnprstvz";
-const VOWELS = "aeiou";
 
 /** Validates a request and builds its deterministic body; throws ApiError (400) for invalid or over-long requests. */
 export function generate(path: SimPath, body: unknown, limits: SimLimits = {}): Generation {
@@ -80,14 +75,6 @@ export function simulate(path: SimPath, body: unknown, limits: SimLimits = {}): 
 export function expectedBody(path: SimPath, body: unknown, limits: SimLimits = {}): Record<string, unknown> {
   const { created: _created, created_at: _createdAt, ...rest } = simulate(path, body, limits);
   return rest;
-}
-
-type FinishReason = "stop" | "length";
-
-interface Completion {
-  text: string;
-  tokens: number;
-  finishReason: FinishReason;
 }
 
 function chatCompletion(body: Record<string, unknown>, model: string, maxModelLen: number): Generation {
@@ -266,99 +253,6 @@ function response(body: Record<string, unknown>, model: string, maxModelLen: num
     promptTokens,
     completionTokens: c.tokens,
   };
-}
-
-/** A completion of exactly the requested length (finish "length"), else a seeded 8..48 tokens cut to the context window. */
-function complete(seed: number, promptTokens: number, maxTokens: number | null, maxModelLen: number): Completion {
-  const rand = mulberry32(seed);
-  // Always drawn, so the words are the same whether or not max tokens is set.
-  const natural = MIN_COMPLETION_TOKENS + Math.floor(rand() * (MAX_COMPLETION_TOKENS - MIN_COMPLETION_TOKENS + 1));
-  let tokens = maxTokens ?? natural;
-  let finishReason: FinishReason = maxTokens === null ? "stop" : "length";
-  if (promptTokens + tokens > maxModelLen) {
-    tokens = maxModelLen - promptTokens;
-    finishReason = "length";
-  }
-  return { text: pseudoWords(rand, tokens), tokens, finishReason };
-}
-
-/** `count` 3-letter words joined by single spaces: 4 chars per token minus the missing trailing space, so countTokens(text) === count. */
-function pseudoWords(rand: () => number, count: number): string {
-  let text = "";
-  for (let i = 0; i < count; i++) {
-    if (i > 0) text += " ";
-    text +=
-      CONSONANTS.charAt(Math.floor(rand() * CONSONANTS.length)) +
-      VOWELS.charAt(Math.floor(rand() * VOWELS.length)) +
-      CONSONANTS.charAt(Math.floor(rand() * CONSONANTS.length));
-  }
-  return text;
-}
-
-function unitVector(seed: number, dimensions: number): Float32Array {
-  const rand = mulberry32(seed);
-  const raw = new Float64Array(dimensions);
-  let sumSquares = 0;
-  for (let i = 0; i < dimensions; i++) {
-    const x = rand() * 2 - 1;
-    raw[i] = x;
-    sumSquares += x * x;
-  }
-  // Rounded to float32 once, here, so the float and base64 encodings carry identical values.
-  const norm = Math.sqrt(sumSquares);
-  const vector = new Float32Array(dimensions);
-  for (let i = 0; i < dimensions; i++) vector[i] = (raw[i] ?? 0) / norm;
-  return vector;
-}
-
-/** Base64 of little-endian float32 bytes, the encoding the openai SDK requests by default. */
-function float32Base64(vector: Float32Array): string {
-  const bytes = Buffer.alloc(vector.length * 4);
-  for (let i = 0; i < vector.length; i++) bytes.writeFloatLE(vector[i] ?? 0, i * 4);
-  return bytes.toString("base64");
-}
-
-function maxTokensOf(body: Record<string, unknown>, field: string): number | null {
-  const value = body[field];
-  if (value === undefined || value === null) return null;
-  if (typeof value !== "number" || !Number.isInteger(value)) throw badRequest(`${field} must be an integer`, field);
-  if (value < 1) throw badRequest(`${field} must be at least 1, got ${value}.`, field);
-  return value;
-}
-
-function choiceCount(body: Record<string, unknown>): number {
-  const n = body.n ?? 1;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 1) throw badRequest("n must be an integer of at least 1", "n");
-  return n;
-}
-
-function checkContext(promptTokens: number, maxTokens: number | null, maxModelLen: number): void {
-  // Without max tokens at least one token must still fit, as vLLM requires.
-  const tooLong = maxTokens === null ? promptTokens >= maxModelLen : promptTokens + maxTokens > maxModelLen;
-  if (tooLong) throw contextLengthExceeded(maxModelLen, promptTokens, maxTokens);
-}
-
-/** Normalizes a prompt/input field (string, string[], token array, token arrays) to a non-empty list of non-empty items. */
-function promptList(value: unknown, field: string): PromptInput[] {
-  const items: unknown[] = typeof value === "string" ? [value] : Array.isArray(value) && typeof value[0] === "number" ? [value] : Array.isArray(value) ? value : [];
-  if (items.length === 0) throw badRequest(`Field required: ${field} (a non-empty string or array)`, field);
-  for (const item of items) {
-    const ok =
-      (typeof item === "string" && item !== "") ||
-      (Array.isArray(item) && item.length > 0 && item.every((t) => typeof t === "number" && Number.isInteger(t)));
-    if (!ok) throw badRequest(`${field} must be a non-empty string, an array of strings, or token id arrays`, field);
-  }
-  return items as PromptInput[];
-}
-
-function canonicalInput(input: PromptInput): string {
-  // A distinct prefix keeps the token array [1,2] apart from the text "1,2".
-  return typeof input === "string" ? input : `\u0002${input.join(",")}`;
-}
-
-function idHex(h1: number, h2: number, maxTokens: number | null, n: number): string {
-  const params = mix32(Math.imul(maxTokens ?? 0, 0x9e3779b1) ^ Math.imul(n, 0x85ebca77));
-  return hex32(mix32(h1 ^ params)) + hex32(mix32(h2 + params));
 }
 
 function nowSeconds(): number {

@@ -1,5 +1,7 @@
 // Public API of @barge/engine-sim: an OpenAI-compatible, deterministic stand-in for vLLM.
-export { createEngineSim, OWNED_BY, type EngineSim, type EngineSimStats, type RequestLogEntry } from "./server.js";
+export { createEngineSim, OWNED_BY, type EngineSim } from "./server.js";
+export type { EngineSimStats } from "./stats.js";
+export type { RequestLogEntry } from "./request-log.js";
 export {
   parseConfig,
   resolveOptions,
@@ -19,12 +21,11 @@ export {
   SIM_PATHS,
   SYSTEM_FINGERPRINT,
   DEFAULT_EMBEDDING_DIMENSIONS,
-  MIN_COMPLETION_TOKENS,
-  MAX_COMPLETION_TOKENS,
   type SimPath,
   type SimLimits,
   type Generation,
 } from "./generate.js";
+export { MIN_COMPLETION_TOKENS, MAX_COMPLETION_TOKENS } from "./filler.js";
 export {
   countTokens,
   contentText,
