@@ -90,7 +90,10 @@ describe("webhooks through the background loop", () => {
     }
     expect(events[0]!.id).toBe(events[1]!.id);
     expect(receiver.received[0]!.headers["webhook-id"]).toBe(events[0]!.id);
-    const rows = await ctx.db.selectFrom("webhook_deliveries").select(["url", "attempts"]).where("delivered_at", "is not", null).orderBy("url").execute();
+    // The receiver records a request before the deliverer reads its answer and marks it delivered.
+    const delivered = () => ctx.db.selectFrom("webhook_deliveries").select(["url", "attempts"]).where("delivered_at", "is not", null).orderBy("url").execute();
+    await waitFor("both deliveries marked delivered", async () => (await delivered()).length >= 2);
+    const rows = await delivered();
     expect(rows).toEqual([
       { url: `${receiver.url}/a`, attempts: 1 },
       { url: `${receiver.url}/b`, attempts: 1 },
