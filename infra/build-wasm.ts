@@ -9,18 +9,39 @@ import asc from "assemblyscript/asc";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-export const SCANNER_SOURCE = join(root, "services/core/assembly/request-line-scan.ts");
+export const SCANNER_DIR = join(root, "services/core/assembly");
+/** The one entry file: only its exports become the module's exports, the other files are its imports. */
+export const SCANNER_ENTRY = "request-line-scan.ts";
 export const SCANNER_MODULE = join(root, "services/core/src/domain/request-line-scan.wasm.ts");
+
+const OPTIONS = [
+  ...["--optimizeLevel", "3", "--shrinkLevel", "0"],
+  // No allocator or GC: the scanner only reads the memory it is given.
+  ...["--runtime", "stub"],
+  "--noAssert",
+  ...["--enable", "simd"],
+];
+
+/** A scanner source file's text, or null for any other name asc asks for (it falls back to its own library). */
+function readSource(name: string): string | null {
+  if (!/^[a-z0-9-]+\.ts$/.test(name)) return null;
+  try {
+    return readFileSync(join(SCANNER_DIR, name), "utf8");
+  } catch {
+    return null;
+  }
+}
 
 /** The scanner's WebAssembly binary, compiled from its AssemblyScript source. */
 export async function compileScanner(): Promise<Uint8Array> {
-  const { binary, error, stderr } = await asc.compileString(readFileSync(SCANNER_SOURCE, "utf8"), {
-    optimizeLevel: 3,
-    shrinkLevel: 0,
-    // No allocator or GC: the scanner only reads the memory it is given.
-    runtime: "stub",
-    noAssert: true,
-    enable: ["simd"],
+  let binary: Uint8Array | null = null;
+  // Not asc.compileString: every file it is given is an entry whose exports would all be exported.
+  const { error, stderr } = await asc.main([...OPTIONS, "--outFile", "binary", SCANNER_ENTRY], {
+    readFile: readSource,
+    writeFile: (name, contents) => {
+      if (name === "binary" && contents instanceof Uint8Array) binary = contents;
+    },
+    listFiles: () => [],
   });
   if (error || !binary) throw new Error(`asc failed: ${error?.message ?? "no binary"}\n${stderr.toString()}`);
   return binary;
