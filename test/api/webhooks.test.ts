@@ -299,3 +299,47 @@ describe("webhook settings", () => {
     expect(loadConfig({ WEBHOOK_URLS: "http://a.test/x, https://b.test/y", WEBHOOK_SECRET: SECRET }).WEBHOOK_URLS).toEqual(["http://a.test/x", "https://b.test/y"]);
   });
 });
+
+describe("IPv6 forms of internal webhook destinations", () => {
+  test("an IPv4-compatible, NAT64, 6to4 or site-local webhook_url is refused at create and, created while allowed, at delivery", async () => {
+    const receiver = await startReceiver();
+    const urls = ["http://[::127.0.0.1]:9/compat", "http://[64:ff9b:1::a00:1]/nat64", "http://[2002:a9fe:a9fe::1]/6to4", "http://[fec0::1]/site"];
+    const strict = await startBareApi({ WEBHOOK_SECRET: SECRET });
+    const lax = await startBareApi({ WEBHOOK_URLS: `${receiver.url}/all`, WEBHOOK_SECRET: SECRET, WEBHOOK_ALLOW_PRIVATE: "true" });
+    try {
+      const file = await strict.client.files.create({ file: await toFile(Buffer.from(jsonl([chatLine("a")])), "in.jsonl"), purpose: "batch" });
+      for (const url of urls) {
+        const refused = await strict.client.batches
+          .create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", webhook_url: url })
+          .then(() => null, (e: APIError) => [e.status, e.error] as const);
+        expect(refused).toEqual([400, expect.objectContaining({ param: "webhook_url", code: "internal_webhook_url" })]);
+      }
+      expect(await strict.ctx.db.selectFrom("batches").select("id").execute()).toEqual([]);
+
+      const laxFile = await lax.client.files.create({ file: await toFile(Buffer.from(jsonl([chatLine("a")])), "in.jsonl"), purpose: "batch" });
+      for (const url of urls) {
+        const b = await lax.client.batches.create({ input_file_id: laxFile.id, endpoint: "/v1/chat/completions", completion_window: "24h", webhook_url: url });
+        await lax.client.batches.cancel(b.id);
+      }
+      const deps = { db: lax.ctx.db, config: { ...lax.ctx.config, WEBHOOK_ALLOW_PRIVATE: false }, log: testLog };
+      while (await deliverWebhooks(deps));
+      const rows = await lax.ctx.db
+        .selectFrom("webhook_deliveries")
+        .select(["url", "attempts", "delivered_at", "failed_at", "last_error"])
+        .where("url", "not like", `${receiver.url}%`)
+        .orderBy("url")
+        .execute();
+      expect(rows.map((r) => [r.url, r.attempts, r.delivered_at, r.failed_at !== null, r.last_error])).toEqual([
+        ["http://[2002:a9fe:a9fe::1]/6to4", 1, null, true, "refused: 2002:a9fe:a9fe::1 is an internal address"],
+        ["http://[64:ff9b:1::a00:1]/nat64", 1, null, true, "refused: 64:ff9b:1::a00:1 is an internal address"],
+        ["http://[::127.0.0.1]:9/compat", 1, null, true, "refused: ::7f00:1 is an internal address"],
+        ["http://[fec0::1]/site", 1, null, true, "refused: fec0::1 is an internal address"],
+      ]);
+      expect(receiver.received.map((r) => r.path)).toEqual(["/all", "/all", "/all", "/all"]);
+    } finally {
+      await strict.close();
+      await lax.close();
+      await receiver.close();
+    }
+  });
+});

@@ -26,4 +26,75 @@ describe("webhook destinations", () => {
     expect(result.err?.name).toBe("InternalDestination");
     expect(result.err?.message).toBe("localhost resolves to 127.0.0.1, an internal address");
   });
+
+  // Each form with its verdict; every spelling of one address must get the same one.
+  const verdicts: [string, boolean][] = [
+    // IPv4-compatible (::/96): the embedded IPv4 address, whatever it is.
+    ["::127.0.0.1", true],
+    ["::7f00:1", true],
+    ["0:0:0:0:0:0:7f00:1", true],
+    ["0000:0000:0000:0000:0000:0000:127.0.0.1", true],
+    ["::8.8.8.8", true],
+    ["::", true],
+    ["::1", true],
+    ["0:0:0:0:0:0:0:1", true],
+    // IPv4-mapped (::ffff:0:0/96): the verdict of the IPv4 address inside, in every spelling.
+    ["::ffff:127.0.0.1", true],
+    ["::ffff:7f00:1", true],
+    ["::FFFF:7F00:0001", true],
+    ["0:0:0:0:0:ffff:7f00:1", true],
+    ["0000:0000:0000:0000:0000:ffff:127.0.0.1", true],
+    ["::ffff:a9fe:a9fe", true],
+    ["::ffff:c0a8:101", true],
+    ["::ffff:8.8.8.8", false],
+    ["::ffff:808:808", false],
+    ["0:0:0:0:0:ffff:808:808", false],
+    // SIIT (::ffff:0:0:0/96).
+    ["::ffff:0:7f00:1", true],
+    ["::ffff:0:808:808", true],
+    ["0:0:0:0:ffff:0:0:0", true],
+    // NAT64, well-known and local-use prefixes.
+    ["64:ff9b::a00:1", true],
+    ["64:ff9b::8.8.8.8", true],
+    ["64:ff9b:1::1", true],
+    ["64:ff9b:1:ffff:ffff:ffff:ffff:ffff", true],
+    ["64:ff9b:2::1", false],
+    // 6to4 and Teredo.
+    ["2002::1", true],
+    ["2002:7f00:1::1", true],
+    ["2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true],
+    ["2001::1", true],
+    ["2001:0000:4136:e378:8000:63bf:3fff:fdd2", true],
+    ["2001:0:ffff:ffff:ffff:ffff:ffff:ffff", true],
+    ["2001:1::1", false],
+    ["2003::1", false],
+    // Site-local (fec0::/10), unique-local, link-local, multicast.
+    ["fec0::1", true],
+    ["feff:ffff::1", true],
+    ["fc00::1", true],
+    ["fdff:ffff::1", true],
+    ["fe80::1", true],
+    ["febf::1", true],
+    ["ff02::1", true],
+    // Public IPv6.
+    ["2001:4860:4860::8888", false],
+    ["2001:4860:4860:0:0:0:0:8888", false],
+    ["2606:4700:4700::1111", false],
+    ["fbff::1", false],
+    ["fe00::1", false],
+  ];
+  test.each(verdicts)("%s is internal: %s", (address, internal) => {
+    expect(isInternalAddress(address)).toBe(internal);
+  });
+
+  test("URLs with IPv6 forms that carry an internal IPv4 address are internal as written", () => {
+    expect(internalDestination("http://[::127.0.0.1]:8080/x")).toBe("::7f00:1 is an internal address");
+    expect(internalDestination("http://[0:0:0:0:0:ffff:7f00:1]/x")).toBe("::ffff:7f00:1 is an internal address");
+    expect(internalDestination("http://[::ffff:0:a9fe:a9fe]/x")).toBe("::ffff:0:a9fe:a9fe is an internal address");
+    expect(internalDestination("http://[64:ff9b:1::a00:1]/x")).toBe("64:ff9b:1::a00:1 is an internal address");
+    expect(internalDestination("http://[2002:a9fe:a9fe::]/x")).toBe("2002:a9fe:a9fe:: is an internal address");
+    expect(internalDestination("http://[2001:0:4136:e378::1]/x")).toBe("2001:0:4136:e378::1 is an internal address");
+    expect(internalDestination("http://[FEC0::1]/x")).toBe("fec0::1 is an internal address");
+    expect(internalDestination("http://[2606:4700:4700::1111]/x")).toBeNull();
+  });
 });

@@ -24,35 +24,31 @@ for (const [net, prefix] of [
 ] as const) {
   blocked.addSubnet(net, prefix, "ipv4");
 }
+// IPv6 ranges that are internal themselves, or that carry an IPv4 address a gateway or the host's
+// own stack may turn into a connection to it (IPv4-compatible, NAT64, SIIT, 6to4, Teredo), so an
+// internal IPv4 host cannot be reached through them. IPv4-mapped addresses (::ffff:0:0/96) are
+// matched by BlockList against the IPv4 ranges above, so a mapped public address stays allowed.
 for (const [net, prefix] of [
-  ["::", 128],
-  ["::1", 128],
+  ["::", 96],
   ["64:ff9b::", 96],
+  ["64:ff9b:1::", 48],
+  ["::ffff:0:0:0", 96],
+  ["2001::", 32],
+  ["2002::", 16],
   ["fc00::", 7],
   ["fe80::", 10],
+  ["fec0::", 10],
   ["ff00::", 8],
 ] as const) {
   blocked.addSubnet(net, prefix, "ipv6");
 }
 
-/** Whether `address` (an IP literal) is one a batch's webhook may not reach. */
+/** Whether `address` (an IP literal, in any spelling) is one a batch's webhook may not reach. */
 export function isInternalAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 4) return blocked.check(address, "ipv4");
-  if (family !== 6) return true;
-  // An IPv4-mapped IPv6 address reaches the IPv4 host; URLs write it in hex (::ffff:a00:1).
-  const mapped = mappedIpv4(address);
-  return mapped !== null ? blocked.check(mapped, "ipv4") : blocked.check(address, "ipv6");
-}
-
-/** The IPv4 address inside an IPv4-mapped IPv6 one, dotted (::ffff:10.0.0.1) or hex (::ffff:a00:1), else null. */
-function mappedIpv4(address: string): string | null {
-  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (dotted) return dotted[1]!;
-  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
-  if (!hex) return null;
-  const [hi, lo] = [parseInt(hex[1]!, 16), parseInt(hex[2]!, 16)];
-  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  if (family === 6) return blocked.check(address, "ipv6");
+  return true;
 }
 
 /** The host of `url` as an address or name: brackets off an IPv6 literal, no trailing dot, lower case. */
