@@ -345,3 +345,42 @@ describe("IPv6 forms of internal webhook destinations", () => {
     }
   });
 });
+
+describe("webhook failures as logged and stored", () => {
+  test("a failed delivery is logged and recorded without the URL's userinfo or query", async () => {
+    const receiver = await startReceiver(() => 500);
+    const closed = await startReceiver();
+    await closed.close();
+    const t = await startBareApi({ WEBHOOK_SECRET: SECRET, WEBHOOK_ALLOW_PRIVATE: "true" });
+    try {
+      const file = await t.client.files.create({ file: await toFile(Buffer.from(jsonl([chatLine("a")])), "in.jsonl"), purpose: "batch" });
+      const hostOf = (url: string) => url.slice("http://".length);
+      const answering = `http://user:tok-1@${hostOf(receiver.url)}/p?token=secret-1`;
+      const refusing = `http://:tok-2@${hostOf(closed.url)}/q?token=secret-2#frag`;
+      for (const url of [answering, refusing]) {
+        const own: Record<string, unknown> = { webhook_url: url };
+        const b = await t.client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", ...own });
+        await t.client.batches.cancel(b.id);
+      }
+      const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+      const log = { warn: (obj: Record<string, unknown>, msg: string) => void warnings.push({ obj, msg }) };
+      while (await deliverWebhooks({ db: t.ctx.db, config: t.ctx.config, log }));
+
+      expect(receiver.received.map((r) => r.path)).toEqual(["/p?token=secret-1"]);
+      const logged = warnings.map((w) => [w.msg, w.obj.url, w.obj.attempts, w.obj.retryInSeconds]).sort();
+      expect(logged).toEqual([
+        ["webhook delivery failed", `${receiver.url}/p`, 1, 1],
+        ["webhook delivery failed", `${closed.url}/q`, 1, 1],
+      ].sort());
+      expect(JSON.stringify(warnings)).not.toMatch(/tok-|secret-|frag/);
+      const rows = await t.ctx.db.selectFrom("webhook_deliveries").select(["url", "last_error"]).execute();
+      const lastError = (url: string) => rows.find((r) => r.url === url)?.last_error;
+      expect(lastError(answering)).toBe("HTTP 500");
+      expect(lastError(refusing)).toBe(`Error: connect ECONNREFUSED ${hostOf(closed.url)}`);
+      expect(rows.map((r) => r.last_error).join(" ")).not.toMatch(/tok-|secret-|frag/);
+    } finally {
+      await t.close();
+      await receiver.close();
+    }
+  });
+});

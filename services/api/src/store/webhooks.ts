@@ -5,6 +5,8 @@ import type { Db } from "@barge/core";
 export interface DueDelivery {
   event_id: string;
   url: string;
+  /** The URL's host and port, lower case: what per-destination concurrency is counted by. */
+  destination: string;
   /** Attempts so far, this one included. */
   attempts: number;
   type: string;
@@ -48,23 +50,52 @@ export function fanOutEvents(db: Db, urls: string[], limit: number): Promise<num
   });
 }
 
+/** Where a claim may go: at most `perDestination` attempts in flight to one destination. */
+export interface ClaimLimits {
+  /** Deliveries to claim at most. */
+  limit: number;
+  leaseSeconds: number;
+  perDestination: number;
+  /** Attempts this replica has in flight, by destination (as `DueDelivery.destination` names it). */
+  inFlight: ReadonlyMap<string, number>;
+}
+
+/** Due rows one claim looks at: enough that a few busy destinations at the head cannot hide the rest. */
+const CLAIM_SCAN = 256;
+
 /**
  * Claims up to `limit` deliveries that are due, counting the attempt and pushing their next
  * attempt `leaseSeconds` out: a replica that dies mid-attempt leaves the delivery to be retried
  * once that passes, by whichever replica is up. One statement, SKIP LOCKED: never claimed twice.
+ * A destination (a URL's host and port) gets no more than `perDestination` attempts in flight,
+ * counting those already running, so endpoints that never answer hold a few slots, not all:
+ * destinations at their limit are skipped before the scan, the rest ranked by due time within it.
  */
-export async function claimDueDeliveries(db: Db, limit: number, leaseSeconds: number): Promise<DueDelivery[]> {
+export async function claimDueDeliveries(db: Db, c: ClaimLimits): Promise<DueDelivery[]> {
+  const destination = sql`coalesce(lower(substring(url from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#]*@)?([^/?#]*)')), url)`;
   const { rows } = await sql<DueDelivery>`
-    UPDATE webhook_deliveries d
-    SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => ${leaseSeconds})
-    FROM webhook_events e
-    WHERE e.id = d.event_id AND (d.event_id, d.url) IN (
-      SELECT event_id, url FROM webhook_deliveries
+    WITH busy AS (
+      SELECT * FROM unnest(${[...c.inFlight.keys()]}::text[], ${[...c.inFlight.values()]}::int[]) AS b(destination, in_flight)
+    ), due AS (
+      SELECT event_id, url, next_attempt_at, ${destination} AS destination FROM webhook_deliveries
       WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
+        AND NOT EXISTS (SELECT 1 FROM busy WHERE busy.destination = ${destination} AND busy.in_flight >= ${c.perDestination})
       ORDER BY next_attempt_at
-      LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED)
-    RETURNING d.event_id, d.url, d.attempts, e.type, e.batch_id, e.created_at
+      LIMIT ${CLAIM_SCAN}
+      FOR UPDATE SKIP LOCKED
+    ), ranked AS (
+      SELECT due.*, row_number() OVER (PARTITION BY destination ORDER BY next_attempt_at) AS n FROM due
+    ), picked AS (
+      SELECT ranked.event_id, ranked.url, ranked.destination FROM ranked LEFT JOIN busy USING (destination)
+      WHERE ranked.n + coalesce(busy.in_flight, 0) <= ${c.perDestination}
+      ORDER BY ranked.next_attempt_at
+      LIMIT ${c.limit}
+    )
+    UPDATE webhook_deliveries d
+    SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => ${c.leaseSeconds})
+    FROM webhook_events e, picked p
+    WHERE e.id = d.event_id AND d.event_id = p.event_id AND d.url = p.url
+    RETURNING d.event_id, d.url, p.destination, d.attempts, e.type, e.batch_id, e.created_at
   `.execute(db);
   return rows;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { internalAddressIn, internalDestination, isInternalAddress, publicOnlyLookup } from "./destination.js";
+import { internalAddressIn, internalDestination, isInternalAddress, publicOnlyLookup, redactUrl } from "./destination.js";
 
 describe("webhook destinations", () => {
   test("internal addresses: loopback, private, link-local, shared, reserved, mapped", () => {
@@ -96,5 +96,14 @@ describe("webhook destinations", () => {
     expect(internalDestination("http://[2001:0:4136:e378::1]/x")).toBe("2001:0:4136:e378::1 is an internal address");
     expect(internalDestination("http://[FEC0::1]/x")).toBe("fec0::1 is an internal address");
     expect(internalDestination("http://[2606:4700:4700::1111]/x")).toBeNull();
+  });
+
+  test("redactUrl keeps scheme, host, port and path, and drops userinfo, query and fragment", () => {
+    expect(redactUrl("https://user:tok@host/p?token=x")).toBe("https://host/p");
+    expect(redactUrl("https://user:tok@host/p?token=x#frag")).toBe("https://host/p");
+    expect(redactUrl("http://:secret@Hooks.Example.com:8443/a/b?")).toBe("http://hooks.example.com:8443/a/b");
+    expect(redactUrl("http://tok@[::1]:9/x?a=1&b=2")).toBe("http://[::1]:9/x");
+    expect(redactUrl("https://host")).toBe("https://host/");
+    expect(redactUrl("not a url ?token=x")).toBe("(unparsable URL)");
   });
 });

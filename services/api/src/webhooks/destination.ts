@@ -89,3 +89,10 @@ export const publicOnlyLookup: LookupFunction = (hostname, options, callback) =>
     callback(null, first.address, first.family);
   });
 };
+
+/** `url` without its userinfo, query and fragment, which may carry a token: what logs may show of it. */
+export function redactUrl(url: string): string {
+  if (!URL.canParse(url)) return "(unparsable URL)";
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}${u.pathname}`;
+}
