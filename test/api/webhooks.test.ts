@@ -384,3 +384,73 @@ describe("webhook failures as logged and stored", () => {
     }
   });
 });
+
+/** An endpoint on loopback that accepts connections and reads requests but never answers them. */
+async function startTarpit() {
+  const paths: string[] = [];
+  const server: Server = createServer((req) => {
+    paths.push(req.url ?? "");
+    req.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    paths,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe("webhook fairness between destinations", () => {
+  test("endpoints that never answer hold two attempts each, and a normal endpoint queued after them is delivered meanwhile", async () => {
+    const tarpit = await startTarpit();
+    const receiver = await startReceiver();
+    const ctx = await createTestContext({ WEBHOOK_SECRET: SECRET, WEBHOOK_ALLOW_PRIVATE: "true", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
+    let api: ApiServer | undefined = await serveApi(ctx);
+    try {
+      const client = sdkClient(api.url);
+      const file = await client.files.create({ file: await toFile(Buffer.from("not json\n"), "bad.jsonl"), purpose: "batch" });
+      const failingBatch = (url: string) => {
+        const own: Record<string, unknown> = { webhook_url: url };
+        return client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", ...own });
+      };
+      const deliveries = (prefix: string) =>
+        ctx.db.selectFrom("webhook_deliveries").select(["url", "attempts", "delivered_at", "failed_at", "last_error"]).where("url", "like", `${prefix}%`).orderBy("url").execute();
+
+      for (let i = 0; i < 6; i++) await failingBatch(`${tarpit.url}/t${i}`);
+      await waitFor("six tarpit deliveries queued", async () => (await deliveries(tarpit.url)).length === 6);
+      await waitFor("two tarpit attempts in flight", async () => tarpit.paths.length >= 2);
+
+      const normal = await failingBatch(`${receiver.url}/n`);
+      const [delivered] = await waitFor("the normal delivery to be marked delivered", async () => {
+        const rows = await deliveries(receiver.url);
+        return rows.length === 1 && rows[0]!.delivered_at !== null && rows;
+      });
+      expect(delivered).toMatchObject({ url: `${receiver.url}/n`, attempts: 1, failed_at: null, last_error: null });
+      expect(receiver.received).toHaveLength(1);
+      expect(await verified(receiver.received[0]!)).toMatchObject({ type: "batch.failed", data: { id: normal.id } });
+
+      // Still waiting on the tarpit: two attempts in flight, the other four not yet tried.
+      expect(tarpit.paths).toHaveLength(2);
+      const pending = await deliveries(tarpit.url);
+      expect(pending.map((r) => r.attempts).sort()).toEqual([0, 0, 0, 0, 1, 1]);
+      expect(pending.filter((r) => r.delivered_at !== null || r.failed_at !== null || r.last_error !== null)).toEqual([]);
+
+      // Stopping the API ends the attempts in flight and records them, to be retried.
+      await api.close();
+      api = undefined;
+      const stopped = await deliveries(tarpit.url);
+      expect(stopped.filter((r) => r.attempts === 1).map((r) => [r.delivered_at, r.failed_at, r.last_error])).toEqual([
+        [null, null, "AbortError: The operation was aborted"],
+        [null, null, "AbortError: The operation was aborted"],
+      ]);
+    } finally {
+      await api?.close();
+      await ctx.close();
+      await tarpit.close();
+      await receiver.close();
+    }
+  });
+});
