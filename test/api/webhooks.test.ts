@@ -3,6 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import OpenAI, { BadRequestError, type APIError } from "openai";
 import { toFile } from "openai/uploads";
+import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { deliverWebhooks, type ApiServer } from "@barge/api";
 import { loadConfig } from "@barge/core";
@@ -346,6 +347,17 @@ describe("IPv6 forms of internal webhook destinations", () => {
   });
 });
 
+/** A logger for the deliverer that keeps what it is told. */
+function capturingLog() {
+  const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+  const errors: { obj: Record<string, unknown>; msg: string }[] = [];
+  const log = {
+    warn: (obj: Record<string, unknown>, msg: string) => void warnings.push({ obj, msg }),
+    error: (obj: Record<string, unknown>, msg: string) => void errors.push({ obj, msg }),
+  };
+  return { log, warnings, errors };
+}
+
 describe("webhook failures as logged and stored", () => {
   test("a failed delivery is logged and recorded without the URL's userinfo or query", async () => {
     const receiver = await startReceiver(() => 500);
@@ -362,9 +374,9 @@ describe("webhook failures as logged and stored", () => {
         const b = await t.client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", ...own });
         await t.client.batches.cancel(b.id);
       }
-      const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
-      const log = { warn: (obj: Record<string, unknown>, msg: string) => void warnings.push({ obj, msg }) };
+      const { log, warnings, errors } = capturingLog();
       while (await deliverWebhooks({ db: t.ctx.db, config: t.ctx.config, log }));
+      expect(errors).toEqual([]);
 
       expect(receiver.received.map((r) => r.path)).toEqual(["/p?token=secret-1"]);
       const logged = warnings.map((w) => [w.msg, w.obj.url, w.obj.attempts, w.obj.retryInSeconds]).sort();
@@ -454,3 +466,29 @@ describe("webhook fairness between destinations", () => {
     }
   });
 });
+
+describe("webhook attempts the database will not record", () => {
+  test("an attempt whose outcome cannot be written is logged, without its URL's secrets, and does not reject", async () => {
+    const receiver = await startReceiver();
+    const t = await startBareApi({ WEBHOOK_SECRET: SECRET, WEBHOOK_ALLOW_PRIVATE: "true" });
+    try {
+      const file = await t.client.files.create({ file: await toFile(Buffer.from(jsonl([chatLine("a")])), "in.jsonl"), purpose: "batch" });
+      const own: Record<string, unknown> = { webhook_url: `${receiver.url}/p?token=secret-1` };
+      const b = await t.client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", ...own });
+      await t.client.batches.cancel(b.id);
+      // Marking the delivery delivered now breaks a constraint: a permanent error on the write.
+      await sql`ALTER TABLE webhook_deliveries ADD CONSTRAINT never_delivered CHECK (delivered_at IS NULL) NOT VALID`.execute(t.ctx.db);
+      const { log, warnings, errors } = capturingLog();
+      expect(await deliverWebhooks({ db: t.ctx.db, config: t.ctx.config, log })).toBe(true);
+
+      expect(receiver.received.map((r) => r.path)).toEqual(["/p?token=secret-1"]);
+      expect(warnings).toEqual([]);
+      expect(errors.map((e) => [e.msg, e.obj.url, (e.obj.err as { code?: string }).code])).toEqual([["webhook attempt not recorded", `${receiver.url}/p`, "23514"]]);
+      expect(await t.ctx.db.selectFrom("webhook_deliveries").select(["attempts", "delivered_at", "failed_at"]).execute()).toEqual([{ attempts: 1, delivered_at: null, failed_at: null }]);
+    } finally {
+      await t.close();
+      await receiver.close();
+    }
+  });
+});
+

@@ -91,9 +91,10 @@ function post(url: string, headers: Record<string, string>, body: string, lookup
 /** What the deliverer needs: the database, the settings, and somewhere to report failures. */
 export type DelivererDeps = Pick<ApiDeps, "db" | "config"> & { log: FailureLog };
 
-/** The one logger call the deliverer makes; a pino `Logger` is one. */
+/** The logger calls the deliverer makes; a pino `Logger` is one. */
 export interface FailureLog {
   warn(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
 }
 
 /**
@@ -140,13 +141,17 @@ export class WebhookDeliverer {
 
   private start(secret: string, d: DueDelivery): void {
     this.inFlight.set(d.destination, (this.inFlight.get(d.destination) ?? 0) + 1);
-    const run = this.deliver(secret, d).finally(() => {
-      this.running.delete(run);
-      const left = this.inFlight.get(d.destination)! - 1;
-      if (left === 0) this.inFlight.delete(d.destination);
-      else this.inFlight.set(d.destination, left);
-      this.onFree();
-    });
+    // Nothing awaits an attempt as it runs, so its failure to record (the database away) is logged
+    // here rather than left to reject; the lease expires and another attempt follows.
+    const run = this.deliver(secret, d)
+      .catch((err: unknown) => this.deps.log.error({ err, event: d.event_id, url: redactUrl(d.url) }, "webhook attempt not recorded"))
+      .finally(() => {
+        this.running.delete(run);
+        const left = this.inFlight.get(d.destination)! - 1;
+        if (left === 0) this.inFlight.delete(d.destination);
+        else this.inFlight.set(d.destination, left);
+        this.onFree();
+      });
     this.running.add(run);
   }
 
