@@ -7,7 +7,7 @@ export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 /** Options of the line readers. */
 export interface LineLimits {
   /** The longest line, in bytes without its LF or CRLF terminator, a reader will hold. */
-  maxLineBytes?: number;
+  maxLineBytes?: number | undefined;
 }
 
 /** A line longer than the reader's `maxLineBytes`: it was not read whole. */
