@@ -21,5 +21,9 @@ describe("customIdIn", () => {
     expect(customIdIn('{"body":{"custom_id":"inner","messages":[{"content":"xxx')).toBeUndefined();
     expect(customIdIn('{"method":"custom_id","custom_id":')).toBeUndefined();
     expect(customIdIn('{"custom_id":"cut off')).toBeUndefined();
+    // Text Postgres cannot store: NUL and lone surrogates.
+    expect(customIdIn('{"custom_id":"a\\u0000b"}')).toBeUndefined();
+    expect(customIdIn('{"custom_id":"a\\ud800b"}')).toBeUndefined();
+    expect(customIdIn('{"custom_id":"\\ud83d\\ude00"}')).toBe("\u{1f600}");
   });
 });

@@ -36,10 +36,12 @@ export function nestsDeeperThan(text: string, max: number = MAX_NESTING_DEPTH): 
 }
 
 const stringValue = /\s*:\s*("(?:[^"\\]|\\.)*")/y;
+// What Postgres text cannot hold: NUL, and a surrogate without its pair.
+const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /**
  * The top-level `custom_id` of a request line read only in part (the start of a line too long
- * to hold), or undefined when that part does not hold it.
+ * to hold), or undefined when that part does not hold it or it could not be stored as text.
  */
 export function customIdIn(prefix: string): string | undefined {
   return walk(prefix, (start, end, depth) => {
@@ -48,7 +50,8 @@ export function customIdIn(prefix: string): string | undefined {
     const m = stringValue.exec(prefix);
     if (!m) return undefined;
     try {
-      return JSON.parse(m[1]!) as string;
+      const id = JSON.parse(m[1]!) as string;
+      return unstorable.test(id) ? undefined : id;
     } catch {
       return undefined;
     }
