@@ -13,7 +13,7 @@ export type UploadCheck = { bytes: number } & ({ problem: InvalidRequest; check?
 export async function checkBatchInput(deps: ApiDeps, key: string): Promise<UploadCheck> {
   const { body, bytes, etag } = await getObject(deps, key);
   try {
-    const result = await validateBatchInput(readLineBlocks(body), bytes, null, {
+    const result = await validateBatchInput(readLineBlocks(body, { maxLineBytes: deps.config.MAX_LINE_BYTES }), bytes, null, {
       chunkSize: deps.config.CHUNK_SIZE,
       maxRequests: deps.config.MAX_REQUESTS_PER_BATCH,
       maxBytes: deps.config.MAX_FILE_BYTES,

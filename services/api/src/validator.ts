@@ -19,6 +19,7 @@ export function startValidator(deps: ApiDeps): Loop {
       chunkSize: deps.config.CHUNK_SIZE,
       maxRequests: deps.config.MAX_REQUESTS_PER_BATCH,
       maxBytes: deps.config.MAX_FILE_BYTES,
+      maxLineBytes: deps.config.MAX_LINE_BYTES,
     },
   };
   return startLoop("validator", deps.log, deps.config.API_POLL_MS, async () => {

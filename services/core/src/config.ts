@@ -74,6 +74,8 @@ export const configSchema = z.object({
   AGENT_SHUTDOWN_GRACE_MS: int(10_000),
   MAX_REQUESTS_PER_BATCH: z.coerce.number().int().min(1).default(50_000),
   MAX_FILE_BYTES: z.coerce.number().int().min(1).default(200 * 1024 * 1024),
+  /** The longest request line, in bytes without its newline; longer lines are `line_too_large` and never read whole. */
+  MAX_LINE_BYTES: z.coerce.number().int().min(1024).default(16 * 1024 * 1024),
   PRESIGN_EXPIRES_SECONDS: z.coerce.number().int().min(1).max(604800).default(3600),
   /** Batches not yet finished (validating to cancelling), across tenants; more gets 429. */
   MAX_ACTIVE_BATCHES: z.coerce.number().int().min(1).default(1000),
@@ -129,6 +131,7 @@ export type ApiConfig = Pick<
   | "LEASE_SECONDS"
   | "MAX_ACTIVE_BATCHES"
   | "MAX_FILE_BYTES"
+  | "MAX_LINE_BYTES"
   | "MAX_QUEUED_REQUESTS"
   | "MAX_REQUESTS_PER_BATCH"
   | "PRESIGN_EXPIRES_SECONDS"
@@ -156,6 +159,7 @@ export type AgentConfig = Pick<
   | "ENGINE_SWAP_AFTER_SECONDS"
   | "ENGINE_TIMEOUT_MS"
   | "LEASE_SECONDS"
+  | "MAX_LINE_BYTES"
   | "SEGMENT_MAX_LINES"
   | "SEGMENT_MAX_MS"
 >;

@@ -1,5 +1,5 @@
-import { findFile, isBlankLine, unfinishedChunks, type BatchRow, type Bucket, type Db } from "@barge/core";
-import { inputLines, parseRequest } from "../run/input-lines.js";
+import { findFile, unfinishedChunks, type BatchRow, type Bucket, type Db } from "@barge/core";
+import { inputLines, isRequestLine, parseRequest } from "../run/input-lines.js";
 import { buildResultLine } from "../run/result-line.js";
 import { commitSegment, type PendingResult } from "../run/segment-writer.js";
 
@@ -42,8 +42,8 @@ export async function writeExpiredLines(deps: ExpiredLinesDeps, batch: BatchRow,
     };
     for await (const line of inputLines(deps, file.s3_key, { offset: chunk.next_offset, lineNo: chunk.next_line }, chunk.end_offset)) {
       // Blank lines were skipped by validation too, so request numbering matches the chunk index.
-      if (isBlankLine(line.text)) continue;
-      const result = buildResultLine(parseRequest(line.text).customId, outcome);
+      if (!isRequestLine(line)) continue;
+      const result = buildResultLine(line.customId ?? parseRequest(line.text).customId, outcome);
       pending.push({ result, requestIndex: requestIndex++, end: line.end, lineNo: line.lineNo });
       if (pending.length === deps.segmentMaxLines) await flush();
     }

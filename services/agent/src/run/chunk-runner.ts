@@ -17,7 +17,7 @@ export interface ChunkRunnerDeps extends Bucket {
   db: Db;
   engine: EngineClient;
   log: Logger;
-  config: Pick<Config, "AGENT_CONCURRENCY" | "SEGMENT_MAX_LINES" | "SEGMENT_MAX_MS" | "LEASE_SECONDS">;
+  config: Pick<Config, "AGENT_CONCURRENCY" | "SEGMENT_MAX_LINES" | "SEGMENT_MAX_MS" | "LEASE_SECONDS"> & Partial<Pick<Config, "MAX_LINE_BYTES">>;
   /** How far ahead of the oldest unfinished request dispatch may run; default 4 x the highest concurrency. */
   window?: number;
   /** Sizes in-flight requests and learns from each one; without it the limit is AGENT_CONCURRENCY, fixed. */
@@ -77,7 +77,7 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
     onError: (err) => stop.haltOn(err),
     onRetry: (err, attempt) => log.warn({ err, attempt }, "segment commit failed; retrying"),
   });
-  const dispatcher = new Dispatcher({ bucket: deps, engine: deps.engine, log, chunk, ref, remaining, maxLines, stop, changed, slots, controller, reorder, writer, markTail, onResult: deps.onResult });
+  const dispatcher = new Dispatcher({ maxLineBytes: deps.config.MAX_LINE_BYTES, bucket: deps, engine: deps.engine, log, chunk, ref, remaining, maxLines, stop, changed, slots, controller, reorder, writer, markTail, onResult: deps.onResult });
 
   let beating = false;
   async function beat(): Promise<void> {

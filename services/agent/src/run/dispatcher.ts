@@ -1,8 +1,9 @@
-import { isBlankLine, pooledIds, type Bucket, type ChunkRow, type Line, type Logger } from "@barge/core";
+import { pooledIds, type Bucket, type ChunkRow, type Logger } from "@barge/core";
 import type { ConcurrencyController } from "../engine/concurrency.js";
 import { EngineRequestError, type EngineClient } from "../engine/engine-client.js";
 import type { RequestSlots } from "../engine/request-slots.js";
-import { inputLines, parseRequest } from "./input-lines.js";
+import { inputLines, isRequestLine, parseRequest, type InputLine } from "./input-lines.js";
+import { MAX_NESTING_DEPTH, nestsDeeperThan } from "./json-text-scan.js";
 import type { Notifier } from "./notifier.js";
 import type { ReorderBuffer } from "./reorder-buffer.js";
 import { buildResultLine, type EngineOutcome, type ResultLine } from "./result-line.js";
@@ -18,6 +19,8 @@ export interface DispatcherOptions {
   log: Logger;
   chunk: ChunkRow;
   ref: ChunkRef;
+  /** MAX_LINE_BYTES; unset, the readers' default. */
+  maxLineBytes?: number | undefined;
   /** Requests of the chunk not yet committed when it was claimed. */
   remaining: number;
   /** Results the writer may hold uncommitted before dispatch waits (SEGMENT_MAX_LINES). */
@@ -55,10 +58,10 @@ export class Dispatcher {
     const { chunk, ref, remaining, stop, changed, slots, reorder, writer } = this.o;
     if (remaining <= 0) return;
     let pos = 0;
-    const lines = inputLines(this.o.bucket, key, { offset: chunk.next_offset, lineNo: chunk.next_line }, chunk.end_offset, stop.signal);
+    const lines = inputLines(this.o.bucket, key, { offset: chunk.next_offset, lineNo: chunk.next_line }, chunk.end_offset, { signal: stop.signal, maxLineBytes: this.o.maxLineBytes });
     for await (const line of lines) {
       // Blank lines were skipped by validation too, so request numbering matches the chunk index.
-      if (isBlankLine(line.text)) continue;
+      if (!isRequestLine(line)) continue;
       // Pulling the next line only when it can be sent is what lets the stream's backpressure bound memory.
       // The slot is taken last, so a run held back by its own buffers never sits on one.
       while (stop.reason === undefined && !(reorder.canAccept(pos) && writer.pending < this.o.maxLines && slots.tryAcquire())) await changed.wait();
@@ -76,11 +79,11 @@ export class Dispatcher {
   }
 
   /** Sends one request on the slot the dispatcher took for it. */
-  private dispatch(pos: number, line: Line): void {
-    const { chunk, ref, stop, slots, reorder, writer, controller } = this.o;
-    let req: ReturnType<typeof parseRequest>;
+  private dispatch(pos: number, line: InputLine): void {
+    const { chunk, ref, stop, slots, reorder, writer } = this.o;
+    let req: ReturnType<typeof parseRequest> | undefined;
     try {
-      req = parseRequest(line.text);
+      if (line.oversizedBytes === undefined) req = parseRequest(line.text);
     } catch (err) {
       // The slot is the agent's, not this run's: a line that fails here must not keep it.
       slots.release();
@@ -91,7 +94,28 @@ export class Dispatcher {
     this.inflight++;
     this.dispatched++;
     const sentAt = performance.now();
-    this.o.engine
+    const rejected = rejectedLine(line);
+    // Only an oversized line has no parsed request, and it is always rejected.
+    const answer: Promise<ResultLine | undefined> = rejected
+      ? Promise.resolve(buildResultLine(req?.customId ?? line.customId!, rejected, this.lineId()))
+      : this.sent(req!, requestId, sentAt);
+    void answer.then((result) => {
+      this.inflight--;
+      slots.release();
+      if (result) this.o.onResult?.(result.kind);
+      // An aborted request leaves a gap, so nothing after it is released: what gets committed
+      // on a stop is exactly the in-order prefix that finished.
+      if (result && !stop.severe()) {
+        for (const ready of reorder.put(pos, { result, requestIndex, end: line.end, lineNo: line.lineNo })) writer.add(ready);
+      }
+      this.o.changed.notify();
+    });
+  }
+
+  /** The result of sending one request to the engine. */
+  private sent(req: ReturnType<typeof parseRequest>, requestId: string, sentAt: number): Promise<ResultLine | undefined> {
+    const { stop, controller } = this.o;
+    return this.o.engine
       .send({ url: req.url, body: req.body, requestId }, stop.signal)
       .then(
         (res): ResultLine => {
@@ -103,18 +127,7 @@ export class Dispatcher {
           if (!stop.signal.aborted) controller?.observeRequest({ latencyMs: performance.now() - sentAt, outcome: "error" });
           return this.failedResult(req.customId, err);
         },
-      )
-      .then((result) => {
-        this.inflight--;
-        slots.release();
-        if (result) this.o.onResult?.(result.kind);
-        // An aborted request leaves a gap, so nothing after it is released: what gets committed
-        // on a stop is exactly the in-order prefix that finished.
-        if (result && !stop.severe()) {
-          for (const ready of reorder.put(pos, { result, requestIndex, end: line.end, lineNo: line.lineNo })) writer.add(ready);
-        }
-        this.o.changed.notify();
-      });
+      );
   }
 
   /**
@@ -144,6 +157,21 @@ export class Dispatcher {
         this.probing = undefined;
       }));
   }
+}
+
+/**
+ * Why a line must fail without reaching the engine, if it must: validation rejects both kinds,
+ * so one reaches a run only when a limit was lowered since, and it fails alone instead of
+ * taking its chunk down (a too deep body would overflow the stack when serialized).
+ */
+function rejectedLine(line: InputLine): EngineOutcome | undefined {
+  if (line.oversizedBytes !== undefined) {
+    return { kind: "failure", code: "line_too_large", message: `Line ${line.lineNo} is ${line.oversizedBytes} bytes, longer than the line limit; it was not sent.`, attempts: 0 };
+  }
+  if (nestsDeeperThan(line.text)) {
+    return { kind: "failure", code: "too_deeply_nested", message: `Line ${line.lineNo} nests JSON more than ${MAX_NESTING_DEPTH} levels deep; it was not sent.`, attempts: 0 };
+  }
+  return undefined;
 }
 
 function failureOf(err: unknown): EngineOutcome {

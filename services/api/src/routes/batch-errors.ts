@@ -117,7 +117,7 @@ async function* failedInputLines(deps: ApiDeps, batchId: string, inputKey: strin
     let next = 0;
     let index = chunk.request_start;
     const body = await getObjectStream(deps, inputKey, { start: chunk.start_offset, end: chunk.end_offset });
-    for await (const line of readLines(body, { offset: chunk.start_offset, lineNo: chunk.start_line })) {
+    for await (const line of readLines(body, { offset: chunk.start_offset, lineNo: chunk.start_line }, { maxLineBytes: deps.config.MAX_LINE_BYTES })) {
       // Leaving the loop early destroys the rest of the range's stream.
       if (next === wanted.length) break;
       // Blank lines were skipped by validation too, so request numbering matches the chunk index.

@@ -20,6 +20,8 @@ export interface ValidationLimits {
   maxBytes: number;
   /** Errors listed in `errors.data`; more are summarised in one last entry. */
   maxErrors?: number;
+  /** The longest line (MAX_LINE_BYTES); unset, the readers' default. */
+  maxLineBytes?: number;
 }
 
 export interface ValidationResult {

@@ -36,7 +36,7 @@ export async function validateBatch(deps: ValidateDeps, batch: BatchRow): Promis
     // A presigned upload was validated when it was completed; that pass stands if the object is the one it read.
     const result =
       reuseInputCheck(file.input_check, head, batch.endpoint, deps.limits) ??
-      (await validateBatchInput(readLineBlocks(await getObjectStream(deps, file.s3_key)), head.bytes, batch.endpoint, deps.limits));
+      (await validateBatchInput(readLineBlocks(await getObjectStream(deps, file.s3_key), { maxLineBytes: deps.limits.maxLineBytes }), head.bytes, batch.endpoint, deps.limits));
     if (result.errors.length > 0) return await fail(deps, batch, result.errors);
     // A batch created with a model (the one-shot form) only accepts files naming that model;
     // every line names the same one by now, so the first request is the first offender.
