@@ -69,3 +69,4 @@ export * from "./queue/segment-keys.js";
 export * from "./periodic.js";
 export * from "./db/pg-errors.js";
 export * from "./domain/storable-text.js";
+export * from "./queue/release-unstorable-chunk.js";

@@ -3,9 +3,10 @@ import { newId, type SegmentKind } from "@barge/core";
 /**
  * Why a request got no HTTP answer: the engine never answered (`engine_unavailable`,
  * `request_timeout`) after every attempt, or it was never sent because its chunk crashed its
- * runs too often (`chunk_failed`) or its batch expired first (`batch_expired`).
+ * runs too often (`chunk_failed`), Postgres refused to store its chunk's results
+ * (`unstorable_result`), or its batch expired first (`batch_expired`).
  */
-export type FailureCode = "engine_unavailable" | "request_timeout" | "chunk_failed" | "batch_expired";
+export type FailureCode = "engine_unavailable" | "request_timeout" | "chunk_failed" | "unstorable_result" | "batch_expired";
 
 /** The code a request error row gets when the engine answered with an HTTP error. */
 export const ENGINE_ERROR_CODE = "engine_error";
