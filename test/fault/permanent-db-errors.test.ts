@@ -1,4 +1,6 @@
 import { sql } from "kysely";
+import OpenAI, { RateLimitError } from "openai";
+import { toFile } from "openai/uploads";
 import { describe, expect, it } from "vitest";
 import { enqueueChunks, keys, newId, putObject } from "@barge/core";
 import type { TestContext } from "../support/context.js";
@@ -124,5 +126,44 @@ describe("fault: permanent database errors", () => {
 
     const normal = await seedBatch(ctx, [chatLine("n-1", "after")]);
     expect((await readResults(ctx, await completed(ctx, normal.batchId))).output.map((l) => l.custom_id)).toEqual(["n-1"]);
+  });
+
+  it("fails a batch whose validation always throws with validation_failed after exactly VALIDATION_MAX_ATTEMPTS claims, freeing its MAX_ACTIVE_BATCHES slot", async () => {
+    const ctx = await suite.context({ ...env, LEASE_SECONDS: "2", MAX_ACTIVE_BATCHES: "1", VALIDATION_MAX_ATTEMPTS: "3" });
+    const api = await suite.api(ctx);
+    const client = new OpenAI({ baseURL: `${api.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    const upload = async (id: string) =>
+      client.files.create({ file: await toFile(Buffer.from(`${JSON.stringify(chatLine(id, "hi"))}\n`), `${id}.jsonl`), purpose: "batch" });
+    const doomed = await upload("doomed");
+    // Fault injection: a real trigger makes Postgres refuse, with a data exception (SQLSTATE
+    // 22023), every move of a batch reading this file to in_progress: validation fails each time.
+    await sql`
+      CREATE FUNCTION refuse_start() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.input_file_id = ${sql.lit(doomed.id)} AND NEW.status = 'in_progress' THEN
+          RAISE EXCEPTION 'injected: this batch cannot start' USING ERRCODE = '22023';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse_start BEFORE UPDATE ON batches FOR EACH ROW EXECUTE FUNCTION refuse_start();
+    `.execute(ctx.db);
+    const create = (fileId: string) => client.batches.create({ input_file_id: fileId, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    const batch = await create(doomed.id);
+    const other = await upload("other");
+    // While it validates it holds the only active slot.
+    const refused = await create(other.id).then(() => undefined, (e: unknown) => e);
+    expect(refused).toBeInstanceOf(RateLimitError);
+
+    const failed = await waitFor("the batch to fail", async () => {
+      const b = await batchRow(ctx, batch.id);
+      return b.status === "failed" ? b : undefined;
+    });
+    expect(failed.validation_attempts).toBe(3);
+    expect(failed.errors).toEqual([{ code: "validation_failed", message: "injected: this batch cannot start", line: null, param: null }]);
+    expect(await ctx.db.selectFrom("chunks").select("idx").where("batch_id", "=", batch.id).execute()).toEqual([]);
+    const seen = await client.batches.retrieve(batch.id);
+    expect([seen.status, seen.errors?.data?.map((e) => [e.code, e.message])]).toEqual(["failed", [["validation_failed", "injected: this batch cannot start"]]]);
+    // The slot is free again.
+    expect((await create(other.id)).status).toBe("validating");
   });
 });

@@ -17,7 +17,10 @@ export const BATCH_STATUSES = [
    * straight to `cancelled`, since nothing has run yet.
    */
   "validating",
-  /** Final: the input was rejected, with line-numbered `errors`. Nothing ran, no results exist. */
+  /**
+   * Final: the input was rejected, with line-numbered `errors`, or validation could not finish in
+   * VALIDATION_MAX_ATTEMPTS claims (`validation_failed`). Nothing ran, no results exist.
+   */
   "failed",
   /**
    * Its chunks are queued and run by agents. The agent completing the last chunk
