@@ -118,14 +118,14 @@ describe("fault: permanent database errors", () => {
     expect(errors[0]!.error?.message).toBe(
       "The request was not run: Postgres refused to store a result of its chunk (injected: this row cannot be stored), so its remaining requests were given up on.",
     );
+
+    const normal = await seedBatch(ctx, [chatLine("n-1", "after")]);
+    expect((await readResults(ctx, await completed(ctx, normal.batchId))).output.map((l) => l.custom_id)).toEqual(["n-1"]);
     // Exactly one log line carries the refusal, and no commit retry was logged.
     const logged = agent.logs();
     const refusals = logged.filter((l) => JSON.stringify(l).includes("injected: this row cannot be stored"));
     expect(refusals.map((l) => l.msg)).toEqual(["chunk results refused by Postgres; its remaining requests fail as unstorable_result"]);
     expect(logged.filter((l) => l.msg === "segment commit failed; retrying" || l.msg === "chunk run failed")).toEqual([]);
-
-    const normal = await seedBatch(ctx, [chatLine("n-1", "after")]);
-    expect((await readResults(ctx, await completed(ctx, normal.batchId))).output.map((l) => l.custom_id)).toEqual(["n-1"]);
   });
 
   it("fails a batch whose validation always throws with validation_failed after exactly VALIDATION_MAX_ATTEMPTS claims, freeing its MAX_ACTIVE_BATCHES slot", async () => {
@@ -165,5 +165,44 @@ describe("fault: permanent database errors", () => {
     expect([seen.status, seen.errors?.data?.map((e) => [e.code, e.message])]).toEqual(["failed", [["validation_failed", "injected: this batch cannot start"]]]);
     // The slot is free again.
     expect((await create(other.id)).status).toBe("validating");
+  });
+
+  it("fails a batch whose publish Postgres refuses with finalize_failed on its FINALIZE_MAX_ATTEMPTS-th claim, and the agent goes on", async () => {
+    // One attempt: a second one would first re-complete the output's multipart upload, which the
+    // test S3 server answers with a 500 (a transient error, retried), never reaching Postgres again.
+    const ctx = await suite.context({ ...env, LEASE_SECONDS: "2", FINALIZE_MAX_ATTEMPTS: "1" });
+    const sim = await suite.sim({ models: ["barge-sim-1"] });
+    const { batchId } = await seedBatch(ctx, [chatLine("f-1", "one"), chatLine("f-2", "two")]);
+    // Fault injection: a real trigger makes Postgres refuse this batch's move to completed with an
+    // integrity violation (SQLSTATE 23514), every time.
+    await sql`
+      CREATE FUNCTION refuse_publish() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.id = ${sql.lit(batchId)} AND NEW.status = 'completed' THEN
+          RAISE EXCEPTION 'injected: this batch cannot be published' USING ERRCODE = '23514';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse_publish BEFORE UPDATE ON batches FOR EACH ROW EXECUTE FUNCTION refuse_publish();
+    `.execute(ctx.db);
+    const agent = suite.children.agent({ ...ctx.env, VLLM_URL: sim.url }, "publisher");
+
+    const failed = await waitFor("the batch to fail", async () => {
+      const b = await batchRow(ctx, batchId);
+      return b.status === "failed" ? b : undefined;
+    });
+    expect(failed.finalize_attempts).toBe(1);
+    expect(failed.errors).toEqual([{ code: "finalize_failed", message: "injected: this batch cannot be published", line: null, param: null }]);
+    expect([failed.output_file_id, failed.error_file_id]).toEqual([null, null]);
+    // The agent logs after its transition, and its stderr arrives here a moment later.
+    const logged = await waitFor("the refusal to be logged", async () => {
+      const l = agent.logs().filter((e) => JSON.stringify(e).includes("injected: this batch cannot be published"));
+      return l.length > 0 ? l : undefined;
+    });
+
+    const normal = await seedBatch(ctx, [chatLine("n-1", "after")]);
+    expect((await readResults(ctx, await completed(ctx, normal.batchId))).output.map((l) => l.custom_id)).toEqual(["n-1"]);
+    expect(logged.map((l) => l.msg)).toEqual(["finalize refused by Postgres on its last attempt; the batch failed"]);
+    expect(agent.logs().filter((e) => JSON.stringify(e).includes("injected: this batch cannot be published"))).toHaveLength(1);
   });
 });

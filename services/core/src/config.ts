@@ -72,6 +72,8 @@ export const configSchema = z.object({
   CHUNK_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
   /** Claims a `validating` batch may spend validating (each one failed or cut short) before it fails as `validation_failed`. */
   VALIDATION_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
+  /** Claims of a batch to finalize it after which a permanent Postgres error (SQLSTATE class 22 or 23) fails it as `finalize_failed`. */
+  FINALIZE_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
   /** How long a SIGTERMed agent lets in-flight requests finish before it aborts them, commits and releases. */
   AGENT_SHUTDOWN_GRACE_MS: int(10_000),
   MAX_REQUESTS_PER_BATCH: z.coerce.number().int().min(1).default(50_000),
@@ -158,6 +160,7 @@ export type AgentConfig = Pick<
   | "ENGINE_MODEL"
   | "ENGINE_SWAP_AFTER_SECONDS"
   | "ENGINE_TIMEOUT_MS"
+  | "FINALIZE_MAX_ATTEMPTS"
   | "LEASE_SECONDS"
   | "SEGMENT_MAX_LINES"
   | "SEGMENT_MAX_MS"
