@@ -2,8 +2,8 @@ import { sql } from "kysely";
 import OpenAI, { RateLimitError } from "openai";
 import { toFile } from "openai/uploads";
 import { describe, expect, it } from "vitest";
-import { enqueueChunks, keys, newId, putObject } from "@barge/core";
-import type { TestContext } from "../support/context.js";
+import { claimBatchWork, enqueueChunks, keys, newId, putObject, validateBatch } from "@barge/core";
+import { testLog, type TestContext } from "../support/context.js";
 import { faultSuite } from "../support/fault-suite.js";
 import { batchRow, chunkRows, readResults } from "../support/results.js";
 import { chatLine, seedBatch, waitFor } from "../support/seed.js";
@@ -204,5 +204,37 @@ describe("fault: permanent database errors", () => {
     expect((await readResults(ctx, await completed(ctx, normal.batchId))).output.map((l) => l.custom_id)).toEqual(["n-1"]);
     expect(logged.map((l) => l.msg)).toEqual(["finalize refused by Postgres on its last attempt; the batch failed"]);
     expect(agent.logs().filter((e) => JSON.stringify(e).includes("injected: this batch cannot be published"))).toHaveLength(1);
+  });
+
+  it("fails at once a validating batch claimed past VALIDATION_MAX_ATTEMPTS, its last validator having died mid-way", async () => {
+    const ctx = await suite.context({ ...env, VALIDATION_MAX_ATTEMPTS: "2" });
+    const fileId = newId("file-");
+    const key = keys.input("default", fileId);
+    await putObject(ctx, key, `${JSON.stringify(chatLine("d-1", "hi"))}\n`);
+    await ctx.db.insertInto("files").values({ id: fileId, tenant: "default", purpose: "batch", filename: "d.jsonl", bytes: 1, status: "processed", s3_key: key }).execute();
+    const batchId = newId("batch_");
+    // Two claims already made, neither of which finished (a validator killed each time).
+    await ctx.db
+      .insertInto("batches")
+      .values({
+        id: batchId,
+        tenant: "default",
+        status: "validating",
+        endpoint: "/v1/chat/completions",
+        input_file_id: fileId,
+        completion_window: "24h",
+        metadata: JSON.stringify(null),
+        errors: JSON.stringify(null),
+        stitch_state: JSON.stringify(null),
+        expires_at: new Date(Date.now() + 24 * 3600 * 1000),
+        validation_attempts: 2,
+      })
+      .execute();
+    const claimed = await claimBatchWork(ctx.db, { workerId: "third", kinds: ["validating"], leaseSeconds: 30, batchId });
+    expect(claimed?.validation_attempts).toBe(3);
+    const deps = { db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, log: testLog, leaseSeconds: 30, maxAttempts: 2, limits: { chunkSize: 10, maxRequests: 100, maxBytes: 1 << 20 } };
+    expect(await validateBatch(deps, claimed!)).toBe("failed");
+    const b = await batchRow(ctx, batchId);
+    expect([b.status, b.errors]).toEqual(["failed", [{ code: "validation_failed", message: "Validation did not finish in 2 attempts.", line: null, param: null }]]);
   });
 });
