@@ -73,6 +73,7 @@ export async function seedBatch(
       bucket: ctx.bucket,
       log: testLog,
       leaseSeconds: 30,
+      maxAttempts: ctx.config.VALIDATION_MAX_ATTEMPTS,
       limits: { chunkSize: ctx.config.CHUNK_SIZE, maxRequests: ctx.config.MAX_REQUESTS_PER_BATCH, maxBytes: ctx.config.MAX_FILE_BYTES },
     },
     claimed,

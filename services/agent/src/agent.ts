@@ -55,6 +55,7 @@ export function createAgent(deps: AgentDeps): Agent {
     log,
     leaseSeconds: config.LEASE_SECONDS,
     segmentMaxLines: config.SEGMENT_MAX_LINES,
+    maxAttempts: config.FINALIZE_MAX_ATTEMPTS,
   };
   // One controller for the agent's lifetime: what it learned about the engine outlives any one chunk.
   const concurrency = new ConcurrencyController(concurrencyBounds(config));

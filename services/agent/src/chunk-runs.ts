@@ -1,8 +1,8 @@
-import type { AgentConfig, Bucket, ChunkRow, Db, Logger } from "@barge/core";
+import { isPermanentDbError, type AgentConfig, type Bucket, type ChunkRow, type Db, type Logger } from "@barge/core";
 import type { AgentMetrics } from "./agent-metrics.js";
 import type { ConcurrencyController } from "./engine/concurrency.js";
 import type { EngineClient } from "./engine/engine-client.js";
-import { poisonEngine } from "./engine/poison-engine.js";
+import { poisonEngine, poisonOf } from "./engine/poison-engine.js";
 import type { RequestSlots } from "./engine/request-slots.js";
 import { startChunk, type ChunkRun, type StopMode } from "./run/chunk-runner.js";
 
@@ -67,15 +67,16 @@ export class ChunkRuns {
   start(client: EngineClient, chunk: ChunkRow): void {
     const { config, log, metrics } = this.deps;
     metrics.chunksClaimed++;
-    const poisoned = chunk.failures >= config.CHUNK_MAX_ATTEMPTS;
+    const poison = poisonOf(chunk, config.CHUNK_MAX_ATTEMPTS);
+    const poisoned = poison !== undefined;
     log.info({ batch: chunk.batch_id, chunk: chunk.idx, fence: chunk.fence, committed: chunk.committed, failures: chunk.failures, runs: this.runs.length + 1, concurrency: this.deps.slots.limit }, "claimed chunk");
-    if (poisoned) log.warn({ batch: chunk.batch_id, chunk: chunk.idx, failures: chunk.failures }, "poison chunk: failing its remaining requests as chunk_failed");
+    if (poison) log.warn({ batch: chunk.batch_id, chunk: chunk.idx, failures: chunk.failures }, `poison chunk: failing its remaining requests as ${poison.code}`);
     const run = startChunk(
       {
         db: this.deps.db,
         s3: this.deps.s3,
         bucket: this.deps.bucket,
-        engine: poisoned ? poisonEngine(client, chunk.failures) : client,
+        engine: poison ? poisonEngine(client, poison) : client,
         // A poisoned run's instant failures say nothing about the engine's capacity.
         ...(poisoned ? {} : { concurrency: this.deps.concurrency }),
         slots: this.deps.slots,
@@ -101,7 +102,9 @@ export class ChunkRuns {
           if (outcome === "engine_down") this.engineDown = true;
         },
         (err: unknown) => {
-          log.error({ err, batch: chunk.batch_id, chunk: chunk.idx }, "chunk run failed");
+          // Logged once: the run released its chunk marked unstorable, and the next run does not retry the commit.
+          if (isPermanentDbError(err)) log.error({ err, batch: chunk.batch_id, chunk: chunk.idx }, "chunk results refused by Postgres; its remaining requests fail as unstorable_result");
+          else log.error({ err, batch: chunk.batch_id, chunk: chunk.idx }, "chunk run failed");
           this.claimNotBefore = Date.now() + config.AGENT_POLL_MS;
         },
       )

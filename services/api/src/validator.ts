@@ -15,6 +15,7 @@ export function startValidator(deps: ApiDeps): Loop {
     bucket: deps.bucket,
     log: deps.log,
     leaseSeconds: deps.config.LEASE_SECONDS,
+    maxAttempts: deps.config.VALIDATION_MAX_ATTEMPTS,
     limits: {
       chunkSize: deps.config.CHUNK_SIZE,
       maxRequests: deps.config.MAX_REQUESTS_PER_BATCH,

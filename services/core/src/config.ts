@@ -70,6 +70,10 @@ export const configSchema = z.object({
   ENGINE_TIMEOUT_MS: z.coerce.number().int().min(100).default(600_000),
   /** Claims of one chunk that may end in a crash, a failed run or an engine outage before its remaining requests fail as `chunk_failed`. */
   CHUNK_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
+  /** Claims a `validating` batch may spend validating (each one failed or cut short) before it fails as `validation_failed`. */
+  VALIDATION_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
+  /** Claims of a batch to finalize it after which a permanent Postgres error (SQLSTATE class 22 or 23) fails it as `finalize_failed`. */
+  FINALIZE_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
   /** How long a SIGTERMed agent lets in-flight requests finish before it aborts them, commits and releases. */
   AGENT_SHUTDOWN_GRACE_MS: int(10_000),
   MAX_REQUESTS_PER_BATCH: z.coerce.number().int().min(1).default(50_000),
@@ -135,6 +139,7 @@ export type ApiConfig = Pick<
   | "MAX_QUEUED_REQUESTS"
   | "MAX_REQUESTS_PER_BATCH"
   | "PRESIGN_EXPIRES_SECONDS"
+  | "VALIDATION_MAX_ATTEMPTS"
   | "WEBHOOK_ALLOW_PRIVATE"
   | "WEBHOOK_MAX_ATTEMPTS"
   | "WEBHOOK_SECRET"
@@ -158,6 +163,7 @@ export type AgentConfig = Pick<
   | "ENGINE_MODEL"
   | "ENGINE_SWAP_AFTER_SECONDS"
   | "ENGINE_TIMEOUT_MS"
+  | "FINALIZE_MAX_ATTEMPTS"
   | "LEASE_SECONDS"
   | "MAX_LINE_BYTES"
   | "SEGMENT_MAX_LINES"

@@ -67,3 +67,6 @@ export * from "./queue/register-agent.js";
 export * from "./queue/batch-input-key.js";
 export * from "./queue/segment-keys.js";
 export * from "./periodic.js";
+export * from "./db/pg-errors.js";
+export * from "./domain/storable-text.js";
+export * from "./queue/release-unstorable-chunk.js";

@@ -1,16 +1,38 @@
+import type { ChunkRow } from "@barge/core";
 import { EngineRequestError, type EngineClient } from "./engine-client.js";
+import type { FailureCode } from "../run/result-line.js";
+
+/** Why a claimed chunk's remaining requests are failed without reaching the engine. */
+export interface Poison {
+  code: Extract<FailureCode, "chunk_failed" | "unstorable_result">;
+  message: string;
+}
 
 /**
- * The engine a poisoned chunk runs against: a chunk whose claims ended in a crash, a failed run or
- * an engine outage CHUNK_MAX_ATTEMPTS times is not sent to the real engine again. Every remaining request fails at
- * once as `chunk_failed` (attempts 0) and goes through the ordinary runner, so it is committed,
- * fenced and counted like any other error line and the batch can still finish.
+ * Whether a claimed chunk is poisoned: Postgres refused its results for their data (a retry
+ * would fail the same way), or its claims ended in a crash, a failed run or an engine outage
+ * `maxAttempts` times (CHUNK_MAX_ATTEMPTS).
  */
-export function poisonEngine(engine: EngineClient, failures: number): EngineClient {
-  const message = `The request was not run: its chunk failed ${failures} times (a crash, a failed run or an engine outage each time), so it was given up on.`;
+export function poisonOf(chunk: Pick<ChunkRow, "failures" | "unstorable_error">, maxAttempts: number): Poison | undefined {
+  if (chunk.unstorable_error !== null) {
+    return { code: "unstorable_result", message: `The request was not run: Postgres refused to store a result of its chunk (${chunk.unstorable_error}), so its remaining requests were given up on.` };
+  }
+  if (chunk.failures >= maxAttempts) {
+    return { code: "chunk_failed", message: `The request was not run: its chunk failed ${chunk.failures} times (a crash, a failed run or an engine outage each time), so it was given up on.` };
+  }
+  return undefined;
+}
+
+/**
+ * The engine a poisoned chunk runs against: it is not sent to the real engine again. Every
+ * remaining request fails at once with the poison's code (attempts 0) and goes through the
+ * ordinary runner, so it is committed, fenced and counted like any other error line and the
+ * batch can still finish.
+ */
+export function poisonEngine(engine: EngineClient, poison: Poison): EngineClient {
   return {
     send: async () => {
-      throw new EngineRequestError("chunk_failed", message, 0);
+      throw new EngineRequestError(poison.code, poison.message, 0);
     },
     models: (signal) => engine.models(signal),
     close: async () => {},

@@ -5,6 +5,7 @@ import {
   emptyProgress,
   FINALIZABLE_BATCH_STATUSES,
   holdBatchLease,
+  isPermanentDbError,
   keys,
   LeaseLost,
   openAIUsage,
@@ -13,6 +14,8 @@ import {
   saveStitchUpload,
   sealCancelledChunks,
   stitch,
+  storableText,
+  transitionBatch,
   type BatchRow,
   type Bucket,
   type Db,
@@ -30,10 +33,15 @@ export interface FinalizerDeps extends Bucket {
   leaseSeconds: number;
   /** Lines per segment of the `batch_expired` lines the finalizer writes itself (SEGMENT_MAX_LINES). */
   segmentMaxLines: number;
+  /**
+   * Claims of a batch (FINALIZE_MAX_ATTEMPTS) after which a permanent Postgres error fails it as
+   * `finalize_failed`; without it such an error is retried like any other.
+   */
+  maxAttempts?: number;
 }
 
-/** The final state a finalizer publishes. */
-export type FinalStatus = "completed" | "cancelled" | "expired";
+/** The final state a finalizer reaches: the one it publishes, or `failed` when Postgres kept refusing it. */
+export type FinalStatus = "completed" | "cancelled" | "expired" | "failed";
 
 /** Where each stitched output lives in `batches.stitch_state` and in the file ids. */
 const OUTPUTS = {
@@ -80,6 +88,32 @@ export async function finalizeNext(deps: FinalizerDeps, workerId: string, batchI
  */
 export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promise<FinalStatus> {
   if (!(FINALIZABLE_BATCH_STATUSES as readonly string[]).includes(batch.status)) throw new Error(`batch ${batch.id} is ${batch.status}, not stitchable`);
+  try {
+    return await publishResults(deps, batch);
+  } catch (err) {
+    // Postgres refusing the batch's own data fails the same way on every claim: past the bound the batch ends.
+    if (!isPermanentDbError(err) || deps.maxAttempts === undefined || batch.finalize_attempts < deps.maxAttempts) throw err;
+    return failFinalize(deps, batch, err);
+  }
+}
+
+/** Fails a batch whose finalize Postgres refused on its last allowed attempt, with that error as its `errors`. */
+async function failFinalize(deps: FinalizerDeps, batch: BatchRow, err: unknown): Promise<"failed"> {
+  const message = storableText(err instanceof Error ? err.message : String(err));
+  const failed = await transitionBatch(deps.db, {
+    batchId: batch.id,
+    fence: batch.worker_fence,
+    from: [batch.status],
+    to: "failed",
+    set: { errors: JSON.stringify([{ code: "finalize_failed", message, line: null, param: null }]) },
+  });
+  if (!failed) throw new LeaseLost(`failing ${batch.id}`);
+  deps.log.error({ err, batch: batch.id, attempts: batch.finalize_attempts }, "finalize refused by Postgres on its last attempt; the batch failed");
+  return "failed";
+}
+
+/** The finalize proper, as `finalizeBatch` describes it. */
+async function publishResults(deps: FinalizerDeps, batch: BatchRow): Promise<FinalStatus> {
   const from = batch.status;
   const status: FinalStatus = from === "cancelling" ? "cancelled" : batch.expired_at !== null ? "expired" : "completed";
   const fence = batch.worker_fence;

@@ -1,4 +1,14 @@
-import { closeCancelledChunk, completeChunk, LeaseLost, markFinalizing, releaseChunk, type Db } from "@barge/core";
+import {
+  closeCancelledChunk,
+  completeChunk,
+  isPermanentDbError,
+  LeaseLost,
+  markFinalizing,
+  releaseChunk,
+  releaseUnstorableChunk,
+  storableText,
+  type Db,
+} from "@barge/core";
 import { withRetries } from "./retry.js";
 import type { ChunkOutcome, RunStop } from "./run-stop.js";
 import type { ChunkRef } from "./segment-writer.js";
@@ -32,7 +42,11 @@ export async function closeRun(o: CloseRunOptions): Promise<ChunkOutcome> {
   if (reason === "abandon") return "abandoned";
   if (reason === "failed") {
     // The checkpoint is consistent whatever failed, so the next holder can resume right away.
-    await releaseChunk(db, { ...ref, failed: true }).catch(() => false);
+    // Results Postgres refused for their data would be refused on every run: the next one gives them up.
+    const release = isPermanentDbError(stop.failure)
+      ? releaseUnstorableChunk(db, { ...ref, error: storableText(errorText(stop.failure), 1000) })
+      : releaseChunk(db, { ...ref, failed: true });
+    await release.catch(() => false);
     throw stop.failure;
   }
 
@@ -59,8 +73,12 @@ async function completeRun(o: CloseRunOptions): Promise<"completed"> {
         if (!(await completeChunk(tx, ref))) throw new LeaseLost(`completing chunk ${ref.batchId}/${ref.idx}`);
         return markFinalizing(tx, ref.batchId);
       }),
-    { retryable: (err) => !(err instanceof LeaseLost), maxMs: CLOSE_RETRY_MS },
+    { retryable: (err) => !(err instanceof LeaseLost) && !isPermanentDbError(err), maxMs: CLOSE_RETRY_MS },
   );
   if (finalizing || o.stop.reason === "cancel") o.onFinalizable?.(ref.batchId);
   return "completed";
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -3,10 +3,18 @@ import { newId, type SegmentKind } from "@barge/core";
 /**
  * Why a request got no HTTP answer: the engine never answered (`engine_unavailable`,
  * `request_timeout`) after every attempt, or it was never sent because its chunk crashed its
- * runs too often (`chunk_failed`) or its batch expired first (`batch_expired`), or its line broke a
- * limit validation checks (`line_too_large`, `too_deeply_nested`).
+ * runs too often (`chunk_failed`), Postgres refused to store its chunk's results
+ * (`unstorable_result`), its batch expired first (`batch_expired`), or its line broke a limit
+ * validation checks (`line_too_large`, `too_deeply_nested`).
  */
-export type FailureCode = "engine_unavailable" | "request_timeout" | "chunk_failed" | "batch_expired" | "line_too_large" | "too_deeply_nested";
+export type FailureCode =
+  | "engine_unavailable"
+  | "request_timeout"
+  | "chunk_failed"
+  | "unstorable_result"
+  | "batch_expired"
+  | "line_too_large"
+  | "too_deeply_nested";
 
 /** The code a request error row gets when the engine answered with an HTTP error. */
 export const ENGINE_ERROR_CODE = "engine_error";

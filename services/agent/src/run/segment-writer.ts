@@ -2,6 +2,7 @@ import {
   advanceCheckpoint,
   advanceSealedCheckpoint,
   deleteObjects,
+  isPermanentDbError,
   keys,
   LeaseLost,
   putObject,
@@ -17,7 +18,7 @@ import {
 import type { ResultLine } from "./result-line.js";
 import { withRetries } from "./retry.js";
 
-/** How long a segment commit keeps retrying S3 and Postgres errors before the chunk run fails. */
+/** How long a segment commit keeps retrying S3 and transient Postgres errors before the chunk run fails. */
 const COMMIT_RETRY_MS = 60_000;
 
 /** One finished request, released in input order, with the checkpoint just past its line. */
@@ -219,14 +220,17 @@ export class SegmentWriter {
     }
   }
 
-  /** Commits the oldest `maxLines` pending results as the next segment, riding out S3 and Postgres hiccups. */
+  /**
+   * Commits the oldest `maxLines` pending results as the next segment, riding out S3 and Postgres
+   * hiccups. Postgres refusing the data itself is no hiccup: the same commit would fail again.
+   */
   private async commitPending(): Promise<void> {
     const batch = this.lines.splice(0, this.opts.maxLines);
     clearTimeout(this.timer);
     // What stays behind arrived during the previous commit; its age counts from now.
     if (this.lines.length > 0) this.firstAt = Date.now();
     await withRetries(() => commitSegment(this.opts.deps, this.opts.chunk, this.seq, batch), {
-      retryable: (err) => !(err instanceof LeaseLost),
+      retryable: (err) => !(err instanceof LeaseLost) && !isPermanentDbError(err),
       maxMs: COMMIT_RETRY_MS,
       signal: this.abort.signal,
       ...(this.opts.onRetry ? { onRetry: this.opts.onRetry } : {}),

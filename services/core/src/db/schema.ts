@@ -75,6 +75,10 @@ export interface BatchesTable {
   retry_of: string | null;
   /** The batch's multipart upload for its output object, which chunk outputs join as parts while it runs. */
   output_upload_id: string | null;
+  /** Claims of the batch while `validating`; past VALIDATION_MAX_ATTEMPTS it fails as `validation_failed`. */
+  validation_attempts: Generated<number>;
+  /** Claims of the batch to finalize it; a permanent error past FINALIZE_MAX_ATTEMPTS fails it as `finalize_failed`. */
+  finalize_attempts: Generated<number>;
 }
 
 export interface ChunksTable {
@@ -113,6 +117,8 @@ export interface ChunksTable {
   done_by: string | null;
   /** Claims that ended in a crash (lapsed lease), a failed run or an engine outage; the poison-chunk cap counts these. */
   failures: Generated<number>;
+  /** Why Postgres refused this chunk's results (a permanent error): its next run fails what is left as `unstorable_result`. */
+  unstorable_error: string | null;
 }
 
 export type SegmentKind = "output" | "error";

@@ -17,7 +17,11 @@ export const BATCH_STATUSES = [
    * straight to `cancelled`, since nothing has run yet.
    */
   "validating",
-  /** Final: the input was rejected, with line-numbered `errors`. Nothing ran, no results exist. */
+  /**
+   * Final: the input was rejected, with line-numbered `errors`, or validation could not finish in
+   * VALIDATION_MAX_ATTEMPTS claims (`validation_failed`): nothing ran, no results exist. Or its
+   * results could not be published, Postgres refusing them each time (`finalize_failed`).
+   */
   "failed",
   /**
    * Its chunks are queued and run by agents. The agent completing the last chunk
@@ -147,12 +151,15 @@ export const BATCH_TRANSITIONS = {
   failed: [],
   /** `markFinalizing` (last chunk done), `expireBatches` (window passed), `cancelBatch`. */
   in_progress: ["finalizing", "cancelling"],
-  /** `publishBatch`: `expired` when `expired_at` was set by `expireBatches`, else `completed`. */
-  finalizing: ["completed", "expired"],
+  /**
+   * `publishBatch`: `expired` when `expired_at` was set by `expireBatches`, else `completed`; the
+   * finalizer (`transitionBatch`) to `failed` when Postgres refused its publish past FINALIZE_MAX_ATTEMPTS.
+   */
+  finalizing: ["completed", "expired", "failed"],
   completed: [],
   expired: [],
-  /** `publishBatch`. */
-  cancelling: ["cancelled"],
+  /** `publishBatch`; the finalizer to `failed`, as from `finalizing`. */
+  cancelling: ["cancelled", "failed"],
   cancelled: [],
 } as const satisfies { readonly [S in BatchStatus]: readonly BatchStatus[] };
 

@@ -9,7 +9,9 @@ export type BatchWork = Extract<BatchStatus, "validating" | "finalizing" | "canc
  * (finalizing or cancelling) once no chunk is still held by a live lease: a batch that expired
  * or was cancelled mid-run waits for its runners to commit what finished. SKIP LOCKED plus a
  * lapsed-lease check means a crashed worker's batch is simply claimed again by anyone;
- * bumping `worker_fence` locks the old worker's final write out.
+ * bumping `worker_fence` locks the old worker's final write out. Each claim also counts towards
+ * its kind's attempts, in this same statement, so a worker that dies mid-work is counted too and
+ * work that can never finish is given up after a bound instead of being claimed forever.
  */
 export async function claimBatchWork(
   db: Db,
@@ -31,7 +33,9 @@ export async function claimBatchWork(
     UPDATE batches b
     SET worker_id = ${args.workerId},
         worker_lease_expires_at = now() + make_interval(secs => ${args.leaseSeconds}),
-        worker_fence = b.worker_fence + 1
+        worker_fence = b.worker_fence + 1,
+        validation_attempts = b.validation_attempts + (b.status = 'validating')::int,
+        finalize_attempts = b.finalize_attempts + (b.status <> 'validating')::int
     FROM next
     WHERE b.id = next.id
     RETURNING b.*

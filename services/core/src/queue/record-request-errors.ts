@@ -1,5 +1,6 @@
 import type { Transaction } from "kysely";
 import type { Database } from "../db/schema.js";
+import { storableText } from "../domain/storable-text.js";
 
 /** One failed request of a segment being committed. */
 export interface RequestErrorEntry {
@@ -16,6 +17,8 @@ export interface RequestErrorEntry {
  * Records the failed requests of a segment for `GET /v1/batches/{id}/errors` and retries. Runs
  * after the fenced checkpoint advance in the same transaction, so a row exists exactly when its
  * error line is committed; the primary key (batch, request index) rejects a second copy outright.
+ * The custom id and message come from outside (an input line, the engine): made storable here, so
+ * a NUL in either cannot make the commit fail forever. The error file keeps them as they were.
  */
 export async function recordRequestErrors(
   tx: Transaction<Database>,
@@ -32,10 +35,10 @@ export async function recordRequestErrors(
           batch_id: batchId,
           request_index: e.requestIndex,
           chunk_idx: chunkIdx,
-          custom_id: e.customId,
+          custom_id: storableText(e.customId),
           line: e.line,
           code: e.code,
-          message: e.message,
+          message: storableText(e.message),
           status_code: e.statusCode,
           attempts: e.attempts,
         })),

@@ -1,6 +1,7 @@
 import type { Db } from "../db/connect.js";
 import type { BatchRow } from "../db/schema.js";
 import { reuseInputCheck } from "../domain/input-check.js";
+import { storableText } from "../domain/storable-text.js";
 import { validateBatchInput, type ValidationLimits } from "../domain/validate.js";
 import { LeaseLost } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -16,14 +17,38 @@ export interface ValidateDeps extends Bucket {
   limits: ValidationLimits;
   leaseSeconds: number;
   log: Logger;
+  /** Claims a batch may spend validating before it fails as `validation_failed` (VALIDATION_MAX_ATTEMPTS). */
+  maxAttempts: number;
 }
 
 /**
  * Validates a claimed `validating` batch by streaming its input once (or takes the upload check's
  * record of that same object), then either fails it with line-numbered errors or enqueues its
  * chunks and starts it, in one fenced transaction.
+ *
+ * Validation that keeps failing (an error Postgres gives for this batch's data every time, a
+ * validator that dies on its input) must not leave the batch validating forever, counting
+ * against MAX_ACTIVE_BATCHES: the claim counts attempts, the last one allowed fails the batch
+ * with the error it met, and a claim past the bound (the last attempt died) fails it at once.
  */
 export async function validateBatch(deps: ValidateDeps, batch: BatchRow): Promise<"in_progress" | "failed"> {
+  if (batch.validation_attempts > deps.maxAttempts) {
+    return fail(deps, batch, [validationFailed(`Validation did not finish in ${deps.maxAttempts} attempts.`)]);
+  }
+  try {
+    return await validateOnce(deps, batch);
+  } catch (err) {
+    if (err instanceof LeaseLost || batch.validation_attempts < deps.maxAttempts) throw err;
+    deps.log.error({ err, batch: batch.id, attempts: batch.validation_attempts }, "validation failed on its last attempt; failing the batch");
+    return fail(deps, batch, [validationFailed(err instanceof Error ? err.message : String(err))]);
+  }
+}
+
+function validationFailed(message: string): NonNullable<BatchRow["errors"]>[number] {
+  return { code: "validation_failed", message, line: null, param: null };
+}
+
+async function validateOnce(deps: ValidateDeps, batch: BatchRow): Promise<"in_progress" | "failed"> {
   const fence = batch.worker_fence;
   // A lost lease needs no check here: the fenced transition below refuses to move the batch.
   const lease = holdBatchLease(deps, { batchId: batch.id, fence });
@@ -75,7 +100,8 @@ async function fail(deps: ValidateDeps, batch: BatchRow, errors: NonNullable<Bat
     fence: batch.worker_fence,
     from: ["validating"],
     to: "failed",
-    set: { errors: JSON.stringify(errors) },
+    // Messages may echo input (a model name) or an exception: Postgres refuses U+0000 in jsonb too.
+    set: { errors: JSON.stringify(errors.map((e) => ({ ...e, message: storableText(e.message) }))) },
   });
   if (!ok) throw new LeaseLost(`validation of ${batch.id}`);
   deps.log.info({ batch: batch.id, errors: errors.length }, "batch failed validation");
