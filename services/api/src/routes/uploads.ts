@@ -11,6 +11,8 @@ import { readJson } from "../validation.js";
 
 /** OpenAI's ceiling for one part; there is no floor (see `complete`). */
 export const MAX_UPLOAD_PART_BYTES = 64 * 1024 * 1024;
+/** OpenAI's ceiling on the parts one upload may join. */
+export const MAX_UPLOAD_PARTS = 10_000;
 /** OpenAI's lifetime of an upload that is never completed. */
 const UPLOAD_LIFETIME_MS = 3600 * 1000;
 
@@ -23,7 +25,7 @@ export const uploadCreateBody = z.object({
 });
 
 export const uploadCompleteBody = z.object({
-  part_ids: z.array(z.string().min(1)),
+  part_ids: z.array(z.string().min(1)).max(MAX_UPLOAD_PARTS, `at most ${MAX_UPLOAD_PARTS} parts can be joined`),
   md5: z.string().regex(/^[0-9a-fA-F]{32}$/, "must be 32 hex digits").optional(),
 });
 
@@ -99,11 +101,11 @@ export function uploadsRoutes(deps: ApiDeps) {
     if (upload.status !== "pending") throw notPending(upload);
     if (upload.expires_at <= new Date()) throw new Conflict(`Upload '${id}' has expired.`, "upload_expired");
 
-    const duplicate = body.part_ids.find((p, i) => body.part_ids.indexOf(p) !== i);
-    if (duplicate) throw new InvalidRequest(`Part '${duplicate}' is listed more than once.`, "part_ids", "duplicate_part_id");
-    const parts = await partsInOrder(deps.db, id, body.part_ids);
-    const unknown = body.part_ids.find((p) => !parts.some((row) => row.id === p));
-    if (unknown) throw new InvalidRequest(`Upload '${id}' has no part '${unknown}'.`, "part_ids", "invalid_value");
+    const seen = new Set<string>();
+    const duplicate = body.part_ids.find((p) => seen.has(p) || !seen.add(p));
+    if (duplicate !== undefined) throw new InvalidRequest(`Part '${duplicate}' is listed more than once.`, "part_ids", "duplicate_part_id");
+    const { parts, unknown } = await partsInOrder(deps.db, id, body.part_ids);
+    if (unknown !== undefined) throw new InvalidRequest(`Upload '${id}' has no part '${unknown}'.`, "part_ids", "invalid_value");
     const total = parts.reduce((n, p) => n + p.bytes, 0);
     if (total !== upload.bytes) {
       throw new InvalidRequest(`The parts add up to ${total} bytes, but the upload was created with bytes=${upload.bytes}.`, "part_ids", "bytes_mismatch");

@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import { Conflict, type Db, type FileRow, type UploadPartRow, type UploadRow } from "@barge/core";
 import type { NewFile } from "./files.js";
 
@@ -62,11 +63,20 @@ export function recordPart(db: Db, part: Omit<UploadPartRow, "created_at">): Pro
   });
 }
 
-/** The named parts of an upload, in the order asked for; ids not found are left out. */
-export async function partsInOrder(db: Db, uploadId: string, partIds: string[]): Promise<UploadPartRow[]> {
-  const rows = await db.selectFrom("upload_parts").selectAll().where("upload_id", "=", uploadId).where("id", "in", partIds).execute();
+/**
+ * The named parts of an upload, in the order asked for, and the first id it does not have. The
+ * ids go as one array parameter: a list of placeholders would overflow pg's bind limit.
+ */
+export async function partsInOrder(db: Db, uploadId: string, partIds: string[]): Promise<{ parts: UploadPartRow[]; unknown: string | undefined }> {
+  const rows = await db
+    .selectFrom("upload_parts")
+    .selectAll()
+    .where("upload_id", "=", uploadId)
+    .where(sql<boolean>`id = any(${partIds}::text[])`)
+    .execute();
   const byId = new Map(rows.map((r) => [r.id, r]));
-  return partIds.flatMap((id) => byId.get(id) ?? []);
+  const unknown = partIds.find((id) => !byId.has(id));
+  return { parts: partIds.flatMap((id) => byId.get(id) ?? []), unknown };
 }
 
 /**

@@ -1,0 +1,40 @@
+import { toFile } from "openai/uploads";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { call, postJson, startBareApi, type TestApi } from "../support/api-harness.js";
+
+describe("upload edges: hostile part lists, oversized parts, filenames", () => {
+  let t: TestApi;
+  beforeAll(async () => {
+    t = await startBareApi();
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const addPart = async (uploadId: string, data: Buffer) => t.client.uploads.parts.create(uploadId, { data: await toFile(data, "part") });
+  const newUpload = (bytes: number) => t.client.uploads.create({ bytes, filename: "e.jsonl", mime_type: "application/jsonl", purpose: "batch" });
+
+  test("complete refuses more than 10,000 part ids before any lookup", async () => {
+    const upload = await newUpload(4);
+    const ids = Array.from({ length: 10_001 }, (_, i) => `part_${i}`);
+    const res = await postJson(t.url, `/v1/uploads/${upload.id}/complete`, { part_ids: ids });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ param: "part_ids", code: "invalid_value" });
+    expect(res.body.error.message).toContain("at most 10000 parts");
+  });
+
+  test("9,999 unknown part ids get one invalid_value naming the first, while /health answers", async () => {
+    const upload = await newUpload(4);
+    const part = await addPart(upload.id, Buffer.from("abcd"));
+    const ids = [part.id, ...Array.from({ length: 9_998 }, (_, i) => `part_unknown${String(i).padStart(5, "0")}`)];
+    const [res, health] = await Promise.all([postJson(t.url, `/v1/uploads/${upload.id}/complete`, { part_ids: ids }), call(t.url, "/health")]);
+    expect(health).toMatchObject({ status: 200, body: { status: "ok" } });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ param: "part_ids", code: "invalid_value", message: `Upload '${upload.id}' has no part 'part_unknown00000'.` });
+
+    const dup = await postJson(t.url, `/v1/uploads/${upload.id}/complete`, { part_ids: [...ids.slice(1, 5000), "part_unknown00004"] });
+    expect(dup.body.error).toMatchObject({ param: "part_ids", code: "duplicate_part_id", message: "Part 'part_unknown00004' is listed more than once." });
+    // The upload is untouched: its one real part still completes it.
+    expect(await t.client.uploads.complete(upload.id, { part_ids: [part.id] })).toMatchObject({ status: "completed" });
+  });
+});
