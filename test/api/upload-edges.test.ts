@@ -1,5 +1,6 @@
 import { toFile } from "openai/uploads";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { listKeys } from "../support/seed.js";
 import { call, postJson, startBareApi, type TestApi } from "../support/api-harness.js";
 
 describe("upload edges: hostile part lists, oversized parts, filenames", () => {
@@ -12,6 +13,14 @@ describe("upload edges: hostile part lists, oversized parts, filenames", () => {
   });
 
   const addPart = async (uploadId: string, data: Buffer) => t.client.uploads.parts.create(uploadId, { data: await toFile(data, "part") });
+  const postPart = (uploadId: string, data: Buffer) => {
+    const form = new FormData();
+    form.set("data", new Blob([data]), "part");
+    return call(t.url, `/v1/uploads/${uploadId}/parts`, { method: "POST", body: form });
+  };
+  const staged = (uploadId: string) => listKeys(t.ctx, `uploads/default/${uploadId}/`);
+  const partRows = async (uploadId: string) =>
+    (await t.ctx.db.selectFrom("upload_parts").select("id").where("upload_id", "=", uploadId).execute()).map((r) => r.id);
   const newUpload = (bytes: number) => t.client.uploads.create({ bytes, filename: "e.jsonl", mime_type: "application/jsonl", purpose: "batch" });
 
   test("complete refuses more than 10,000 part ids before any lookup", async () => {
@@ -36,5 +45,26 @@ describe("upload edges: hostile part lists, oversized parts, filenames", () => {
     expect(dup.body.error).toMatchObject({ param: "part_ids", code: "duplicate_part_id", message: "Part 'part_unknown00004' is listed more than once." });
     // The upload is untouched: its one real part still completes it.
     expect(await t.client.uploads.complete(upload.id, { part_ids: [part.id] })).toMatchObject({ status: "completed" });
+  });
+
+  test("a part past the declared bytes is refused with upload_too_large and nothing of it is kept", async () => {
+    const upload = await newUpload(10);
+    const first = await addPart(upload.id, Buffer.from("123456"));
+    const over = await postPart(upload.id, Buffer.from("78901"));
+    expect(over).toMatchObject({ status: 400, body: { error: { param: "data", code: "upload_too_large" } } });
+    expect(await staged(upload.id)).toHaveLength(1);
+    expect(await partRows(upload.id)).toEqual([first.id]);
+    // What is left still fits, and completes the upload.
+    const last = await addPart(upload.id, Buffer.from("7890"));
+    expect(await t.client.uploads.complete(upload.id, { part_ids: [first.id, last.id] })).toMatchObject({ status: "completed", bytes: 10 });
+  });
+
+  test("parts sent in parallel that fit alone but not together: one is recorded, the other refused", async () => {
+    const upload = await newUpload(10);
+    const answers = await Promise.all([postPart(upload.id, Buffer.from("aaaaaa")), postPart(upload.id, Buffer.from("bbbbbb"))]);
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
+    expect(answers.find((a) => a.status === 400)?.body.error).toMatchObject({ param: "data", code: "upload_too_large" });
+    expect(await staged(upload.id)).toHaveLength(1);
+    expect(await partRows(upload.id)).toEqual([answers.find((a) => a.status === 200)?.body.id]);
   });
 });

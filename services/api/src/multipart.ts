@@ -24,19 +24,25 @@ export function fileTooLarge(maxBytes: number, status: 400 | 413 = 413, param = 
 
 const FIELD_LIMITS = { fields: 32, fieldSize: 64 * 1024, parts: 40, files: 1 };
 
+/** How a form is read: where its file part is, and how big it may grow. */
+export interface FormOptions {
+  contentType: string | undefined;
+  /** The form field holding the file. */
+  fileField: string;
+  maxFileBytes: number;
+  /** The error for a file past `maxFileBytes`; file_too_large (413) when not given. */
+  tooLarge?: () => BargeError;
+}
+
 /**
  * Reads a multipart/form-data body, streaming the part named `fileField` into `sink` while
  * counting its bytes, and keeping the other (small) fields. The file is never buffered whole:
  * busboy pushes it through with backpressure. The moment the part grows past `maxFileBytes` it
- * rejects with file_too_large and aborts the sink, without reading the rest of the request.
+ * rejects (file_too_large, or `tooLarge`) and aborts the sink, without reading the rest of the request.
  */
-export function readMultipartForm(
-  body: Readable,
-  contentType: string | undefined,
-  maxFileBytes: number,
-  sink: FileSink,
-  fileField = "file",
-): Promise<MultipartForm> {
+export function readMultipartForm(body: Readable, opts: FormOptions, sink: FileSink): Promise<MultipartForm> {
+  const { contentType, fileField, maxFileBytes } = opts;
+  const tooLarge = opts.tooLarge ?? (() => fileTooLarge(maxFileBytes, 413, fileField));
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
@@ -80,7 +86,7 @@ export function readMultipartForm(
           cb(null, chunk);
         },
       });
-      stream.on("limit", () => fail(fileTooLarge(maxFileBytes, 413, fileField)));
+      stream.on("limit", () => fail(tooLarge()));
       stream.on("error", malformed);
       stream.pipe(counter);
       const filename = info.filename || "upload.jsonl";

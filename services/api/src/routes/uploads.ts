@@ -29,6 +29,9 @@ export const uploadCompleteBody = z.object({
   md5: z.string().regex(/^[0-9a-fA-F]{32}$/, "must be 32 hex digits").optional(),
 });
 
+/** The 400 for a part that would take the upload's parts past its declared bytes. */
+const uploadTooLarge = () => new InvalidRequest("The part would take the upload's parts past its declared bytes.", "data", "upload_too_large");
+
 const unix = (d: Date) => Math.floor(d.getTime() / 1000);
 
 /**
@@ -82,11 +85,14 @@ export function uploadsRoutes(deps: ApiDeps) {
       throw notPending(upload);
     }
     const key = partKey(tenant, id, started.partNumber);
-    // A part larger than the whole declared upload can never be completed.
-    const maxBytes = Math.min(MAX_UPLOAD_PART_BYTES, started.bytes);
-    const part = await withReceivedPart(deps, c, { field: "data", key, maxBytes }, async (received) => {
+    // Reading stops the moment the part passes what is left of the declared bytes.
+    const tooLarge = started.remaining < MAX_UPLOAD_PART_BYTES ? uploadTooLarge : undefined;
+    const maxBytes = Math.max(0, Math.min(MAX_UPLOAD_PART_BYTES, started.remaining));
+    const part = await withReceivedPart(deps, c, { field: "data", key, maxBytes, tooLarge }, async (received) => {
       const row = await recordPart(deps.db, { id: newId("part_"), upload_id: id, part_number: started.partNumber, bytes: received.bytes, s3_key: key });
-      if (!row) throw new Conflict(`Upload '${id}' stopped accepting parts while this one was sent.`, "invalid_upload_status");
+      if (row === "not_pending") throw new Conflict(`Upload '${id}' stopped accepting parts while this one was sent.`, "invalid_upload_status");
+      // Parts sent in parallel each fit alone; together they may not.
+      if (row === "too_large") throw uploadTooLarge();
       return row;
     });
     return c.json({ id: part.id, object: "upload.part" as const, created_at: unix(part.created_at), upload_id: id });
