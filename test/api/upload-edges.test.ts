@@ -67,4 +67,36 @@ describe("upload edges: hostile part lists, oversized parts, filenames", () => {
     expect(await staged(upload.id)).toHaveLength(1);
     expect(await partRows(upload.id)).toEqual([answers.find((a) => a.status === 200)?.body.id]);
   });
+
+  /** POST /v1/files with a hand-written form, so the filename's header is exactly as given. */
+  const postFileRaw = (disposition: string) => {
+    const boundary = "edgeboundary";
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n`),
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; ${disposition}\r\nContent-Type: application/jsonl\r\n\r\n`),
+      Buffer.from('{"custom_id":"a"}\n\r\n'),
+      Buffer.from(`--${boundary}--\r\n`),
+    ]);
+    return call(t.url, "/v1/files", { method: "POST", headers: { "content-type": `multipart/form-data; boundary=${boundary}` }, body });
+  };
+
+  test("filenames: at most 255 characters and no NUL, on POST /v1/files and uploads alike", async () => {
+    const before = await listKeys(t.ctx, "inputs/default/");
+    const long = await postFileRaw(`filename="${"n".repeat(256)}"`);
+    expect(long).toMatchObject({ status: 400, body: { error: { param: "filename", code: "invalid_value" } } });
+    const nul = await postFileRaw(`filename*=UTF-8''a%00b.jsonl`);
+    expect(nul).toMatchObject({ status: 400, body: { error: { param: "filename", code: "invalid_value" } } });
+    expect(nul.body.error.message).toContain("must not contain NUL");
+    expect(await listKeys(t.ctx, "inputs/default/")).toEqual(before);
+
+    const longest = await postFileRaw(`filename="${"n".repeat(255)}"`);
+    expect(longest).toMatchObject({ status: 200, body: { filename: "n".repeat(255), bytes: 18 } });
+
+    const spec = { bytes: 1, mime_type: "application/jsonl", purpose: "batch" };
+    for (const filename of ["n".repeat(256), "a\u0000b", "a\ud800b"]) {
+      const res = await postJson(t.url, "/v1/uploads", { ...spec, filename });
+      expect(res).toMatchObject({ status: 400, body: { error: { param: "filename", code: "invalid_value" } } });
+    }
+    expect(await postJson(t.url, "/v1/uploads", { ...spec, filename: "n".repeat(255) })).toMatchObject({ status: 200 });
+  });
 });

@@ -1,6 +1,7 @@
 import busboy from "busboy";
 import { Transform, type Readable } from "node:stream";
 import { BargeError, InvalidRequest } from "@barge/core";
+import { fileName } from "./filename.js";
 
 /** The file part of a form, as received. */
 export interface FormFile {
@@ -79,6 +80,13 @@ export function readMultipartForm(body: Readable, opts: FormOptions, sink: FileS
         stream.resume();
         return;
       }
+      const named = fileName.safeParse(info.filename || "upload.jsonl");
+      if (!named.success) {
+        stream.resume();
+        fail(new InvalidRequest(`Invalid value for 'filename': ${named.error.issues[0]?.message ?? "not a filename"}.`, "filename", "invalid_value"));
+        return;
+      }
+      const filename = named.data;
       let bytes = 0;
       counter = new Transform({
         transform(chunk: Buffer, _enc, cb) {
@@ -89,7 +97,6 @@ export function readMultipartForm(body: Readable, opts: FormOptions, sink: FileS
       stream.on("limit", () => fail(tooLarge()));
       stream.on("error", malformed);
       stream.pipe(counter);
-      const filename = info.filename || "upload.jsonl";
       stored = sink(counter, filename, abort.signal).then(() => ({ filename, bytes }));
       stored.catch(fail);
     });

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { deleteObject, Conflict, deleteObjects, InvalidRequest, keys, newId, NotFound, stitch, toOpenAIUpload, type UploadRow } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
+import { fileName } from "../filename.js";
 import { fileTooLarge } from "../multipart.js";
 import { expiresAfter, expiryFrom } from "../params.js";
 import { withReceivedPart } from "../receive-file.js";
@@ -18,7 +19,7 @@ const UPLOAD_LIFETIME_MS = 3600 * 1000;
 
 export const uploadCreateBody = z.object({
   bytes: z.number().int().nonnegative(),
-  filename: z.string().min(1).max(255),
+  filename: fileName,
   mime_type: z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, "must be a MIME type such as 'application/jsonl'"),
   purpose: z.literal("batch", { error: "the only supported value is 'batch'" }),
   expires_after: expiresAfter.optional(),
