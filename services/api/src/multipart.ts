@@ -33,6 +33,13 @@ export interface FormOptions {
   maxFileBytes: number;
   /** The error for a file past `maxFileBytes`; file_too_large (413) when not given. */
   tooLarge?: () => BargeError;
+  /** How long the body may go without a byte (while Barge is ready for more) before it is aborted with 408. */
+  idleMs: number;
+}
+
+/** The 408 for a request body that stopped arriving. */
+function bodyIdle(idleMs: number): BargeError {
+  return new BargeError(408, "invalid_request_error", `No bytes of the request body arrived for ${idleMs / 1000} s; the upload was aborted.`, "request_timeout");
 }
 
 /**
@@ -59,9 +66,20 @@ export function readMultipartForm(body: Readable, opts: FormOptions, sink: FileS
     let counter: Transform | null = null;
     let settled = false;
 
+    let idle: NodeJS.Timeout | undefined;
+    const watchIdle = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        // A body paused by backpressure (S3 slower than the client) waits on Barge, not on the client.
+        if (body.readableFlowing === false) watchIdle();
+        else fail(bodyIdle(opts.idleMs));
+      }, opts.idleMs);
+    };
+
     const fail = (err: unknown) => {
       if (settled) return;
       settled = true;
+      clearTimeout(idle);
       abort.abort(err);
       reject(err);
       // Stop parsing; @hono/node-server drains or drops whatever the client still sends. Deferred
@@ -109,14 +127,22 @@ export function readMultipartForm(body: Readable, opts: FormOptions, sink: FileS
     bb.on("partsLimit", tooMany);
     bb.on("error", malformed);
     bb.on("close", () => {
+      clearTimeout(idle);
       (stored ?? Promise.resolve(null)).then((file) => {
         if (settled) return;
         settled = true;
         resolve({ fields, file });
       }, fail);
     });
-    // A client that disconnects mid-upload errors the request stream; the upload is aborted.
-    body.on("error", () => fail(new InvalidRequest("The request ended before the upload was complete.", fileField, "upload_interrupted")));
+    // A client that disconnects mid-upload errors or closes the request stream; the upload is aborted.
+    const interrupted = () => fail(new InvalidRequest("The request ended before the upload was complete.", fileField, "upload_interrupted"));
+    body.on("error", interrupted);
+    body.on("close", () => {
+      if (!body.readableEnded) interrupted();
+    });
+    body.on("end", () => clearTimeout(idle));
     body.pipe(bb);
+    body.on("data", watchIdle);
+    watchIdle();
   });
 }

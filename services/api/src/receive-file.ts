@@ -37,7 +37,13 @@ export async function withReceivedPart<T>(
   try {
     const form = await readMultipartForm(
       requestBody(c),
-      { contentType: c.req.header("content-type"), fileField: target.field, maxFileBytes: target.maxBytes, tooLarge: target.tooLarge },
+      {
+        contentType: c.req.header("content-type"),
+        fileField: target.field,
+        maxFileBytes: target.maxBytes,
+        tooLarge: target.tooLarge,
+        idleMs: deps.config.UPLOAD_IDLE_TIMEOUT_SECONDS * 1000,
+      },
       (stream, filename, signal) => {
         writing = true;
         return uploadStream(deps, target.key, stream, { contentType: contentTypeFor(filename), signal });

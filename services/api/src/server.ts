@@ -5,6 +5,14 @@ import { createApp } from "./app.js";
 import { startBackground } from "./background.js";
 import type { ApiDeps } from "./deps.js";
 
+/**
+ * No limit on a whole request: a large upload over a slow link may take hours, and an upload body
+ * that stalls is cut by UPLOAD_IDLE_TIMEOUT_SECONDS instead. The header timeout stays (set
+ * explicitly: Node derives its default from requestTimeout, so 0 there would turn it off too),
+ * so a client dribbling its headers (slowloris) is still dropped.
+ */
+const SERVER_TIMEOUTS = { requestTimeout: 0, headersTimeout: 60_000 } as const;
+
 /** A running API server. */
 export interface ApiServer {
   url: string;
@@ -20,7 +28,7 @@ export async function startApi(deps: ApiDeps & { host: string; port: number }): 
   let server: Server;
   try {
     server = await new Promise<Server>((resolve, reject) => {
-      const s = serve({ fetch: app.fetch, hostname: deps.host, port: deps.port }, () => resolve(s as Server)) as Server;
+      const s = serve({ fetch: app.fetch, hostname: deps.host, port: deps.port, serverOptions: SERVER_TIMEOUTS }, () => resolve(s as Server)) as Server;
       s.once("error", reject);
     });
   } catch (err) {
