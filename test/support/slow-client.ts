@@ -22,14 +22,14 @@ export interface RawAnswer {
 /**
  * POSTs `body` over a plain socket in `pieces` writes with `pauseMs` between them, the way a slow
  * link does. With `sendPieces` fewer than `pieces` the client stops sending and just waits, still
- * connected; with `disconnectAfter` it hangs up after that many pieces. Resolves with what the
- * server wrote once it closes the connection (or, after a hang-up, at once).
+ * connected; with `hangUp` it awaits that after the pieces sent and then hangs up. Resolves with
+ * what the server wrote once it closes the connection (or, after a hang-up, at once).
  */
 export function slowPost(
   url: string,
   path: string,
   form: { contentType: string; body: Buffer },
-  opts: { pieces: number; pauseMs: number; sendPieces?: number; disconnectAfter?: number },
+  opts: { pieces: number; pauseMs: number; sendPieces?: number; hangUp?: () => Promise<unknown> },
 ): Promise<RawAnswer> {
   const { hostname, port } = new URL(url);
   const socket = connect({ host: hostname, port: Number(port) });
@@ -50,13 +50,15 @@ export function slowPost(
       `POST ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: ${form.contentType}\r\nContent-Length: ${form.body.length}\r\nConnection: close\r\n\r\n`,
     );
     const size = Math.ceil(form.body.length / opts.pieces);
-    const sendPieces = Math.min(opts.sendPieces ?? opts.pieces, opts.disconnectAfter ?? opts.pieces);
-    for (let i = 0; i < sendPieces; i++) {
+    for (let i = 0; i < (opts.sendPieces ?? opts.pieces); i++) {
       if (i > 0) await sleep(opts.pauseMs);
       if (socket.destroyed) return;
       socket.write(form.body.subarray(i * size, (i + 1) * size));
     }
-    if (opts.disconnectAfter !== undefined) socket.destroy();
+    if (opts.hangUp) {
+      await opts.hangUp();
+      socket.destroy();
+    }
   };
-  return send().then(() => (opts.disconnectAfter !== undefined ? answer() : closed));
+  return send().then(() => (opts.hangUp ? answer() : closed));
 }
