@@ -1,5 +1,7 @@
 import { toFile } from "openai/uploads";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { sweepStaleMultipartUploads } from "@barge/api";
+import { testLog } from "../support/context.js";
 import { listKeys } from "../support/seed.js";
 import { call, postJson, startBareApi, type TestApi } from "../support/api-harness.js";
 
@@ -98,5 +100,10 @@ describe("upload edges: hostile part lists, oversized parts, filenames", () => {
       expect(res).toMatchObject({ status: 400, body: { error: { param: "filename", code: "invalid_value" } } });
     }
     expect(await postJson(t.url, "/v1/uploads", { ...spec, filename: "n".repeat(255) })).toMatchObject({ status: 200 });
+  });
+
+  test("the stale multipart sweep finds nothing in a fresh bucket, and a server without ListMultipartUploads is no error", async () => {
+    const deps = { db: t.ctx.db, s3: t.ctx.s3, bucket: t.ctx.bucket, log: testLog };
+    expect(await sweepStaleMultipartUploads(deps, 1 / 3600)).toBe(0);
   });
 });
