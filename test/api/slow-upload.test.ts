@@ -1,9 +1,11 @@
+import { connect } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startTestApi, type TestApi } from "../support/api-harness.js";
 import { listKeys } from "../support/seed.js";
 import { fileForm, slowPost } from "../support/slow-client.js";
 
-// Uploads over slow links: no total time limit, only an idle one (1 s here). Whether the stalled
+// Uploads over slow links: no total time limit, only an idle one and a header one (1 s each here). Whether the stalled
 // upload's S3 multipart upload is aborted too is checked on a real S3 in conformance/upload-aborts.
 
 const content = Buffer.from(Array.from({ length: 200 }, (_, i) => `{"custom_id":"r${i}","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[]}}\n`).join(""));
@@ -11,7 +13,7 @@ const content = Buffer.from(Array.from({ length: 200 }, (_, i) => `{"custom_id":
 describe("slow uploads", () => {
   let t: TestApi;
   beforeAll(async () => {
-    t = await startTestApi({ UPLOAD_IDLE_TIMEOUT_SECONDS: "1" });
+    t = await startTestApi({ UPLOAD_IDLE_TIMEOUT_SECONDS: "1", API_HEADERS_TIMEOUT_SECONDS: "1" });
   });
   afterAll(async () => {
     await t?.close();
@@ -45,5 +47,21 @@ describe("slow uploads", () => {
     expect(res.status).toBe(408);
     expect(await listKeys(t.ctx, `uploads/default/${upload.id}/`)).toEqual([]);
     expect(await t.ctx.db.selectFrom("upload_parts").select("id").where("upload_id", "=", upload.id).execute()).toEqual([]);
+  });
+
+  test("a client that never finishes its headers (slowloris) still gets 408 and is dropped", async () => {
+    const { hostname, port } = new URL(t.url);
+    const socket = connect({ host: hostname, port: Number(port) });
+    let text = "";
+    socket.on("data", (d: Buffer) => (text += d.toString("utf8")));
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.write("POST /v1/files HTTP/1.1\r\nHost: x\r\n");
+    // Dribbled header lines are no progress: only complete headers count.
+    for (let i = 0; i < 6; i++) {
+      await sleep(300);
+      if (!socket.destroyed) socket.write(`X-Slow-${i}: y\r\n`);
+    }
+    await closed;
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
   });
 });

@@ -119,6 +119,8 @@ export const configSchema = z.object({
   UPLOAD_IDLE_TIMEOUT_SECONDS: z.coerce.number().positive().default(60),
   /** The API's sweeper aborts S3 multipart uploads under the upload prefixes left open this long (by a crash). */
   UPLOAD_STALE_MULTIPART_HOURS: z.coerce.number().positive().default(24),
+  /** How long a client may take to send a request's headers; the API's guard against slowloris. */
+  API_HEADERS_TIMEOUT_SECONDS: z.coerce.number().positive().default(60),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -129,6 +131,7 @@ export type Config = z.infer<typeof configSchema>;
  */
 export type ApiConfig = Pick<
   Config,
+  | "API_HEADERS_TIMEOUT_SECONDS"
   | "API_POLL_MS"
   | "BARGE_API_KEY"
   | "BARGE_TENANT"
