@@ -1,6 +1,7 @@
 import busboy from "busboy";
 import { Transform, type Readable } from "node:stream";
 import { BargeError, InvalidRequest } from "@barge/core";
+import { fileName } from "./filename.js";
 
 /** The file part of a form, as received. */
 export interface FormFile {
@@ -24,19 +25,32 @@ export function fileTooLarge(maxBytes: number, status: 400 | 413 = 413, param = 
 
 const FIELD_LIMITS = { fields: 32, fieldSize: 64 * 1024, parts: 40, files: 1 };
 
+/** How a form is read: where its file part is, and how big it may grow. */
+export interface FormOptions {
+  contentType: string | undefined;
+  /** The form field holding the file. */
+  fileField: string;
+  maxFileBytes: number;
+  /** The error for a file past `maxFileBytes`; file_too_large (413) when not given. */
+  tooLarge?: () => BargeError;
+  /** How long the body may go without a byte (while Barge is ready for more) before it is aborted with 408. */
+  idleMs: number;
+}
+
+/** The 408 for a request body that stopped arriving. */
+function bodyIdle(idleMs: number): BargeError {
+  return new BargeError(408, "invalid_request_error", `No bytes of the request body arrived for ${idleMs / 1000} s; the upload was aborted.`, "request_timeout");
+}
+
 /**
  * Reads a multipart/form-data body, streaming the part named `fileField` into `sink` while
  * counting its bytes, and keeping the other (small) fields. The file is never buffered whole:
  * busboy pushes it through with backpressure. The moment the part grows past `maxFileBytes` it
- * rejects with file_too_large and aborts the sink, without reading the rest of the request.
+ * rejects (file_too_large, or `tooLarge`) and aborts the sink, without reading the rest of the request.
  */
-export function readMultipartForm(
-  body: Readable,
-  contentType: string | undefined,
-  maxFileBytes: number,
-  sink: FileSink,
-  fileField = "file",
-): Promise<MultipartForm> {
+export function readMultipartForm(body: Readable, opts: FormOptions, sink: FileSink): Promise<MultipartForm> {
+  const { contentType, fileField, maxFileBytes } = opts;
+  const tooLarge = opts.tooLarge ?? (() => fileTooLarge(maxFileBytes, 413, fileField));
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
@@ -52,9 +66,20 @@ export function readMultipartForm(
     let counter: Transform | null = null;
     let settled = false;
 
+    let idle: NodeJS.Timeout | undefined;
+    const watchIdle = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        // A body paused by backpressure (S3 slower than the client) waits on Barge, not on the client.
+        if (body.readableFlowing === false) watchIdle();
+        else fail(bodyIdle(opts.idleMs));
+      }, opts.idleMs);
+    };
+
     const fail = (err: unknown) => {
       if (settled) return;
       settled = true;
+      clearTimeout(idle);
       abort.abort(err);
       reject(err);
       // Stop parsing; @hono/node-server drains or drops whatever the client still sends. Deferred
@@ -73,6 +98,13 @@ export function readMultipartForm(
         stream.resume();
         return;
       }
+      const named = fileName.safeParse(info.filename || "upload.jsonl");
+      if (!named.success) {
+        stream.resume();
+        fail(new InvalidRequest(`Invalid value for 'filename': ${named.error.issues[0]?.message ?? "not a filename"}.`, "filename", "invalid_value"));
+        return;
+      }
+      const filename = named.data;
       let bytes = 0;
       counter = new Transform({
         transform(chunk: Buffer, _enc, cb) {
@@ -80,10 +112,9 @@ export function readMultipartForm(
           cb(null, chunk);
         },
       });
-      stream.on("limit", () => fail(fileTooLarge(maxFileBytes, 413, fileField)));
+      stream.on("limit", () => fail(tooLarge()));
       stream.on("error", malformed);
       stream.pipe(counter);
-      const filename = info.filename || "upload.jsonl";
       stored = sink(counter, filename, abort.signal).then(() => ({ filename, bytes }));
       stored.catch(fail);
     });
@@ -96,14 +127,22 @@ export function readMultipartForm(
     bb.on("partsLimit", tooMany);
     bb.on("error", malformed);
     bb.on("close", () => {
+      clearTimeout(idle);
       (stored ?? Promise.resolve(null)).then((file) => {
         if (settled) return;
         settled = true;
         resolve({ fields, file });
       }, fail);
     });
-    // A client that disconnects mid-upload errors the request stream; the upload is aborted.
-    body.on("error", () => fail(new InvalidRequest("The request ended before the upload was complete.", fileField, "upload_interrupted")));
+    // A client that disconnects mid-upload errors or closes the request stream; the upload is aborted.
+    const interrupted = () => fail(new InvalidRequest("The request ended before the upload was complete.", fileField, "upload_interrupted"));
+    body.on("error", interrupted);
+    body.on("close", () => {
+      if (!body.readableEnded) interrupted();
+    });
+    body.on("end", () => clearTimeout(idle));
     body.pipe(bb);
+    body.on("data", watchIdle);
+    watchIdle();
   });
 }

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
-import { deleteObject, InvalidRequest, keys, newId, uploadStream } from "@barge/core";
+import { type BargeError, deleteObject, InvalidRequest, keys, newId, uploadStream } from "@barge/core";
 import { contentTypeFor } from "./content-type.js";
 import type { ApiDeps, AppEnv } from "./deps.js";
 import { readMultipartForm, type FormFile } from "./multipart.js";
@@ -18,6 +18,8 @@ export interface PartTarget {
   field: string;
   key: string;
   maxBytes: number;
+  /** The error for a part past `maxBytes`, if not file_too_large. */
+  tooLarge?: () => BargeError;
 }
 
 /**
@@ -35,13 +37,17 @@ export async function withReceivedPart<T>(
   try {
     const form = await readMultipartForm(
       requestBody(c),
-      c.req.header("content-type"),
-      target.maxBytes,
+      {
+        contentType: c.req.header("content-type"),
+        fileField: target.field,
+        maxFileBytes: target.maxBytes,
+        tooLarge: target.tooLarge,
+        idleMs: deps.config.UPLOAD_IDLE_TIMEOUT_SECONDS * 1000,
+      },
       (stream, filename, signal) => {
         writing = true;
         return uploadStream(deps, target.key, stream, { contentType: contentTypeFor(filename), signal });
       },
-      target.field,
     );
     if (!form.file) throw new InvalidRequest(`Missing required parameter: '${target.field}'.`, target.field, "missing_required_parameter");
     return await use({ ...form.file, fields: form.fields });

@@ -5,6 +5,17 @@ import { createApp } from "./app.js";
 import { startBackground } from "./background.js";
 import type { ApiDeps } from "./deps.js";
 
+/**
+ * No limit on a whole request: a large upload over a slow link may take hours, and an upload body
+ * that stalls is cut by UPLOAD_IDLE_TIMEOUT_SECONDS instead. The header timeout stays, set
+ * explicitly: Node derives its default from requestTimeout, so 0 there would turn it off too.
+ * Node checks it every connectionsCheckingInterval, so that is kept below the timeout itself.
+ */
+function serverTimeouts(headersTimeoutSeconds: number) {
+  const headersTimeout = Math.ceil(headersTimeoutSeconds * 1000);
+  return { requestTimeout: 0, headersTimeout, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.ceil(headersTimeout / 4))) };
+}
+
 /** A running API server. */
 export interface ApiServer {
   url: string;
@@ -20,7 +31,7 @@ export async function startApi(deps: ApiDeps & { host: string; port: number }): 
   let server: Server;
   try {
     server = await new Promise<Server>((resolve, reject) => {
-      const s = serve({ fetch: app.fetch, hostname: deps.host, port: deps.port }, () => resolve(s as Server)) as Server;
+      const s = serve({ fetch: app.fetch, hostname: deps.host, port: deps.port, serverOptions: serverTimeouts(deps.config.API_HEADERS_TIMEOUT_SECONDS) }, () => resolve(s as Server)) as Server;
       s.once("error", reject);
     });
   } catch (err) {

@@ -1,11 +1,14 @@
 import type { ApiDeps } from "./deps.js";
-import { deleteObject, startLoop, type Loop } from "@barge/core";
+import { abortUploadsStartedBefore, deleteObject, startLoop, type Loop } from "@barge/core";
 import { deleteExpiredFiles, deleteExpiredPending } from "./store/files.js";
 import { endUpload, expiredUploadIds } from "./store/uploads.js";
 
 const SWEEP_BATCH = 100;
 
 type SweepDeps = Pick<ApiDeps, "db" | "s3" | "bucket" | "log">;
+
+/** Where uploads stream to S3 as multipart uploads: input files, staged upload parts. */
+const UPLOAD_PREFIXES = ["inputs/", "uploads/"];
 
 /** Deletes objects one by one, logging (not throwing) failures: the rows are already gone. */
 async function deleteAll(deps: SweepDeps, keys: string[], what: string): Promise<void> {
@@ -57,6 +60,17 @@ export function sweepExpiredOpenAIUploads(deps: SweepDeps, now = new Date()): Pr
   });
 }
 
+/**
+ * Aborts S3 multipart uploads under the upload prefixes open for longer than `staleHours`: a
+ * request aborts its own, so these are what a crashed API left. Returns how many.
+ */
+export async function sweepStaleMultipartUploads(deps: SweepDeps, staleHours: number, now = new Date()): Promise<number> {
+  const before = new Date(now.getTime() - staleHours * 3600 * 1000);
+  let aborted = 0;
+  for (const prefix of UPLOAD_PREFIXES) aborted += await abortUploadsStartedBefore(deps, prefix, before);
+  return aborted;
+}
+
 /** Sweeps everything that expires, periodically: as often as presigned URLs lapse, at most once a minute. */
 export function startSweeper(deps: ApiDeps): Loop {
   const everyMs = Math.min(deps.config.PRESIGN_EXPIRES_SECONDS, 60) * 1000;
@@ -65,8 +79,9 @@ export function startSweeper(deps: ApiDeps): Loop {
       presigned: await sweepExpiredUploads(deps),
       files: await sweepExpiredFiles(deps),
       uploads: await sweepExpiredOpenAIUploads(deps),
+      multipart: await sweepStaleMultipartUploads(deps, deps.config.UPLOAD_STALE_MULTIPART_HOURS),
     };
-    if (swept.presigned + swept.files + swept.uploads > 0) deps.log.info(swept, "expired objects swept");
+    if (swept.presigned + swept.files + swept.uploads + swept.multipart > 0) deps.log.info(swept, "expired objects swept");
     return false;
   });
 }

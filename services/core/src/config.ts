@@ -118,6 +118,15 @@ export const configSchema = z.object({
    * been read (input validation, chunk reads), so its socket buffers are freed; 0 turns it off.
    */
   RECLAIM_BUFFERS_MIB: z.coerce.number().int().min(0).max(1024).default(2),
+  /**
+   * An upload's request body (POST /v1/files, upload parts) that receives no bytes for this long
+   * is aborted with 408, and so is its S3 multipart upload. There is no limit on the total time.
+   */
+  UPLOAD_IDLE_TIMEOUT_SECONDS: z.coerce.number().positive().default(60),
+  /** The API's sweeper aborts S3 multipart uploads under the upload prefixes left open this long (by a crash). */
+  UPLOAD_STALE_MULTIPART_HOURS: z.coerce.number().positive().default(24),
+  /** How long a client may take to send a request's headers; the API's guard against slowloris. */
+  API_HEADERS_TIMEOUT_SECONDS: z.coerce.number().positive().default(60),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -128,6 +137,7 @@ export type Config = z.infer<typeof configSchema>;
  */
 export type ApiConfig = Pick<
   Config,
+  | "API_HEADERS_TIMEOUT_SECONDS"
   | "API_POLL_MS"
   | "BARGE_API_KEY"
   | "BARGE_TENANT"
@@ -140,6 +150,8 @@ export type ApiConfig = Pick<
   | "MAX_REQUESTS_PER_BATCH"
   | "PRESIGN_EXPIRES_SECONDS"
   | "VALIDATION_MAX_ATTEMPTS"
+  | "UPLOAD_IDLE_TIMEOUT_SECONDS"
+  | "UPLOAD_STALE_MULTIPART_HOURS"
   | "WEBHOOK_ALLOW_PRIVATE"
   | "WEBHOOK_MAX_ATTEMPTS"
   | "WEBHOOK_SECRET"

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { deleteObject, Conflict, deleteObjects, InvalidRequest, keys, newId, NotFound, stitch, toOpenAIUpload, type UploadRow } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
+import { fileName } from "../filename.js";
 import { fileTooLarge } from "../multipart.js";
 import { expiresAfter, expiryFrom } from "../params.js";
 import { withReceivedPart } from "../receive-file.js";
@@ -11,21 +12,26 @@ import { readJson } from "../validation.js";
 
 /** OpenAI's ceiling for one part; there is no floor (see `complete`). */
 export const MAX_UPLOAD_PART_BYTES = 64 * 1024 * 1024;
+/** OpenAI's ceiling on the parts one upload may join. */
+export const MAX_UPLOAD_PARTS = 10_000;
 /** OpenAI's lifetime of an upload that is never completed. */
 const UPLOAD_LIFETIME_MS = 3600 * 1000;
 
 export const uploadCreateBody = z.object({
   bytes: z.number().int().nonnegative(),
-  filename: z.string().min(1).max(255),
+  filename: fileName,
   mime_type: z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, "must be a MIME type such as 'application/jsonl'"),
   purpose: z.literal("batch", { error: "the only supported value is 'batch'" }),
   expires_after: expiresAfter.optional(),
 });
 
 export const uploadCompleteBody = z.object({
-  part_ids: z.array(z.string().min(1)),
+  part_ids: z.array(z.string().min(1)).max(MAX_UPLOAD_PARTS, `at most ${MAX_UPLOAD_PARTS} parts can be joined`),
   md5: z.string().regex(/^[0-9a-fA-F]{32}$/, "must be 32 hex digits").optional(),
 });
+
+/** The 400 for a part that would take the upload's parts past its declared bytes. */
+const uploadTooLarge = () => new InvalidRequest("The part would take the upload's parts past its declared bytes.", "data", "upload_too_large");
 
 const unix = (d: Date) => Math.floor(d.getTime() / 1000);
 
@@ -80,11 +86,14 @@ export function uploadsRoutes(deps: ApiDeps) {
       throw notPending(upload);
     }
     const key = partKey(tenant, id, started.partNumber);
-    // A part larger than the whole declared upload can never be completed.
-    const maxBytes = Math.min(MAX_UPLOAD_PART_BYTES, started.bytes);
-    const part = await withReceivedPart(deps, c, { field: "data", key, maxBytes }, async (received) => {
+    // Reading stops the moment the part passes what is left of the declared bytes.
+    const tooLarge = started.remaining < MAX_UPLOAD_PART_BYTES ? uploadTooLarge : undefined;
+    const maxBytes = Math.max(0, Math.min(MAX_UPLOAD_PART_BYTES, started.remaining));
+    const part = await withReceivedPart(deps, c, { field: "data", key, maxBytes, tooLarge }, async (received) => {
       const row = await recordPart(deps.db, { id: newId("part_"), upload_id: id, part_number: started.partNumber, bytes: received.bytes, s3_key: key });
-      if (!row) throw new Conflict(`Upload '${id}' stopped accepting parts while this one was sent.`, "invalid_upload_status");
+      if (row === "not_pending") throw new Conflict(`Upload '${id}' stopped accepting parts while this one was sent.`, "invalid_upload_status");
+      // Parts sent in parallel each fit alone; together they may not.
+      if (row === "too_large") throw uploadTooLarge();
       return row;
     });
     return c.json({ id: part.id, object: "upload.part" as const, created_at: unix(part.created_at), upload_id: id });
@@ -99,11 +108,11 @@ export function uploadsRoutes(deps: ApiDeps) {
     if (upload.status !== "pending") throw notPending(upload);
     if (upload.expires_at <= new Date()) throw new Conflict(`Upload '${id}' has expired.`, "upload_expired");
 
-    const duplicate = body.part_ids.find((p, i) => body.part_ids.indexOf(p) !== i);
-    if (duplicate) throw new InvalidRequest(`Part '${duplicate}' is listed more than once.`, "part_ids", "duplicate_part_id");
-    const parts = await partsInOrder(deps.db, id, body.part_ids);
-    const unknown = body.part_ids.find((p) => !parts.some((row) => row.id === p));
-    if (unknown) throw new InvalidRequest(`Upload '${id}' has no part '${unknown}'.`, "part_ids", "invalid_value");
+    const seen = new Set<string>();
+    const duplicate = body.part_ids.find((p) => seen.has(p) || !seen.add(p));
+    if (duplicate !== undefined) throw new InvalidRequest(`Part '${duplicate}' is listed more than once.`, "part_ids", "duplicate_part_id");
+    const { parts, unknown } = await partsInOrder(deps.db, id, body.part_ids);
+    if (unknown !== undefined) throw new InvalidRequest(`Upload '${id}' has no part '${unknown}'.`, "part_ids", "invalid_value");
     const total = parts.reduce((n, p) => n + p.bytes, 0);
     if (total !== upload.bytes) {
       throw new InvalidRequest(`The parts add up to ${total} bytes, but the upload was created with bytes=${upload.bytes}.`, "part_ids", "bytes_mismatch");

@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import { Conflict, type Db, type FileRow, type UploadPartRow, type UploadRow } from "@barge/core";
 import type { NewFile } from "./files.js";
 
@@ -33,10 +34,11 @@ export async function findUpload(db: Db, tenant: string, id: string): Promise<{ 
 }
 
 /**
- * Takes the next part number of a pending, unexpired upload, or undefined when the upload is not
- * (or no longer) pending. One UPDATE: parts arriving in parallel each get their own number.
+ * Takes the next part number of a pending, unexpired upload, with the bytes its recorded parts
+ * leave of the declared size, or undefined when the upload is not (or no longer) pending. One
+ * UPDATE: parts arriving in parallel each get their own number.
  */
-export async function startPart(db: Db, tenant: string, uploadId: string, now: Date): Promise<{ partNumber: number; bytes: number } | undefined> {
+export async function startPart(db: Db, tenant: string, uploadId: string, now: Date): Promise<{ partNumber: number; remaining: number } | undefined> {
   const row = await db
     .updateTable("uploads")
     .set((eb) => ({ parts_started: eb("parts_started", "+", 1) }))
@@ -44,29 +46,45 @@ export async function startPart(db: Db, tenant: string, uploadId: string, now: D
     .where("tenant", "=", tenant)
     .where("status", "=", "pending")
     .where("expires_at", ">", now)
-    .returning(["parts_started", "bytes"])
+    .returning(["parts_started", sql<number>`bytes - ${recordedBytes(sql.ref("uploads.id"))}`.as("remaining")])
     .executeTakeFirst();
-  return row ? { partNumber: row.parts_started, bytes: row.bytes } : undefined;
+  return row ? { partNumber: row.parts_started, remaining: Number(row.remaining) } : undefined;
 }
+
+/** The bytes of an upload's recorded parts, as an int8 the client parses to a number. */
+const recordedBytes = (uploadId: unknown) => sql<number>`(select coalesce(sum(bytes), 0)::int8 from upload_parts where upload_id = ${uploadId})`;
 
 /**
  * Records a staged part, unless its upload stopped being pending while the part streamed in
- * (completed, cancelled, expired): then the caller must delete the staged object. The FOR SHARE
- * lock orders this against `finishUpload` and `endUpload`, which lock the row FOR UPDATE.
+ * (completed, cancelled, expired: "not_pending"), or the part would take the recorded parts past
+ * the declared bytes ("too_large"); then the caller must delete the staged object. The FOR
+ * UPDATE lock orders parts recorded in parallel, so their sum is checked against one another,
+ * and orders this against `finishUpload` and `endUpload`.
  */
-export function recordPart(db: Db, part: Omit<UploadPartRow, "created_at">): Promise<UploadPartRow | undefined> {
+export function recordPart(db: Db, part: Omit<UploadPartRow, "created_at">): Promise<UploadPartRow | "not_pending" | "too_large"> {
   return db.transaction().execute(async (tx) => {
-    const upload = await tx.selectFrom("uploads").select("status").where("id", "=", part.upload_id).forShare().executeTakeFirst();
-    if (upload?.status !== "pending") return undefined;
+    const upload = await tx.selectFrom("uploads").select(["status", "bytes"]).where("id", "=", part.upload_id).forUpdate().executeTakeFirst();
+    if (upload?.status !== "pending") return "not_pending";
+    const { recorded } = await tx.selectNoFrom(recordedBytes(part.upload_id).as("recorded")).executeTakeFirstOrThrow();
+    if (Number(recorded) + part.bytes > upload.bytes) return "too_large";
     return tx.insertInto("upload_parts").values(part).returningAll().executeTakeFirstOrThrow();
   });
 }
 
-/** The named parts of an upload, in the order asked for; ids not found are left out. */
-export async function partsInOrder(db: Db, uploadId: string, partIds: string[]): Promise<UploadPartRow[]> {
-  const rows = await db.selectFrom("upload_parts").selectAll().where("upload_id", "=", uploadId).where("id", "in", partIds).execute();
+/**
+ * The named parts of an upload, in the order asked for, and the first id it does not have. The
+ * ids go as one array parameter: a list of placeholders would overflow pg's bind limit.
+ */
+export async function partsInOrder(db: Db, uploadId: string, partIds: string[]): Promise<{ parts: UploadPartRow[]; unknown: string | undefined }> {
+  const rows = await db
+    .selectFrom("upload_parts")
+    .selectAll()
+    .where("upload_id", "=", uploadId)
+    .where(sql<boolean>`id = any(${partIds}::text[])`)
+    .execute();
   const byId = new Map(rows.map((r) => [r.id, r]));
-  return partIds.flatMap((id) => byId.get(id) ?? []);
+  const unknown = partIds.find((id) => !byId.has(id));
+  return { parts: partIds.flatMap((id) => byId.get(id) ?? []), unknown };
 }
 
 /**

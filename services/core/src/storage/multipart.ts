@@ -60,7 +60,7 @@ export async function listUploadedParts(b: Bucket, key: string, uploadId: string
  * The multipart uploads open under a key prefix, listed page by page as they are consumed, so a
  * caller acting on each one sees them in S3's order. Listing errors are thrown to the consumer.
  */
-export async function* listUploads(b: Bucket, prefix: string): AsyncGenerator<{ key: string; uploadId: string }> {
+export async function* listUploads(b: Bucket, prefix: string): AsyncGenerator<{ key: string; uploadId: string; initiated: Date | undefined }> {
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
   do {
@@ -68,11 +68,36 @@ export async function* listUploads(b: Bucket, prefix: string): AsyncGenerator<{ 
       new ListMultipartUploadsCommand({ Bucket: b.bucket, Prefix: prefix, ...(keyMarker ? { KeyMarker: keyMarker } : {}), ...(uploadIdMarker ? { UploadIdMarker: uploadIdMarker } : {}) }),
     );
     for (const u of res.Uploads ?? []) {
-      if (u.Key !== undefined && u.UploadId) yield { key: u.Key, uploadId: u.UploadId };
+      if (u.Key !== undefined && u.UploadId) yield { key: u.Key, uploadId: u.UploadId, initiated: u.Initiated };
     }
     keyMarker = res.IsTruncated ? res.NextKeyMarker : undefined;
     uploadIdMarker = res.IsTruncated ? res.NextUploadIdMarker : undefined;
   } while (keyMarker);
+}
+
+/**
+ * Aborts the multipart uploads under `prefix` started before `before`: what a process that
+ * crashed mid-upload left open, holding storage until someone aborts it. Returns how many were
+ * aborted; 0 on a server without ListMultipartUploads (s3rver), where nothing can be found.
+ */
+export async function abortUploadsStartedBefore(b: Bucket, prefix: string, before: Date): Promise<number> {
+  let aborted = 0;
+  try {
+    for await (const u of listUploads(b, prefix)) {
+      if (!u.initiated || u.initiated >= before) continue;
+      try {
+        await b.s3.send(new AbortMultipartUploadCommand({ Bucket: b.bucket, Key: u.key, UploadId: u.uploadId }));
+        aborted++;
+      } catch (err) {
+        // Completed or aborted since it was listed: nothing is left to remove.
+        if (!isMissingUpload(err)) throw err;
+      }
+    }
+  } catch (err) {
+    if (isUnsupported(err)) return aborted;
+    throw err;
+  }
+  return aborted;
 }
 
 /** The ETag S3 gives a multipart object: MD5 of the parts' binary MD5s, then "-" and the part count. */
