@@ -56,6 +56,8 @@ export interface LineBlock {
   offset: number;
   /** 1-based line number of the block's first line. */
   lineNo: number;
+  /** Set on a block that stands for one line longer than the limit, skipped unread: its length in bytes. */
+  oversizedLineBytes?: number;
 }
 
 /**
