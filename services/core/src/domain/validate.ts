@@ -117,9 +117,11 @@ export async function validateBatchInput(
       const start = pos;
       const line = lineNo++;
       pos = lineEnd + 1;
-      if (Math.min(pos, b.length) - start > maxLineBytes) {
+      // A reader that caps lines already skipped these; one that does not may still hand one over.
+      const lineBytes = Math.min(pos, b.length) - start;
+      if (lineBytes > maxLineBytes) {
         if (!count(offset, line)) break blocks;
-        failTooLarge(Math.min(pos, b.length) - start, line);
+        failTooLarge(lineBytes, line);
         continue;
       }
       // The fast path only accepts; anything it does not, the contract decides on the line's bytes.
