@@ -1,6 +1,6 @@
 import { toFile } from "openai/uploads";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { chatLine, startTestApi, waitForBatch, type TestApi } from "../support/api-harness.js";
+import { chatLine, postJson, startTestApi, waitForBatch, type TestApi } from "../support/api-harness.js";
 
 // The text rules (invalid UTF-8, a byte order mark, NUL and lone surrogates in the stored fields,
 // deep nesting) through the API: each file is uploaded, a batch is created on it, and the
@@ -117,5 +117,26 @@ describe("the text rules on uploaded input files", () => {
     expect(await failure(file([nested("a", 128), nested("b", 129), nested("c", 128)]))).toEqual([
       { code: "too_deeply_nested", line: 2, param: null },
     ]);
+  });
+
+  test("the upload check at complete answers 400 naming the first bad line's rule", async () => {
+    const complete = async (bytes: Buffer) => {
+      const p = (await postJson(t.url, "/v1/files/presign", { filename: "in.jsonl", purpose: "batch" })).body as { id: string; upload_url: string };
+      expect((await fetch(p.upload_url, { method: "PUT", body: bytes })).status).toBe(200);
+      const done = await postJson(t.url, `/v1/files/${p.id}/complete`, {});
+      expect(done.status).toBe(400);
+      return (done.body as { error: unknown }).error;
+    };
+    expect(await complete(file([Buffer.concat([BOM, Buffer.from(JSON.stringify(chatLine("a")))])]))).toEqual({
+      message: "Line 1: The file starts with a UTF-8 byte order mark (BOM); save the file without it.",
+      type: "invalid_request_error",
+      param: "file",
+      code: "bom",
+    });
+    expect(await complete(file([chatLine("a"), withIdBytes(Buffer.from([0xc3]))]))).toMatchObject({ message: "Line 2: This line is not valid UTF-8.", code: "invalid_utf8" });
+    expect(await complete(file([chatLine("a"), chatLine("b"), line({ id: "c", url: "/v1/chat/completions\\u0000" })]))).toMatchObject({
+      message: "Line 3: Invalid value for 'url': it contains a NUL character (U+0000) or a lone surrogate.",
+      code: "invalid_string",
+    });
   });
 });
