@@ -1,7 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { isSupportedEndpoint } from "../../services/core/src/domain/request-line.js";
 import { checkRequestLine } from "../../services/core/src/domain/request-line-check.js";
 import { scanRequestLine, type ScannedRequest } from "../../services/core/src/domain/request-line-scan.js";
+import { validateBatchInput } from "../../services/core/src/domain/validate.js";
 
 // Differential fuzzer: the WebAssembly scanner (the fast path) against the contract (JSON.parse,
 // zod and the text rules, `checkRequestLine`). Whatever line the scanner accepts, the contract
@@ -94,7 +96,7 @@ const body = members([
 ]);
 
 const requestLine = members([
-  fc.tuple(key("custom_id"), fc.oneof({ weight: 12, arbitrary: fieldString("req-1") }, { weight: 1, arbitrary: fc.constantFrom("x".repeat(512), "x".repeat(513), "é".repeat(300), "😀".repeat(256), "😀".repeat(257)).map((id) => b(JSON.stringify(id))) }, { weight: 1, arbitrary: value })),
+  fc.tuple(key("custom_id"), fc.oneof({ weight: 12, arbitrary: fieldString("req-1") }, { weight: 2, arbitrary: fc.constantFrom('"req\\u002d1"', '"r\\u0065q-1"', '"req-2"', '"\\u00e9"', '"é"').map(b) }, { weight: 1, arbitrary: fc.constantFrom("x".repeat(512), "x".repeat(513), "é".repeat(300), "😀".repeat(256), "😀".repeat(257)).map((id) => b(JSON.stringify(id))) }, { weight: 1, arbitrary: value })),
   fc.tuple(key("method"), fc.oneof({ weight: 10, arbitrary: fc.constant(b('"POST"')) }, { weight: 1, arbitrary: fc.constantFrom('"post"', '"P\\u004fST"', '"POST\\u0000"', '"POST "', "1").map(b) })),
   fc.tuple(key("url"), fieldString("/v1/chat/completions")),
   fc.tuple(key("body"), fc.oneof({ weight: 12, arbitrary: body }, { weight: 1, arbitrary: value })),
@@ -131,6 +133,37 @@ function agree(bytes: Buffer): void {
   expect(slow).toEqual({ ok: true, customId: bytes.toString("utf8", out.customIdStart, out.customIdEnd), url: out.url, model: out.model, stream: out.stream });
 }
 
+/** What the validator must report for `lines` as one file: the contract on every line, then the checks across lines. */
+function reference(lines: Buffer[]) {
+  const errors: { code: string; line: number; param: string | null }[] = [];
+  const seen = new Set<string>();
+  let model: string | null = null;
+  lines.forEach((l, i) => {
+    const line = i + 1;
+    const r = checkRequestLine(l, 0, l.length, i === 0);
+    if (r === null) return;
+    if (!r.ok) return void errors.push({ code: r.code, line, param: r.param });
+    if (!isSupportedEndpoint(r.url)) errors.push({ code: "unsupported_url", line, param: "url" });
+    else if (r.url !== "/v1/chat/completions") errors.push({ code: "url_mismatch", line, param: "url" });
+    if (r.stream) errors.push({ code: "stream_unsupported", line, param: "body.stream" });
+    if (model === null) model = r.model;
+    else if (r.model !== model) errors.push({ code: "model_mismatch", line, param: "body.model" });
+    if (seen.has(r.customId)) errors.push({ code: "duplicate_custom_id", line, param: "custom_id" });
+    seen.add(r.customId);
+  });
+  return errors;
+}
+
+/** The validator's report on `lines` as one file in one block, fast path and all. */
+async function validated(lines: Buffer[]) {
+  const bytes = Buffer.concat(lines.flatMap((l) => [l, b("\n")]));
+  async function* blocks() {
+    yield { bytes, offset: 0, lineNo: 1 };
+  }
+  const r = await validateBatchInput(blocks(), bytes.length, "/v1/chat/completions", { chunkSize: 2, maxRequests: 100, maxBytes: 1 << 30 });
+  return r.errors.filter((e) => e.code !== "empty_file").map((e) => ({ code: e.code, line: e.line, param: e.param }));
+}
+
 describe("the scanner against the contract (differential fuzzer)", () => {
   it.each(PINNED)("agrees on a pinned case: %s", (_name, bytes) => {
     agree(bytes);
@@ -153,6 +186,21 @@ describe("the scanner against the contract (differential fuzzer)", () => {
       console.log(`fuzz: the scanner accepted ${accepted} of ${RUNS}`);
       expect(accepted).toBeGreaterThan(RUNS / 25);
       expect(accepted).toBeLessThan(RUNS);
+    },
+    FUZZING ? 6 * 3600_000 : 120_000,
+  );
+
+  it(
+    `reports what the contract alone reports, on ${Math.ceil(RUNS / 4)} generated files (seed ${SEED})`,
+    async () => {
+      // Files of a few lines, so that the fast path and the contract meet on duplicates and models across lines.
+      await fc.assert(
+        // No generated line holds a newline byte, so each stays one line of the file.
+        fc.asyncProperty(fc.array(line, { minLength: 1, maxLength: 6 }), async (lines) => {
+          expect(await validated(lines)).toEqual(reference(lines));
+        }),
+        { numRuns: Math.ceil(RUNS / 4), seed: SEED },
+      );
     },
     FUZZING ? 6 * 3600_000 : 120_000,
   );
