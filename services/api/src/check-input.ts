@@ -18,6 +18,7 @@ export async function checkBatchInput(deps: ApiDeps, key: string): Promise<Uploa
       maxRequests: deps.config.MAX_REQUESTS_PER_BATCH,
       maxBytes: deps.config.MAX_FILE_BYTES,
       maxErrors: 1,
+      maxLineBytes: deps.config.MAX_LINE_BYTES,
     });
     const e = result.errors[0];
     if (!e) return { bytes, check: inputCheckOf(result, { etag, bytes }, deps.config.CHUNK_SIZE) };

@@ -5,6 +5,7 @@ import { readLineBlocks, readLines } from "../storage/lines.js";
 import { FingerprintSet } from "./fingerprint-set.js";
 import { isSupportedEndpoint, requestLineSchema } from "./request-line.js";
 import { scanRequestLine, scanState, type ScannedRequest } from "./request-line-scan.js";
+import { checkRequestLine } from "./request-line-check.js";
 import { validateBatchInput } from "./validate.js";
 import { mulberry32 } from "@barge/devstack";
 
@@ -234,7 +235,7 @@ describe("scanRequestLine", () => {
   });
 });
 
-/** The validator before the fast path: per line, JSON.parse then the schema, then the same checks. */
+/** The validator without the fast path: per line, the contract (`checkRequestLine`), then the same checks. */
 async function referenceValidate(bytes: Buffer, chunkSize: number) {
   const errors: BatchErrorEntry[] = [];
   const seen = new FingerprintSet();
@@ -245,40 +246,28 @@ async function referenceValidate(bytes: Buffer, chunkSize: number) {
     if (line.text.trim() === "") continue;
     if (requests % chunkSize === 0) starts.push([line.offset, line.lineNo]);
     requests++;
-    let json: unknown;
-    try {
-      json = JSON.parse(line.text);
-    } catch {
-      errors.push({ code: "invalid_json_line", message: "This line is not parseable as valid JSON.", line: line.lineNo, param: null });
+    const end = line.end - line.offset;
+    const raw = bytes.subarray(line.offset, line.end);
+    const lineEnd = raw[end - 1] === 10 ? end - 1 : end;
+    const req = checkRequestLine(raw, 0, lineEnd > 0 && raw[lineEnd - 1] === 13 ? lineEnd - 1 : lineEnd, line.offset === 0);
+    if (req === null) continue;
+    if (!req.ok) {
+      errors.push({ code: req.code, message: req.message, line: line.lineNo, param: req.param });
       continue;
     }
-    const parsed = requestLineSchema.safeParse(json, { reportInput: true });
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const param = issue.path.join(".");
-      const missing = issue.code === "invalid_type" && issue.input === undefined;
-      errors.push({
-        code: missing ? "missing_required_parameter" : "invalid_request_line",
-        message: missing ? `Missing required parameter '${param}'.` : `Invalid value for '${param}': ${issue.message}.`,
-        line: line.lineNo,
-        param,
-      });
-      continue;
-    }
-    const req = parsed.data;
     if (!isSupportedEndpoint(req.url)) errors.push({ code: "unsupported_url", message: `URL '${req.url}' is not a supported endpoint.`, line: line.lineNo, param: "url" });
     else if (req.url !== "/v1/chat/completions") {
       errors.push({ code: "url_mismatch", message: `The url '${req.url}' does not match the batch endpoint '/v1/chat/completions'.`, line: line.lineNo, param: "url" });
     }
-    if (req.body.stream === true) {
+    if (req.stream === true) {
       errors.push({ code: "stream_unsupported", message: "Streaming ('stream': true) is not supported in batch requests.", line: line.lineNo, param: "body.stream" });
     }
-    if (model === null) model = req.body.model;
-    else if (req.body.model !== model) {
-      errors.push({ code: "model_mismatch", message: `The model '${req.body.model}' differs from '${model}' on earlier lines; a batch serves one model.`, line: line.lineNo, param: "body.model" });
+    if (model === null) model = req.model;
+    else if (req.model !== model) {
+      errors.push({ code: "model_mismatch", message: `The model '${req.model}' differs from '${model}' on earlier lines; a batch serves one model.`, line: line.lineNo, param: "body.model" });
     }
-    if (!seen.add(req.custom_id)) {
-      errors.push({ code: "duplicate_custom_id", message: `The custom_id '${req.custom_id}' appears more than once in this file.`, line: line.lineNo, param: "custom_id" });
+    if (!seen.add(req.customId)) {
+      errors.push({ code: "duplicate_custom_id", message: `The custom_id '${req.customId}' appears more than once in this file.`, line: line.lineNo, param: "custom_id" });
     }
   }
   return { requests, model, errors, starts };

@@ -7,7 +7,7 @@
  * "POST", `url` a non-empty string and `body` an object with a non-empty string `model` (zod's
  * contract); and then the fields the checks after the schema need are in `out`. Anything else,
  * including valid but unusual lines (escapes in those fields or in keys, a repeated key, deep
- * nesting), returns false and the caller runs `JSON.parse` + zod on the decoded line, which decides
+ * nesting, bytes that are not UTF-8, a byte order mark, NUL), returns false and the caller runs `JSON.parse` + zod on the decoded line, which decides
  * and words the error. So errors and their messages come from the contract, never from here; the
  * equivalence test runs both paths over the same corpus, bad lines included.
  *
@@ -15,6 +15,7 @@
  * strings): each buffer of lines is copied into the module's memory once, and then each line costs
  * one call.
  */
+import { isUtf8 } from "node:buffer";
 import { REQUEST_LINE_SCAN_WASM } from "./request-line-scan.wasm.js";
 
 /** What the checks after the schema read from an accepted line. */
@@ -101,13 +102,15 @@ let scanner = new Scanner();
 /** A buffer of lines, ready to scan: copied into the scanner once, for all its lines. */
 export interface ScanState {
   readonly bytes: Buffer;
+  /** The whole buffer is UTF-8, so each of its lines is (a newline never ends inside a character). */
+  readonly utf8: boolean;
 }
 
 /** A fresh scan state for lines of `b`. */
 export function scanState(b: Buffer): ScanState {
   // One huge line grew the memory: start over rather than keep it for every later block.
   if (scanner.size > KEEP_BYTES && b.length + TAIL < KEEP_BYTES) scanner = new Scanner();
-  const s = { bytes: b };
+  const s = { bytes: b, utf8: isUtf8(b) };
   scanner.load(s);
   return s;
 }
@@ -124,6 +127,7 @@ export function scanRequestLine(
   out: ScannedRequest,
   s: ScanState = scanState(b),
 ): boolean {
+  if (!s.utf8 && !isUtf8(b.subarray(start, end))) return false;
   if (scanner.loaded !== s) scanner.load(s);
   return scanner.scan(b, start, end, out);
 }

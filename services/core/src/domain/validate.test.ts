@@ -147,3 +147,77 @@ describe("FingerprintSet", () => {
     });
   });
 });
+
+describe("validateBatchInput: the text rules", () => {
+  const limits = { chunkSize: 2, maxRequests: 100, maxBytes: 1 << 20 };
+  const check = async (bytes: Buffer, extra: { maxLineBytes?: number } = {}) => {
+    const r = await validateBatchInput(readLineBlocks(Readable.from(pieces(bytes))), bytes.length, "/v1/chat/completions", { ...limits, ...extra });
+    return r.errors.map((e) => ({ code: e.code, line: e.line, param: e.param }));
+  };
+  const lines = (...ls: (string | Buffer)[]) => Buffer.concat(ls.flatMap((l) => [Buffer.from(l), Buffer.from("\n")]));
+  const withId = (id: Buffer) => Buffer.concat([Buffer.from('{"custom_id":"'), id, Buffer.from('","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}')]);
+
+  it("names invalid UTF-8 on its line, and two ids that differ only in bad bytes are no duplicate", async () => {
+    const a = withId(Buffer.from([0x61, 0xff]));
+    const b = withId(Buffer.from([0x61, 0xfe]));
+    expect(await check(lines(line("x"), a, b, line("y")))).toEqual([
+      { code: "invalid_utf8", line: 2, param: null },
+      { code: "invalid_utf8", line: 3, param: null },
+    ]);
+  });
+
+  it("names a BOM on line 1 only; the same bytes on a later line are invalid JSON", async () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    expect(await check(lines(Buffer.concat([bom, Buffer.from(line("a"))]), line("b"), Buffer.concat([bom, Buffer.from(line("c"))])))).toEqual([
+      { code: "bom", line: 1, param: null },
+      { code: "invalid_json_line", line: 3, param: null },
+    ]);
+  });
+
+  it("refuses NUL and lone surrogates in the stored fields, and allows an escaped NUL elsewhere in the body", async () => {
+    const r = await check(
+      lines(
+        '{"custom_id":"a\\u0000","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}',
+        '{"custom_id":"b","method":"POST\u0000","url":"/v1/chat/completions","body":{"model":"m"}}',
+        '{"custom_id":"c","method":"POST","url":"/v1/chat/completions\\u0000","body":{"model":"m"}}',
+        '{"custom_id":"d","method":"POST","url":"/v1/chat/completions","body":{"model":"m\u0000"}}',
+        '{"custom_id":"\\ud800","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}',
+        '{"custom_id":"f","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"x\\u0000y"}]}}',
+        '{"custom_id":"g","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"x\u0000y"}]}}',
+        '{"custom_id":"\\ud83d\\ude00","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}',
+      ),
+    );
+    expect(r).toEqual([
+      { code: "invalid_string", line: 1, param: "custom_id" },
+      { code: "invalid_string", line: 2, param: "method" },
+      { code: "invalid_string", line: 3, param: "url" },
+      { code: "invalid_string", line: 4, param: "body.model" },
+      { code: "invalid_string", line: 5, param: "custom_id" },
+      // A raw NUL outside the stored fields is what JSON forbids in a string.
+      { code: "invalid_json_line", line: 7, param: null },
+    ]);
+  });
+
+  it("refuses nesting deeper than 128 levels and accepts 128", async () => {
+    const nested = (depth: number) => `{"custom_id":"n${depth}","method":"POST","url":"/v1/chat/completions","body":{"model":"m","x":${"[".repeat(depth - 2)}${"]".repeat(depth - 2)}}}`;
+    expect(await check(lines(nested(128), nested(129)))).toEqual([{ code: "too_deeply_nested", line: 2, param: null }]);
+  });
+
+  it("names a line over maxLineBytes, whether a reader skipped it or it came whole in a block", async () => {
+    const ok = line("a");
+    const long = line("b".repeat(100));
+    expect(await check(lines(ok, long, ok.replace('"a"', '"c"')), { maxLineBytes: ok.length + 1 })).toEqual([
+      { code: "line_too_large", line: 2, param: null },
+    ]);
+    async function* skipped() {
+      yield { bytes: Buffer.from(`${ok}\n`), offset: 0, lineNo: 1 };
+      yield { bytes: Buffer.alloc(0), offset: ok.length + 1, lineNo: 2, oversizedLineBytes: 20_000_000 };
+      yield { bytes: Buffer.from(`${line("c")}\n`), offset: ok.length + 20_000_001, lineNo: 3 };
+    }
+    const r = await validateBatchInput(skipped(), ok.length * 2 + 20_000_002, "/v1/chat/completions", { ...limits, maxBytes: 1 << 30 });
+    expect(r.requests).toBe(3);
+    expect(r.errors).toEqual([
+      { code: "line_too_large", message: "This line is 20000000 bytes; the limit is 16777216 bytes per line.", line: 2, param: null },
+    ]);
+  });
+});

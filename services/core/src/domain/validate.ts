@@ -1,7 +1,8 @@
 import type { BatchErrorEntry } from "../db/schema.js";
-import { isBlankLine, type LineBlock } from "../storage/lines.js";
+import { DEFAULT_MAX_LINE_BYTES, type LineBlock } from "../storage/lines.js";
 import { FingerprintSet } from "./fingerprint-set.js";
-import { isSupportedEndpoint, requestLineSchema } from "./request-line.js";
+import { isSupportedEndpoint } from "./request-line.js";
+import { checkRequestLine, urlOfLine } from "./request-line-check.js";
 import { scanRequestLine, scanState, type ScannedRequest } from "./request-line-scan.js";
 
 /** Where one chunk of the input starts and how many requests it holds. */
@@ -20,9 +21,10 @@ export interface ValidationLimits {
   maxBytes: number;
   /** Errors listed in `errors.data`; more are summarised in one last entry. */
   maxErrors?: number;
-  /** The longest line (MAX_LINE_BYTES); unset, the readers' default. */
+  /** Longest line, its line break not counted (as the readers count it); a longer one is `line_too_large`. */
   maxLineBytes?: number;
 }
+
 
 export interface ValidationResult {
   requests: number;
@@ -70,8 +72,38 @@ export async function validateBatchInput(
   const scanned: ScannedRequest = { customIdStart: 0, customIdEnd: 0, url: "", model: "", stream: false };
   let current: ChunkIndexEntry | null = null;
   let sized = false;
+  const maxLineBytes = limits.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  const failTooLarge = (bytes: number, line: number) =>
+    fail("line_too_large", `This line is ${bytes} bytes; the limit is ${maxLineBytes} bytes per line.`, line);
+  /** Counts the request line at `offset` into the chunk index; false when it is one too many. */
+  const count = (offset: number, line: number): boolean => {
+    if (result.requests >= limits.maxRequests) {
+      fail("too_many_tasks", `The input file has more than the maximum of ${limits.maxRequests} requests per batch.`, line);
+      return false;
+    }
+    result.requests++;
+    if (!current || current.requestCount === limits.chunkSize) {
+      if (current) current.endOffset = offset;
+      current = {
+        idx: result.chunks.length,
+        requestStart: result.requests - 1,
+        requestCount: 0,
+        startOffset: offset,
+        endOffset: totalBytes,
+        startLine: line,
+      };
+      result.chunks.push(current);
+    }
+    current.requestCount++;
+    return true;
+  };
   blocks: for await (const block of blocks) {
     const b = block.bytes;
+    if (block.oversizedLineBytes !== undefined) {
+      if (!count(block.offset, block.lineNo)) break blocks;
+      failTooLarge(block.oversizedLineBytes, block.lineNo);
+      continue;
+    }
     const state = scanState(b);
     let pos = 0;
     let lineNo = block.lineNo;
@@ -83,38 +115,31 @@ export async function validateBatchInput(
       const start = pos;
       const line = lineNo++;
       pos = lineEnd + 1;
-      // The fast path only accepts; anything it does not, JSON.parse and zod decide on the decoded line.
-      const fast = scanRequestLine(b, start, endNoCr, scanned, state);
-      const text = fast ? "" : b.toString("utf8", start, endNoCr);
-      if (!fast && isBlankLine(text)) continue;
-      if (result.requests >= limits.maxRequests) {
-        fail("too_many_tasks", `The input file has more than the maximum of ${limits.maxRequests} requests per batch.`, line);
-        break blocks;
+      // A reader that caps lines already skipped these; one that does not may still hand one over.
+      if (endNoCr - start > maxLineBytes) {
+        if (!count(offset, line)) break blocks;
+        failTooLarge(Math.min(pos, b.length) - start, line);
+        continue;
       }
-      if (result.requests === 0 && expectedEndpoint === null) {
-        endpoint = result.endpoint = endpointNamed(fast ? scanned.url : urlOf(text));
-      }
-      result.requests++;
-      if (!current || current.requestCount === limits.chunkSize) {
-        if (current) current.endOffset = offset;
-        current = {
-          idx: result.chunks.length,
-          requestStart: result.requests - 1,
-          requestCount: 0,
-          startOffset: offset,
-          endOffset: totalBytes,
-          startLine: line,
-        };
-        result.chunks.push(current);
-      }
-      current.requestCount++;
-      if (fast) {
+      // The fast path only accepts; anything it does not, the contract decides on the line's bytes.
+      if (scanRequestLine(b, start, endNoCr, scanned, state)) {
+        if (result.requests === 0 && expectedEndpoint === null) endpoint = result.endpoint = endpointNamed(scanned.url);
+        if (!count(offset, line)) break blocks;
         const { customIdStart: from, customIdEnd: to } = scanned;
         const duplicate = seen.addUtf8(b, from, to) ? null : b.toString("utf8", from, to);
         checkRequest(scanned.url, scanned.model, scanned.stream, duplicate, line, endpoint, result, fail);
-      } else {
-        checkLineText(text, line, endpoint, seen, result, fail);
+        continue;
       }
+      const checked = checkRequestLine(b, start, endNoCr, offset === 0);
+      if (checked === null) continue;
+      if (result.requests === 0 && expectedEndpoint === null) endpoint = result.endpoint = endpointNamed(urlOfLine(b, start, endNoCr));
+      if (!count(offset, line)) break blocks;
+      if (!checked.ok) {
+        fail(checked.code, checked.message, line, checked.param);
+        continue;
+      }
+      const duplicate = seen.add(checked.customId) ? null : checked.customId;
+      checkRequest(checked.url, checked.model, checked.stream, duplicate, line, endpoint, result, fail);
     }
     if (!sized && result.requests > 0) {
       // Sized once from the first block's bytes per request, so the duplicate check's table is
@@ -124,7 +149,8 @@ export async function validateBatchInput(
       seen.reserve(Math.min(limits.maxRequests, Math.ceil((totalBytes / perRequest) * 1.05)));
     }
   }
-  if (current) current.endOffset = totalBytes;
+  const last = result.chunks.at(-1);
+  if (last) last.endOffset = totalBytes;
 
   if (result.requests === 0 && errorCount === 0) fail("empty_file", "The input file contains no requests.", null);
   if (errorCount > errors.length) {
@@ -140,44 +166,7 @@ function endpointNamed(url: unknown): string {
   return typeof url === "string" && isSupportedEndpoint(url) ? url : DEFAULT_ENDPOINT;
 }
 
-/** The `url` of a line the scanner left to the contract, if it is JSON with one. */
-function urlOf(text: string): unknown {
-  try {
-    return (JSON.parse(text) as { url?: unknown } | null)?.url;
-  } catch {
-    return undefined;
-  }
-}
-
 type Fail = (code: string, message: string, line: number | null, param?: string | null) => void;
-
-/** The slow path, and the declared contract: JSON.parse and `requestLineSchema` on the decoded line. */
-function checkLineText(text: string, lineNo: number, expectedEndpoint: string, seen: FingerprintSet, result: ValidationResult, fail: Fail): void {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    fail("invalid_json_line", "This line is not parseable as valid JSON.", lineNo);
-    return;
-  }
-  // reportInput: without it zod 4 leaves `issue.input` unset, so a wrong type looked missing.
-  const parsed = requestLineSchema.safeParse(json, { reportInput: true });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const param = issue.path.join(".");
-    const missing = issue.code === "invalid_type" && issue.input === undefined;
-    fail(
-      missing ? "missing_required_parameter" : "invalid_request_line",
-      missing ? `Missing required parameter '${param}'.` : `Invalid value for '${param}': ${issue.message}.`,
-      lineNo,
-      param,
-    );
-    return;
-  }
-  const req = parsed.data;
-  const duplicate = seen.add(req.custom_id) ? null : req.custom_id;
-  checkRequest(req.url, req.body.model, req.body.stream === true, duplicate, lineNo, expectedEndpoint, result, fail);
-}
 
 /** The checks past the schema, on a line either path accepted; `duplicate` is its custom_id when an earlier line had it. */
 function checkRequest(
