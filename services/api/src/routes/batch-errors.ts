@@ -7,12 +7,13 @@ import { presentBatch } from "../present.js";
 import { admitBatch, findBatch, insertBatch } from "../store/batches.js";
 import { findFile, insertFile } from "../store/files.js";
 import { chunksWithErrors, failedIndexes, hasRequestErrors, listRequestErrors, markRetryOf } from "../store/request-errors.js";
+import { knownId, safeText } from "../params.js";
 import { readQuery } from "../validation.js";
 
 /** States whose failed requests are final, so a retry cannot race the original. */
 
 export const errorsListQuery = z.object({
-  after: z.string().optional(),
+  after: safeText.optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
@@ -38,7 +39,7 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
   const app = new Hono<AppEnv>();
 
   const batchOf = async (id: string): Promise<BatchRow> => {
-    const batch = await findBatch(deps.db, tenant, id);
+    const batch = await findBatch(deps.db, tenant, knownId(id, "batch_", "batch", "batch_id"));
     if (!batch) throw new NotFound("batch", id, "batch_id");
     return batch;
   };

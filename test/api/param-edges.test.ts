@@ -1,0 +1,105 @@
+import { toFile } from "openai/uploads";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { call, chatLine, jsonl, postJson, startBareApi, type TestApi } from "../support/api-harness.js";
+
+const NUL_TEXT = "must not contain U+0000 or an unpaired surrogate";
+
+describe("hostile text in API parameters", () => {
+  let t: TestApi;
+  let fileId: string;
+  beforeAll(async () => {
+    t = await startBareApi();
+    fileId = (await t.client.files.create({ file: await toFile(Buffer.from(jsonl([chatLine("a")])), "in.jsonl"), purpose: "batch" })).id;
+  });
+  afterAll(() => t?.close());
+
+  test("a NUL or a malformed id in a path is the same 404 not_found as an unknown id", async () => {
+    const cases: [string, string, string, string][] = [
+      ["GET", "/v1/batches/batch_%00", "No batch found with id 'batch_\u0000'.", "batch_id"],
+      ["GET", "/v1/batches/nope", "No batch found with id 'nope'.", "batch_id"],
+      ["GET", "/v1/batches/batch_000000000000000000000000", "No batch found with id 'batch_000000000000000000000000'.", "batch_id"],
+      ["POST", "/v1/batches/a%00b/cancel", "No batch found with id 'a\u0000b'.", "batch_id"],
+      ["GET", "/v1/batches/%00/errors", "No batch found with id '\u0000'.", "batch_id"],
+      ["POST", "/v1/batches/%00/retry", "No batch found with id '\u0000'.", "batch_id"],
+      ["GET", "/v1/files/file-%00", "No file found with id 'file-\u0000'.", "file_id"],
+      ["GET", `/v1/files/${fileId.toUpperCase()}`, `No file found with id '${fileId.toUpperCase()}'.`, "file_id"],
+      ["GET", "/v1/files/%00/content", "No file content found with id '\u0000'.", "file_id"],
+      ["DELETE", "/v1/files/%00", "No file found with id '\u0000'.", "file_id"],
+    ];
+    for (const [method, path, message, param] of cases) {
+      const r = await call(t.url, path, { method });
+      expect([path, r.status, r.body]).toEqual([path, 404, { error: { message, type: "invalid_request_error", param, code: "not_found" } }]);
+    }
+  });
+
+  test("a NUL in a query parameter is a 400 naming the parameter", async () => {
+    const batch = await t.client.batches.create({ input_file_id: fileId, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    const cases: [string, string][] = [
+      ["/v1/batches?after=batch_%00", "after"],
+      ["/v1/files?after=%00", "after"],
+      ["/v1/files?purpose=batch%00", "purpose"],
+      [`/v1/batches/${batch.id}/errors?after=%00`, "after"],
+    ];
+    for (const [path, param] of cases) {
+      const r = await call(t.url, path);
+      expect([path, r.status, r.body.error]).toEqual([
+        path,
+        400,
+        { message: `Invalid value for '${param}': ${NUL_TEXT}.`, type: "invalid_request_error", param, code: "invalid_value" },
+      ]);
+    }
+    const limit = await call(t.url, "/v1/batches?limit=%00");
+    expect([limit.status, limit.body.error.param, limit.body.error.code]).toEqual([400, "limit", "invalid_type"]);
+  });
+
+  test("a NUL or a lone surrogate in a create body is a 400 for text params, the unknown-id 404 for input_file_id", async () => {
+    const ok = { input_file_id: fileId, endpoint: "/v1/chat/completions", completion_window: "24h" };
+    // Raw JSON text, so the escapes reach the server as written.
+    const raw = (over: string) => `{"input_file_id":"${fileId}","endpoint":"/v1/chat/completions","completion_window":"24h",${over}}`;
+    const bad: [string, string, string][] = [
+      [raw(`"metadata":{"k\\u0000":"v"}`), "metadata", "keys and values must not contain U+0000 or an unpaired surrogate"],
+      [raw(`"metadata":{"k":"\\ud800"}`), "metadata", "keys and values must not contain U+0000 or an unpaired surrogate"],
+      [raw(`"metadata":{"k":"\\udc00x"}`), "metadata", "keys and values must not contain U+0000 or an unpaired surrogate"],
+      [raw(`"webhook_url":"https://example.com/\\u0000"`), "webhook_url", NUL_TEXT],
+      [JSON.stringify({ ...ok, completion_window: "24h\u0000" }), "completion_window", "the only supported value is '24h'"],
+    ];
+    for (const [body, param, message] of bad) {
+      const r = await postJson(t.url, "/v1/batches", body);
+      expect([param, r.status, r.body.error]).toEqual([param, 400, { message: `Invalid value for '${param}': ${message}.`, type: "invalid_request_error", param, code: "invalid_value" }]);
+    }
+    const endpoint = await postJson(t.url, "/v1/batches", { ...ok, endpoint: "/v1/chat/completions\u0000" });
+    expect([endpoint.status, endpoint.body.error.param, endpoint.body.error.code]).toEqual([400, "endpoint", "invalid_value"]);
+
+    // A paired surrogate (an emoji) is text like any other.
+    const emoji = await postJson(t.url, "/v1/batches", raw(`"metadata":{"k":"\\ud83d\\ude00"}`));
+    expect([emoji.status, emoji.body.metadata]).toEqual([200, { k: "\u{1F600}" }]);
+
+    for (const id of ["file-\u0000", `${fileId}\u0000`, "file-\ud800", "nope"]) {
+      const r = await postJson(t.url, "/v1/batches", { ...ok, input_file_id: id });
+      expect([r.status, r.body.error]).toEqual([404, { message: `No file found with id '${id}'.`, type: "invalid_request_error", param: "input_file_id", code: "not_found" }]);
+    }
+  });
+
+  test("a JSON body that is not UTF-8 is a 400 invalid_utf8", async () => {
+    const body = Buffer.concat([Buffer.from(`{"input_file_id":"${fileId}","endpoint":"/v1/chat/completions","completion_window":"24h","metadata":{"k":"`), Buffer.from([0xff, 0xfe]), Buffer.from(`"}}`)]);
+    const r = await call(t.url, "/v1/batches", { method: "POST", headers: { "content-type": "application/json" }, body });
+    expect([r.status, r.body.error]).toEqual([400, { message: "The request body is not valid UTF-8.", type: "invalid_request_error", param: null, code: "invalid_utf8" }]);
+  });
+
+  test("a NUL in a one-shot form field is a 400 naming the field", async () => {
+    const form = new FormData();
+    form.set("model", "m\u0000");
+    form.set("file", new Blob([jsonl([chatLine("o")])]), "oneshot.jsonl");
+    const r = await call(t.url, "/v1/batches", { method: "POST", body: form });
+    expect([r.status, r.body.error]).toEqual([400, { message: `Invalid value for 'model': ${NUL_TEXT}.`, type: "invalid_request_error", param: "model", code: "invalid_value" }]);
+  });
+
+  test("a value the database refuses as data (SQLSTATE class 22) is a 400 invalid_value, not a 500", async () => {
+    // The Uploads API's filename is checked for length only, so the NUL reaches Postgres.
+    const r = await postJson(t.url, "/v1/uploads", { filename: "a\u0000.jsonl", purpose: "batch", bytes: 10, mime_type: "application/jsonl" });
+    expect([r.status, r.body.error]).toEqual([
+      400,
+      { message: "The request holds a value the database cannot store (such as a U+0000 character).", type: "invalid_request_error", param: null, code: "invalid_value" },
+    ]);
+  });
+});
