@@ -1,6 +1,7 @@
 import { toFile } from "openai/uploads";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { call, chatLine, jsonl, postJson, startBareApi, type TestApi } from "../support/api-harness.js";
+import { listKeys, readObject, seedBatch } from "../support/seed.js";
 
 const NUL_TEXT = "must not contain U+0000 or an unpaired surrogate";
 
@@ -101,5 +102,39 @@ describe("hostile text in API parameters", () => {
       400,
       { message: "The request holds a value the database cannot store (such as a U+0000 character).", type: "invalid_request_error", param: null, code: "invalid_value" },
     ]);
+  });
+});
+
+describe("POST /v1/batches/{id}/retry at the active-batch limit", () => {
+  test("answers 429 and writes no input object; once a slot frees, the retry is made", async () => {
+    const t = await startBareApi({ MAX_ACTIVE_BATCHES: "1" });
+    try {
+      // A finished batch with one failed request, as the agent leaves it.
+      const seeded = await seedBatch(t.ctx, [chatLine("a"), chatLine("b")]);
+      await t.ctx.db.updateTable("batches").set({ status: "completed" }).where("id", "=", seeded.batchId).execute();
+      await t.ctx.db.updateTable("chunks").set({ status: "done", committed: 2, completed: 1, failed: 1 }).where("batch_id", "=", seeded.batchId).execute();
+      await t.ctx.db
+        .insertInto("request_errors")
+        .values({ batch_id: seeded.batchId, request_index: 1, chunk_idx: 0, custom_id: "b", line: 2, code: "engine_error", message: "boom", status_code: 500, attempts: 1 })
+        .execute();
+      const filler = await t.client.batches.create({ input_file_id: seeded.fileId, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      const before = await listKeys(t.ctx, "inputs/");
+
+      for (let i = 0; i < 3; i++) {
+        const r = await call(t.url, `/v1/batches/${seeded.batchId}/retry`, { method: "POST" });
+        expect([r.status, r.headers.get("retry-after"), r.body.error.code]).toEqual([429, "60", "batch_limit_exceeded"]);
+      }
+      expect(await listKeys(t.ctx, "inputs/")).toEqual(before);
+      expect(await t.ctx.db.selectFrom("files").select("id").execute()).toEqual([{ id: seeded.fileId }]);
+
+      await t.client.batches.cancel(filler.id);
+      const retry = await call(t.url, `/v1/batches/${seeded.batchId}/retry`, { method: "POST" });
+      expect([retry.status, retry.body.retry_of]).toEqual([200, seeded.batchId]);
+      const file = await t.ctx.db.selectFrom("files").select("s3_key").where("id", "=", retry.body.input_file_id).executeTakeFirstOrThrow();
+      expect((await listKeys(t.ctx, "inputs/")).sort()).toEqual([...before, file.s3_key].sort());
+      expect(await readObject(t.ctx, file.s3_key)).toBe(`${JSON.stringify(chatLine("b"))}\n`);
+    } finally {
+      await t.close();
+    }
   });
 });

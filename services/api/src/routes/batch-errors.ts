@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { Readable } from "node:stream";
 import { z } from "zod";
-import { Conflict, getObjectStream, isBlankLine, isRetryableBatchStatus, keys, newId, NotFound, readLines, uploadStream, type BatchRow, type RequestErrorRow } from "@barge/core";
+import { Conflict, deleteObject, getObjectStream, isBlankLine, isRetryableBatchStatus, keys, newId, NotFound, readLines, uploadStream, type BatchRow, type RequestErrorRow } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { presentBatch } from "../present.js";
 import { admitBatch, findBatch, insertBatch } from "../store/batches.js";
@@ -67,6 +67,9 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
     const input = await findFile(deps.db, tenant, old.input_file_id);
     if (!input) throw new Conflict(`The input file '${old.input_file_id}' of batch '${old.id}' was deleted, so its requests cannot be re-read.`, "input_file_deleted");
 
+    const limits = { maxActive: deps.config.MAX_ACTIVE_BATCHES, maxQueued: deps.config.MAX_QUEUED_REQUESTS };
+    // Refuse before the retry input is written; the check that counts is repeated in the transaction.
+    await deps.db.transaction().execute((tx) => admitBatch(tx, limits));
     const fileId = newId("file-");
     const key = keys.input(tenant, fileId);
     let bytes = 0;
@@ -80,7 +83,7 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
     await uploadStream(deps, key, Readable.from(body()), { contentType: "application/jsonl" });
 
     const row = await deps.db.transaction().execute(async (tx) => {
-      await admitBatch(tx, { maxActive: deps.config.MAX_ACTIVE_BATCHES, maxQueued: deps.config.MAX_QUEUED_REQUESTS });
+      await admitBatch(tx, limits);
       await insertFile(tx, { id: fileId, tenant, purpose: "batch", filename: `${old.id}_retry.jsonl`, bytes, status: "processed", s3_key: key });
       const created = new Date();
       const batch = await insertBatch(tx, {
@@ -99,6 +102,10 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
       });
       await markRetryOf(tx, batch.id, old.id);
       return { ...batch, retry_of: old.id };
+    }).catch(async (err: unknown) => {
+      // Refused (a create won the last slot meanwhile) or failed: no row will ever name the object.
+      await deleteObject(deps, key).catch((e: unknown) => deps.log.warn({ err: e, key }, "orphaned a refused retry's input object"));
+      throw err;
     });
     deps.wake?.();
     return c.json(await presentBatch(deps, row));
