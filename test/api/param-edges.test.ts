@@ -138,3 +138,28 @@ describe("POST /v1/batches/{id}/retry at the active-batch limit", () => {
     }
   });
 });
+
+describe("the Authorization scheme", () => {
+  let t: TestApi;
+  beforeAll(async () => {
+    t = await startBareApi({ BARGE_API_KEY: "sekret" });
+  });
+  afterAll(() => t?.close());
+
+  const withAuth = (authorization: string) => call(t.url, "/v1/batches", { headers: { authorization } });
+
+  test.each(["Bearer sekret", "bearer sekret", "BEARER sekret", "bEaReR sekret", "Bearer     sekret", "Bearer \t sekret  "])("%j is accepted", async (header) => {
+    const r = await withAuth(header);
+    expect([r.status, r.body.object]).toEqual([200, "list"]);
+  });
+
+  test.each([
+    ["bearer wrong", "Incorrect API key provided."],
+    ["Bearer", "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."],
+    ["Bearersekret", "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."],
+    ["Basic sekret", "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."],
+  ])("%j is a 401", async (header, message) => {
+    const r = await withAuth(header);
+    expect([r.status, r.body.error]).toEqual([401, { message, type: "invalid_request_error", param: null, code: "invalid_api_key" }]);
+  });
+});
