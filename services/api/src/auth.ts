@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "./deps.js";
 import { sendError } from "./errors.js";
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
@@ -12,9 +13,17 @@ function bearerToken(header: string): string {
   return BEARER.exec(header.trim())?.[1]?.trim() ?? "";
 }
 
-/** Requires `Authorization: Bearer <key>` when an API key is configured; a no-op otherwise. */
-export function requireApiKey(key: string | undefined): MiddlewareHandler {
-  if (!key) return (_c, next) => next();
+/**
+ * Requires `Authorization: Bearer <key>` when an API key is configured (open otherwise), and
+ * records the tenant an admitted request acts as.
+ */
+export function requireApiKey(key: string | undefined, tenant: string): MiddlewareHandler<AppEnv> {
+  if (!key) {
+    return (c, next) => {
+      c.set("tenant", tenant);
+      return next();
+    };
+  }
   const expected = digest(key);
   return async (c, next) => {
     const given = bearerToken(c.req.header("authorization") ?? "");
@@ -29,6 +38,7 @@ export function requireApiKey(key: string | undefined): MiddlewareHandler {
         "invalid_api_key",
       );
     }
+    c.set("tenant", tenant);
     await next();
   };
 }
