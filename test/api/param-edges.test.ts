@@ -163,3 +163,91 @@ describe("the Authorization scheme", () => {
     expect([r.status, r.body.error]).toEqual([401, { message, type: "invalid_request_error", param: null, code: "invalid_api_key" }]);
   });
 });
+
+describe("every documented route with U+0000 in each string parameter", () => {
+  test("answers 2xx or 4xx in OpenAI's error shape, never 5xx", async () => {
+    const t = await startBareApi();
+    try {
+      const doc = (await call(t.url, "/openapi.json")).body as { paths: Record<string, Record<string, any>> };
+      const file = await t.client.files.create({ file: await toFile(Buffer.from(jsonl([chatLine("a")])), "in.jsonl"), purpose: "batch" });
+      const batch = await t.client.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      const real: Record<string, () => Promise<string>> = {
+        file_id: async () => file.id,
+        batch_id: async () => batch.id,
+        upload_id: async () => (await postJson(t.url, "/v1/uploads", { filename: "u.jsonl", purpose: "batch", bytes: 100, mime_type: "application/jsonl" })).body.id,
+      };
+      // A valid JSON body per operation, each of whose string fields is then replaced in turn.
+      const jsonBase: Record<string, Record<string, unknown>> = {
+        "POST /v1/files/presign": { filename: "p.jsonl", purpose: "batch", bytes: 10 },
+        "POST /v1/uploads": { filename: "u.jsonl", purpose: "batch", bytes: 10, mime_type: "application/jsonl" },
+        "POST /v1/uploads/{upload_id}/complete": { part_ids: ["part_x"] },
+        "POST /v1/batches": { input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { k: "v" }, webhook_url: "https://example.com/h" },
+      };
+      const formBase: Record<string, Record<string, string>> = { "POST /v1/files": { purpose: "batch" } };
+      const hostile = ["\u0000", "x\u0000y", "\ud800"];
+
+      const sent: string[] = [];
+      const bad: string[] = [];
+      const send = async (label: string, path: string, init: RequestInit) => {
+        const r = await fetch(t.url + path, init);
+        const text = await r.text();
+        sent.push(label);
+        const shaped = r.status < 400 || (JSON.parse(text) as { error?: { type?: unknown } }).error?.type !== undefined;
+        if (r.status >= 500 || !shaped) bad.push(`${label}: ${r.status} ${text.slice(0, 200)}`);
+      };
+
+      for (const [template, ops] of Object.entries(doc.paths)) {
+        for (const [method, op] of Object.entries(ops)) {
+          const name = `${method.toUpperCase()} ${template}`;
+          const params = (op.parameters ?? []) as { name: string; in: string }[];
+          const pathWith = async (nul?: string) => {
+            let p = template;
+            for (const { name: n } of params.filter((x) => x.in === "path")) p = p.replace(`{${n}}`, n === nul ? "a%00b" : await real[n]!());
+            return p;
+          };
+          for (const { name: n } of params.filter((x) => x.in === "path")) await send(`${name} path ${n}`, await pathWith(n), { method });
+          for (const { name: n } of params.filter((x) => x.in === "query")) await send(`${name} query ${n}`, `${await pathWith()}?${n}=%00`, { method });
+
+          const content = op.requestBody?.content ?? {};
+          const json = content["application/json"]?.schema as { properties: Record<string, unknown> } | undefined;
+          if (json) {
+            const base = jsonBase[name];
+            expect(base, `a base body for ${name}`).toBeDefined();
+            for (const field of Object.keys(json.properties)) {
+              const was = base![field];
+              for (const h of hostile) {
+                const values = Array.isArray(was) ? [[h]] : was !== null && typeof was === "object" ? [{ [h]: "v" }, { k: h }] : [h];
+                for (const v of values) {
+                  await send(`${name} json ${field}=${JSON.stringify(v)}`, await pathWith(), {
+                    method,
+                    headers: { "content-type": "application/json" },
+                    body: JSON.stringify({ ...base, [field]: v }),
+                  });
+                }
+              }
+            }
+          }
+          const form = content["multipart/form-data"]?.schema as { properties: Record<string, { format?: string }> } | undefined;
+          if (form) {
+            const fields = formBase[name] ?? {};
+            const filePart = Object.entries(form.properties).find(([, s]) => s.format === "binary")![0];
+            const post = async (label: string, over: Record<string, string>, filename = "f.jsonl") => {
+              const body = new FormData();
+              for (const [k, v] of Object.entries({ ...fields, ...over })) body.set(k, v);
+              body.set(filePart, new Blob([jsonl([chatLine("f")])]), filename);
+              await send(`${name} form ${label}`, await pathWith(), { method, body });
+            };
+            for (const field of Object.keys(form.properties).filter((f) => f !== filePart)) await post(field, { [field]: field === "metadata" ? '{"k":"\\u0000"}' : "x\u0000" });
+            await post("filename", {}, "a\u0000.jsonl");
+          }
+        }
+      }
+      expect(bad).toEqual([]);
+      // Every route was walked: each path param, query param and body field at least once.
+      expect(sent.length).toBeGreaterThan(60);
+      expect(sent.filter((s) => s.includes(" path "))).toHaveLength(11);
+    } finally {
+      await t.close();
+    }
+  });
+});
