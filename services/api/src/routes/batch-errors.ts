@@ -82,6 +82,8 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
     };
     await uploadStream(deps, key, Readable.from(body()), { contentType: "application/jsonl" });
 
+    // Set once the rows are written: a failure after that (the commit itself) may have committed them.
+    let written = false;
     const row = await deps.db.transaction().execute(async (tx) => {
       await admitBatch(tx, limits);
       await insertFile(tx, { id: fileId, tenant, purpose: "batch", filename: `${old.id}_retry.jsonl`, bytes, status: "processed", s3_key: key });
@@ -101,10 +103,11 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
         webhook_url: old.webhook_url,
       });
       await markRetryOf(tx, batch.id, old.id);
+      written = true;
       return { ...batch, retry_of: old.id };
     }).catch(async (err: unknown) => {
-      // Refused (a create won the last slot meanwhile) or failed: no row will ever name the object.
-      await deleteObject(deps, key).catch((e: unknown) => deps.log.warn({ err: e, key }, "orphaned a refused retry's input object"));
+      // Refused (a create won the last slot meanwhile) or rolled back: no row will ever name the object.
+      if (!written) await deleteObject(deps, key).catch((e: unknown) => deps.log.warn({ err: e, key }, "orphaned a refused retry's input object"));
       throw err;
     });
     deps.wake?.();
