@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import { toFile } from "openai/uploads";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { call, chatLine, jsonl, postJson, startBareApi, type TestApi } from "../support/api-harness.js";
@@ -105,18 +106,23 @@ describe("hostile text in API parameters", () => {
   });
 });
 
-describe("POST /v1/batches/{id}/retry at the active-batch limit", () => {
-  test("answers 429 and writes no input object; once a slot frees, the retry is made", async () => {
+describe("POST /v1/batches/{id}/retry refused", () => {
+  /** A finished batch with one failed request (its second), as the agent leaves it. */
+  async function finishedWithOneFailure(t: TestApi) {
+    const seeded = await seedBatch(t.ctx, [chatLine("a"), chatLine("b")]);
+    await t.ctx.db.updateTable("batches").set({ status: "completed" }).where("id", "=", seeded.batchId).execute();
+    await t.ctx.db.updateTable("chunks").set({ status: "done", committed: 2, completed: 1, failed: 1 }).where("batch_id", "=", seeded.batchId).execute();
+    await t.ctx.db
+      .insertInto("request_errors")
+      .values({ batch_id: seeded.batchId, request_index: 1, chunk_idx: 0, custom_id: "b", line: 2, code: "engine_error", message: "boom", status_code: 500, attempts: 1 })
+      .execute();
+    return seeded;
+  }
+
+  test("at the active-batch limit: 429 and no input object written; once a slot frees, the retry is made", async () => {
     const t = await startBareApi({ MAX_ACTIVE_BATCHES: "1" });
     try {
-      // A finished batch with one failed request, as the agent leaves it.
-      const seeded = await seedBatch(t.ctx, [chatLine("a"), chatLine("b")]);
-      await t.ctx.db.updateTable("batches").set({ status: "completed" }).where("id", "=", seeded.batchId).execute();
-      await t.ctx.db.updateTable("chunks").set({ status: "done", committed: 2, completed: 1, failed: 1 }).where("batch_id", "=", seeded.batchId).execute();
-      await t.ctx.db
-        .insertInto("request_errors")
-        .values({ batch_id: seeded.batchId, request_index: 1, chunk_idx: 0, custom_id: "b", line: 2, code: "engine_error", message: "boom", status_code: 500, attempts: 1 })
-        .execute();
+      const seeded = await finishedWithOneFailure(t);
       const filler = await t.client.batches.create({ input_file_id: seeded.fileId, endpoint: "/v1/chat/completions", completion_window: "24h" });
       const before = await listKeys(t.ctx, "inputs/");
 
@@ -133,6 +139,25 @@ describe("POST /v1/batches/{id}/retry at the active-batch limit", () => {
       const file = await t.ctx.db.selectFrom("files").select("s3_key").where("id", "=", retry.body.input_file_id).executeTakeFirstOrThrow();
       expect((await listKeys(t.ctx, "inputs/")).sort()).toEqual([...before, file.s3_key].sort());
       expect(await readObject(t.ctx, file.s3_key)).toBe(`${JSON.stringify(chatLine("b"))}\n`);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("inside the creating transaction: the input object already written is deleted", async () => {
+    const t = await startBareApi();
+    try {
+      const seeded = await finishedWithOneFailure(t);
+      // Postgres itself refuses the retry's file row once the object is in S3.
+      await sql`CREATE FUNCTION refuse_retry_file() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = '22023'; END $$`.execute(t.ctx.db);
+      await sql`CREATE TRIGGER refuse_retry_file BEFORE INSERT ON files FOR EACH ROW WHEN (NEW.filename LIKE '%_retry.jsonl') EXECUTE FUNCTION refuse_retry_file()`.execute(t.ctx.db);
+      const before = await listKeys(t.ctx, "inputs/");
+
+      const r = await call(t.url, `/v1/batches/${seeded.batchId}/retry`, { method: "POST" });
+      expect([r.status, r.body.error.code]).toEqual([400, "invalid_value"]);
+      expect(await listKeys(t.ctx, "inputs/")).toEqual(before);
+      expect(await t.ctx.db.selectFrom("batches").select("id").execute()).toEqual([{ id: seeded.batchId }]);
     } finally {
       await t.close();
     }
