@@ -45,8 +45,11 @@ export function isSafeText(s: string): boolean {
   return !UNSTORABLE.test(s);
 }
 
+/** What a parameter that fails `isSafeText` is told. */
+export const UNSAFE_TEXT = "must not contain U+0000 or an unpaired surrogate";
+
 /** A string parameter that must be storable text (see `isSafeText`). */
-export const safeText = z.string().refine(isSafeText, { error: "must not contain U+0000 or an unpaired surrogate" });
+export const safeText = z.string().refine(isSafeText, { error: UNSAFE_TEXT });
 
 /** The part of a Barge id after its prefix: 24 base36 characters (see core's `newId`). */
 const ID_TAIL = /^[0-9a-z]{24}$/;
