@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { accessLog } from "./access-log.js";
 import { requireApiKey } from "./auth.js";
 import type { ApiDeps, AppEnv } from "./deps.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
@@ -16,7 +17,8 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   const app = new Hono<AppEnv>();
   app.onError(errorHandler(deps.log));
   app.notFound(notFoundHandler);
-  app.use("/v1/*", requireApiKey(deps.config.BARGE_API_KEY));
+  app.use("*", accessLog(deps.log));
+  app.use("/v1/*", requireApiKey(deps.config.BARGE_API_KEY, deps.config.BARGE_TENANT));
   app.route("/health", healthRoutes(deps));
   // Built once: it depends on nothing but the schemas.
   const openapi = openApiDocument();

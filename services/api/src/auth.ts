@@ -1,16 +1,32 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "./deps.js";
 import { sendError } from "./errors.js";
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
-/** Requires `Authorization: Bearer <key>` when an API key is configured; a no-op otherwise. */
-export function requireApiKey(key: string | undefined): MiddlewareHandler {
-  if (!key) return (_c, next) => next();
+// RFC 9110: the auth scheme is case-insensitive and one or more spaces separate it from the credentials.
+const BEARER = /^bearer[ \t]+(.*)$/i;
+
+/** The credentials of a Bearer `Authorization` header, or "" when it has none. */
+function bearerToken(header: string): string {
+  return BEARER.exec(header.trim())?.[1]?.trim() ?? "";
+}
+
+/**
+ * Requires `Authorization: Bearer <key>` when an API key is configured (open otherwise), and
+ * records the tenant an admitted request acts as.
+ */
+export function requireApiKey(key: string | undefined, tenant: string): MiddlewareHandler<AppEnv> {
+  if (!key) {
+    return (c, next) => {
+      c.set("tenant", tenant);
+      return next();
+    };
+  }
   const expected = digest(key);
   return async (c, next) => {
-    const header = c.req.header("authorization") ?? "";
-    const given = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+    const given = bearerToken(c.req.header("authorization") ?? "");
     // Comparing digests keeps the comparison constant-time whatever the lengths.
     if (!given || !timingSafeEqual(digest(given), expected)) {
       return sendError(
@@ -22,6 +38,7 @@ export function requireApiKey(key: string | undefined): MiddlewareHandler {
         "invalid_api_key",
       );
     }
+    c.set("tenant", tenant);
     await next();
   };
 }

@@ -12,5 +12,6 @@ export interface ApiDeps extends Bucket {
 /**
  * Hono's environment. Under @hono/node-server `incoming` is the raw Node request, which the
  * multipart routes read directly; it is absent when the app is called through `app.request()`.
+ * `tenant` is set once a request is authenticated (see auth.ts), for the access log.
  */
-export type AppEnv = { Bindings: Partial<HttpBindings> };
+export type AppEnv = { Bindings: Partial<HttpBindings>; Variables: { tenant?: string } };

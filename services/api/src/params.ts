@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { NotFound } from "@barge/core";
 
 // Request parameters several routes share, as OpenAI defines them.
 
@@ -33,4 +34,31 @@ export function formExpirySeconds(form: Record<string, unknown>, name: string, c
 /** When something created at `from` with an `expires_after` of `seconds` expires; null for never. */
 export function expiryFrom(from: Date, seconds: number | null | undefined): Date | null {
   return seconds == null ? null : new Date(from.getTime() + seconds * 1000);
+}
+
+// U+0000 cannot be stored in a Postgres text column, and an unpaired surrogate is not text at all
+// (it would silently become U+FFFD on its way to the database, so two values would turn into one).
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Whether `s` reaches the database unchanged: no U+0000 and no unpaired surrogate. */
+export function isSafeText(s: string): boolean {
+  return !UNSTORABLE.test(s);
+}
+
+/** What a parameter that fails `isSafeText` is told. */
+export const UNSAFE_TEXT = "must not contain U+0000 or an unpaired surrogate";
+
+/** A string parameter that must be storable text (see `isSafeText`). */
+export const safeText = z.string().refine(isSafeText, { error: UNSAFE_TEXT });
+
+/** The part of a Barge id after its prefix: 24 base36 characters (see core's `newId`). */
+const ID_TAIL = /^[0-9a-z]{24}$/;
+
+/**
+ * `id` when it has the shape of a Barge id with `prefix`. A malformed one gets the very 404 an
+ * unknown id gets: no such object can exist, and the answer must not tell the two apart.
+ */
+export function knownId(id: string, prefix: string, what: string, param: string): string {
+  if (!id.startsWith(prefix) || !ID_TAIL.test(id.slice(prefix.length))) throw new NotFound(what, id, param);
+  return id;
 }

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { isUtf8 } from "node:buffer";
 import { z } from "zod";
 import { BargeError, InvalidRequest } from "@barge/core";
 
@@ -45,5 +46,8 @@ async function readCapped(body: ReadableStream<Uint8Array> | null, max: number):
     }
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString("utf8");
+  const all = Buffer.concat(chunks);
+  // Decoding would replace bad bytes with U+FFFD, silently turning two different values into one.
+  if (!isUtf8(all)) throw new InvalidRequest("The request body is not valid UTF-8.", null, "invalid_utf8");
+  return all.toString("utf8");
 }

@@ -1,18 +1,19 @@
 import { Hono } from "hono";
 import { Readable } from "node:stream";
 import { z } from "zod";
-import { Conflict, getObjectStream, isBlankLine, isRetryableBatchStatus, keys, newId, NotFound, readLines, uploadStream, type BatchRow, type RequestErrorRow } from "@barge/core";
+import { Conflict, deleteObject, getObjectStream, isBlankLine, isRetryableBatchStatus, keys, newId, NotFound, readLines, uploadStream, type BatchRow, type RequestErrorRow } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { presentBatch } from "../present.js";
 import { admitBatch, findBatch, insertBatch } from "../store/batches.js";
 import { findFile, insertFile } from "../store/files.js";
 import { chunksWithErrors, failedIndexes, hasRequestErrors, listRequestErrors, markRetryOf } from "../store/request-errors.js";
+import { knownId, safeText } from "../params.js";
 import { readQuery } from "../validation.js";
 
 /** States whose failed requests are final, so a retry cannot race the original. */
 
 export const errorsListQuery = z.object({
-  after: z.string().optional(),
+  after: safeText.optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
@@ -38,7 +39,7 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
   const app = new Hono<AppEnv>();
 
   const batchOf = async (id: string): Promise<BatchRow> => {
-    const batch = await findBatch(deps.db, tenant, id);
+    const batch = await findBatch(deps.db, tenant, knownId(id, "batch_", "batch", "batch_id"));
     if (!batch) throw new NotFound("batch", id, "batch_id");
     return batch;
   };
@@ -66,6 +67,9 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
     const input = await findFile(deps.db, tenant, old.input_file_id);
     if (!input) throw new Conflict(`The input file '${old.input_file_id}' of batch '${old.id}' was deleted, so its requests cannot be re-read.`, "input_file_deleted");
 
+    const limits = { maxActive: deps.config.MAX_ACTIVE_BATCHES, maxQueued: deps.config.MAX_QUEUED_REQUESTS };
+    // Refuse before the retry input is written; the check that counts is repeated in the transaction.
+    await deps.db.transaction().execute((tx) => admitBatch(tx, limits));
     const fileId = newId("file-");
     const key = keys.input(tenant, fileId);
     let bytes = 0;
@@ -78,8 +82,10 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
     };
     await uploadStream(deps, key, Readable.from(body()), { contentType: "application/jsonl" });
 
+    // Set once the rows are written: a failure after that (the commit itself) may have committed them.
+    let written = false;
     const row = await deps.db.transaction().execute(async (tx) => {
-      await admitBatch(tx, { maxActive: deps.config.MAX_ACTIVE_BATCHES, maxQueued: deps.config.MAX_QUEUED_REQUESTS });
+      await admitBatch(tx, limits);
       await insertFile(tx, { id: fileId, tenant, purpose: "batch", filename: `${old.id}_retry.jsonl`, bytes, status: "processed", s3_key: key });
       const created = new Date();
       const batch = await insertBatch(tx, {
@@ -97,7 +103,12 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
         webhook_url: old.webhook_url,
       });
       await markRetryOf(tx, batch.id, old.id);
+      written = true;
       return { ...batch, retry_of: old.id };
+    }).catch(async (err: unknown) => {
+      // Refused (a create won the last slot meanwhile) or rolled back: no row will ever name the object.
+      if (!written) await deleteObject(deps, key).catch((e: unknown) => deps.log.warn({ err: e, key }, "orphaned a refused retry's input object"));
+      throw err;
     });
     deps.wake?.();
     return c.json(await presentBatch(deps, row));

@@ -14,7 +14,7 @@ import {
   type FileRow,
 } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
-import { expiresAfter, formExpiresAfterFields, formExpirySeconds } from "../params.js";
+import { expiresAfter, formExpiresAfterFields, formExpirySeconds, isSafeText, knownId, safeText, UNSAFE_TEXT } from "../params.js";
 import { listPage, presentBatch, presentBatches, presentBatchView } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
 import { admitBatch, cancelBatchRow, findBatch, findBatchView, insertBatch, listBatches } from "../store/batches.js";
@@ -36,6 +36,7 @@ function metadataProblem(m: Record<string, unknown>): string | null {
   for (const [k, v] of entries) {
     if (k.length > 64) return "keys can be at most 64 characters long";
     if (typeof v !== "string") return "values must be strings";
+    if (!isSafeText(k) || !isSafeText(v)) return `keys and values ${UNSAFE_TEXT}`;
     if (v.length > 512) return "values can be at most 512 characters long";
   }
   return null;
@@ -51,7 +52,10 @@ const metadata = z
   .transform((m) => m as Record<string, string>);
 
 // Barge's extension: where this batch's final-state event is also sent (see the webhooks module).
-const webhookUrl = z.url({ protocol: /^https?$/, error: "must be an http or https URL" }).max(2048);
+const webhookUrl = z
+  .url({ protocol: /^https?$/, error: "must be an http or https URL" })
+  .max(2048)
+  .refine(isSafeText, { error: UNSAFE_TEXT });
 
 export const createBody = z.object({
   input_file_id: z.string().min(1),
@@ -65,7 +69,7 @@ export const createBody = z.object({
 
 /** The one-shot multipart form: text fields beside the `file` part; metadata is a JSON string. */
 export const oneShotFields = z.object({
-  model: z.string().min(1).max(256).optional(),
+  model: safeText.min(1).max(256).optional(),
   endpoint: endpoint.default("/v1/chat/completions"),
   completion_window: completionWindow.default("24h"),
   metadata: z
@@ -87,7 +91,7 @@ export const oneShotFields = z.object({
 });
 
 export const listQuery = z.object({
-  after: z.string().optional(),
+  after: safeText.optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
   status: z.enum(BATCH_STATUSES).optional(),
 });
@@ -189,7 +193,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
   /** OpenAI's create: from an uploaded file, locked against deletion until the batch row exists. */
   async function createFromFile(body: z.output<typeof createBody>): Promise<BatchRow> {
     return deps.db.transaction().execute(async (tx) => {
-      const file = await lockFileForUse(tx, tenant, body.input_file_id);
+      const file = await lockFileForUse(tx, tenant, knownId(body.input_file_id, "file-", "file", "input_file_id"));
       if (!file) throw new NotFound("file", body.input_file_id, "input_file_id");
       if (file.purpose !== "batch") {
         throw new InvalidRequest(`File '${file.id}' has purpose '${file.purpose}'; a batch input needs purpose 'batch'.`, "input_file_id", "invalid_file_purpose");
@@ -208,14 +212,14 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
   });
 
   app.get("/:id", async (c) => {
-    const id = c.req.param("id");
+    const id = knownId(c.req.param("id"), "batch_", "batch", "batch_id");
     const view = await findBatchView(deps.db, tenant, id);
     if (!view) throw new NotFound("batch", id, "batch_id");
     return c.json(await presentBatchView(deps, view));
   });
 
   app.post("/:id/cancel", async (c) => {
-    const id = c.req.param("id");
+    const id = knownId(c.req.param("id"), "batch_", "batch", "batch_id");
     const batch = await findBatch(deps.db, tenant, id);
     if (!batch) throw new NotFound("batch", id, "batch_id");
     if (isFinalBatchStatus(batch.status)) throw new Conflict(`Batch is ${batch.status} and cannot be cancelled.`, "batch_not_cancellable");

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { deleteObject, NotFound, toOpenAIFile } from "@barge/core";
 import { contentTypeFor } from "../content-type.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
-import { expiryFrom, formExpiresAfterFields, formExpirySeconds } from "../params.js";
+import { expiryFrom, formExpiresAfterFields, formExpirySeconds, knownId, safeText } from "../params.js";
 import { listPage } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
 import { deleteFileRow, findVisibleFile, insertFile, listFiles } from "../store/files.js";
@@ -19,8 +19,8 @@ export const fileFormFields = z.object({
 });
 
 export const listQuery = z.object({
-  purpose: z.string().optional(),
-  after: z.string().optional(),
+  purpose: safeText.optional(),
+  after: safeText.optional(),
   limit: z.coerce.number().int().min(1).max(10_000).default(10_000),
   order: z.enum(["asc", "desc"]).default("desc"),
 });
@@ -56,14 +56,14 @@ export function filesRoutes(deps: ApiDeps) {
   });
 
   app.get("/:id", async (c) => {
-    const id = c.req.param("id");
+    const id = knownId(c.req.param("id"), "file-", "file", "file_id");
     const file = await findVisibleFile(deps.db, tenant, id);
     if (!file) throw new NotFound("file", id, "file_id");
     return c.json(toOpenAIFile(file));
   });
 
   app.get("/:id/content", async (c) => {
-    const id = c.req.param("id");
+    const id = knownId(c.req.param("id"), "file-", "file content", "file_id");
     const file = await findVisibleFile(deps.db, tenant, id);
     const object = file ? await openObject(deps, file.s3_key) : undefined;
     if (!file || !object) throw new NotFound("file content", id, "file_id");
@@ -73,7 +73,7 @@ export function filesRoutes(deps: ApiDeps) {
   });
 
   app.delete("/:id", async (c) => {
-    const file = await deleteFileRow(deps.db, tenant, c.req.param("id"));
+    const file = await deleteFileRow(deps.db, tenant, knownId(c.req.param("id"), "file-", "file", "file_id"));
     // The row goes first: an object without a row is invisible garbage, a row without an object a broken file.
     await deleteObject(deps, file.s3_key).catch((err: unknown) => deps.log.warn({ err, key: file.s3_key }, "orphaned a deleted file's object"));
     return c.json({ id: file.id, object: "file" as const, deleted: true });
