@@ -2,7 +2,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
-import { BargeError, RateLimited, type Logger } from "@barge/core";
+import { BargeError, RateLimited, sqlState, type Logger } from "@barge/core";
 
 /** OpenAI's error body. */
 export function errorBody(message: string, type: string, param: string | null, code: string | null) {
@@ -34,11 +34,11 @@ export function errorHandler(log: Logger): ErrorHandler {
       const { message, param, code } = describeIssue(err.issues[0]);
       return sendError(c, 400, message, "invalid_request_error", param, code);
     }
-    const sqlState = dataExceptionState(err);
-    if (sqlState) {
+    const state = sqlState(err);
+    if (state?.startsWith("22")) {
       // A value the database refused as data (a NUL or bad byte sequence, a malformed literal)
       // is the request's fault: no retry of the same request can succeed.
-      log.warn({ sqlState, method: c.req.method, path: c.req.routePath }, "request refused by the database as invalid data");
+      log.warn({ sqlState: state, method: c.req.method, path: c.req.routePath }, "request refused by the database as invalid data");
       return sendError(c, 400, "The request holds a value the database cannot store (such as a U+0000 character).", "invalid_request_error", null, "invalid_value");
     }
     if (err instanceof HTTPException) {
@@ -66,10 +66,4 @@ function describeIssue(issue: z.core.$ZodIssue | undefined): { message: string; 
     param,
     code: issue.code === "invalid_type" ? "invalid_type" : "invalid_value",
   };
-}
-
-/** The SQLSTATE when `err` is a Postgres error of class 22 (data exception); pg puts the state in `code`. */
-function dataExceptionState(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && /^22[0-9A-Z]{3}$/.test(code) ? code : undefined;
 }

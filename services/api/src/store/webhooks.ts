@@ -1,5 +1,5 @@
 import { sql } from "kysely";
-import type { Db } from "@barge/core";
+import { storableText, type Db } from "@barge/core";
 
 /** One event due for one endpoint, claimed for an attempt. */
 export interface DueDelivery {
@@ -111,8 +111,8 @@ export async function markAttemptFailed(db: Db, d: Pick<DueDelivery, "event_id" 
     .updateTable("webhook_deliveries")
     .set(
       retryInSeconds === null
-        ? { failed_at: new Date(), last_error: error }
-        : { next_attempt_at: sql<Date>`now() + make_interval(secs => ${retryInSeconds})`, last_error: error },
+        ? { failed_at: new Date(), last_error: storableText(error) }
+        : { next_attempt_at: sql<Date>`now() + make_interval(secs => ${retryInSeconds})`, last_error: storableText(error) },
     )
     .where("event_id", "=", d.event_id)
     .where("url", "=", d.url)
