@@ -1,7 +1,10 @@
+import { Hono } from "hono";
 import { sql } from "kysely";
+import { errorHandler } from "@barge/api/testing";
 import { toFile } from "openai/uploads";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { call, chatLine, jsonl, postJson, startBareApi, type TestApi } from "../support/api-harness.js";
+import { testLog } from "../support/context.js";
 import { listKeys, readObject, seedBatch } from "../support/seed.js";
 
 const NUL_TEXT = "must not contain U+0000 or an unpaired surrogate";
@@ -97,9 +100,13 @@ describe("hostile text in API parameters", () => {
   });
 
   test("a value the database refuses as data (SQLSTATE class 22) is a 400 invalid_value, not a 500", async () => {
-    // The Uploads API's filename is checked for length only, so the NUL reaches Postgres.
-    const r = await postJson(t.url, "/v1/uploads", { filename: "a\u0000.jsonl", purpose: "batch", bytes: 10, mime_type: "application/jsonl" });
-    expect([r.status, r.body.error]).toEqual([
+    // Every route now refuses a NUL before Postgres sees it, so the handler gets Postgres's own
+    // 22P05 ("unsupported Unicode escape sequence") from a real query, as a route missing a check would.
+    const app = new Hono();
+    app.onError(errorHandler(testLog));
+    app.get("/x", async (c) => c.json(await sql`select ${"a\u0000"}::text as v`.execute(t.ctx.db)));
+    const r = await app.request("/x");
+    expect([r.status, ((await r.json()) as { error: unknown }).error]).toEqual([
       400,
       { message: "The request holds a value the database cannot store (such as a U+0000 character).", type: "invalid_request_error", param: null, code: "invalid_value" },
     ]);

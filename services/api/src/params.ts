@@ -51,8 +51,11 @@ export const UNSAFE_TEXT = "must not contain U+0000 or an unpaired surrogate";
 /** A string parameter that must be storable text (see `isSafeText`). */
 export const safeText = z.string().refine(isSafeText, { error: UNSAFE_TEXT });
 
-/** The part of a Barge id after its prefix: 24 base36 characters (see core's `newId`). */
-const ID_TAIL = /^[0-9a-z]{24}$/;
+/**
+ * The part of a Barge id after its prefix: 24 base36 characters (see core's `newId`), and for a
+ * batch's output and error files one more, `o` or `e` (the finalizer's ids).
+ */
+const ID_TAIL = /^[0-9a-z]{24}[oe]?$/;
 
 /**
  * `id` when it has the shape of a Barge id with `prefix`. A malformed one gets the very 404 an

@@ -1,2 +1,4 @@
 // Internals the test suites check directly (`@barge/api/testing`): the OpenAI object shapes.
 export { batchObject, fileDeletedObject, fileObject, listObject, modelListObject, uploadObject, uploadPartObject } from "./objects.js";
+// The one error handler, so a suite can hand it a real Postgres error no route lets through any more.
+export { errorHandler } from "./errors.js";
