@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { backoffDelay, type Bucket, getObjectStream, type Line, readLines } from "@barge/core";
+import { backoffDelay, type Bucket, getObjectStream, InputChanged, isPreconditionFailed, type Line, readLines } from "@barge/core";
 
 /** How long an input read keeps re-opening its range across S3 errors before the chunk fails. */
 const REOPEN_FOR_MS = 60_000;
@@ -9,7 +9,8 @@ const REOPEN_FOR_MS = 60_000;
  * pulls a line only when a request slot is free, so with a slow engine the GET sits paused for
  * a long time and servers may drop it; S3 may also be briefly unreachable. On a stream error this
  * re-opens the range just past the last line handed out, with backoff, for up to a minute of
- * failing instead of failing the chunk. Aborting `signal` ends the retries.
+ * failing instead of failing the chunk. Aborting `signal` ends the retries. With `ifMatch` every
+ * GET is pinned to that ETag, and an object replaced since then throws `InputChanged` at once.
  */
 export async function* inputLines(
   bucket: Bucket,
@@ -17,13 +18,14 @@ export async function* inputLines(
   start: { offset: number; lineNo: number },
   endOffset: number,
   signal?: AbortSignal,
+  ifMatch?: string | null,
 ): AsyncGenerator<Line> {
   let pos = start;
   let failingSince: number | undefined;
   let failures = 0;
   while (pos.offset < endOffset) {
     try {
-      const body = await getObjectStream(bucket, key, { start: pos.offset, end: endOffset });
+      const body = await getObjectStream(bucket, key, { start: pos.offset, end: endOffset }, { ifMatch });
       for await (const line of readLines(body, pos)) {
         yield line;
         pos = { offset: line.end, lineNo: line.lineNo + 1 };
@@ -32,6 +34,8 @@ export async function* inputLines(
       }
       return;
     } catch (err) {
+      // Another object under the same key: no retry brings the validated one back.
+      if (isPreconditionFailed(err)) throw new InputChanged(key);
       failingSince ??= Date.now();
       if (signal?.aborted || Date.now() - failingSince >= REOPEN_FOR_MS) throw err;
       const delay = backoffDelay(++failures, { base: 100, cap: 2000 });

@@ -24,6 +24,8 @@ export interface FilesTable {
   expires_at: Timestamp | null;
   /** What the upload check validated, for the batch validator to reuse (see `domain/input-check.ts`); null when unchecked. */
   input_check: ColumnType<unknown, string | undefined, string | null>;
+  /** The ETag the write of the file's object reported; null for files written before it was kept. */
+  etag: string | null;
 }
 
 // The statuses live with their moves and timestamps in domain/batch-state.ts; re-exported for the table types' readers.
@@ -75,6 +77,8 @@ export interface BatchesTable {
   retry_of: string | null;
   /** The batch's multipart upload for its output object, which chunk outputs join as parts while it runs. */
   output_upload_id: string | null;
+  /** The ETag of the input object validation read; every later read sends it as If-Match. Null: read unpinned (older batches). */
+  input_etag: string | null;
 }
 
 export interface ChunksTable {

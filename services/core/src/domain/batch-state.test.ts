@@ -85,6 +85,7 @@ describe("batch transitions", () => {
       "validating->cancelled",
       "in_progress->finalizing",
       "in_progress->cancelling",
+      "in_progress->failed",
       "finalizing->completed",
       "finalizing->expired",
       "cancelling->cancelled",

@@ -17,7 +17,10 @@ export const BATCH_STATUSES = [
    * straight to `cancelled`, since nothing has run yet.
    */
   "validating",
-  /** Final: the input was rejected, with line-numbered `errors`. Nothing ran, no results exist. */
+  /**
+   * Final: the input was rejected, with line-numbered `errors`, or (`input_changed`) its object
+   * was replaced after validation and the runners stopped reading it. No results are published.
+   */
   "failed",
   /**
    * Its chunks are queued and run by agents. The agent completing the last chunk
@@ -145,8 +148,8 @@ export const BATCH_TRANSITIONS = {
   /** `validateBatch` (to `in_progress` or `failed`), `cancelBatch` (to `cancelled`). */
   validating: ["in_progress", "failed", "cancelled"],
   failed: [],
-  /** `markFinalizing` (last chunk done), `expireBatches` (window passed), `cancelBatch`. */
-  in_progress: ["finalizing", "cancelling"],
+  /** `markFinalizing` (last chunk done), `expireBatches` (window passed), `cancelBatch`, `failChangedInput` (input replaced since validation). */
+  in_progress: ["finalizing", "cancelling", "failed"],
   /** `publishBatch`: `expired` when `expired_at` was set by `expireBatches`, else `completed`. */
   finalizing: ["completed", "expired"],
   completed: [],

@@ -1,6 +1,7 @@
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { Readable } from "node:stream";
+import { PreconditionFailed } from "./s3-errors.js";
 
 /** The S3 client and the one bucket Barge keeps everything in. */
 export interface Bucket {
@@ -8,16 +9,27 @@ export interface Bucket {
   bucket: string;
 }
 
-/** Streams an object, or the byte range [start, end) of it. */
-export async function getObjectStream(b: Bucket, key: string, range?: { start: number; end: number }): Promise<Readable> {
+/**
+ * Streams an object, or the byte range [start, end) of it. With `ifMatch`, it throws (see
+ * `isPreconditionFailed`) unless the object still has that ETag, so a reader never gets bytes
+ * of an object that was replaced since it was checked.
+ */
+export async function getObjectStream(b: Bucket, key: string, range?: { start: number; end: number }, opts: { ifMatch?: string | null } = {}): Promise<Readable> {
   const res = await b.s3.send(
     new GetObjectCommand({
       Bucket: b.bucket,
       Key: key,
       ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}),
+      ...(opts.ifMatch ? { IfMatch: opts.ifMatch } : {}),
     }),
   );
-  return res.Body as Readable;
+  const body = res.Body as Readable;
+  // Some servers (s3rver) ignore If-Match; the ETag of the answer tells the same thing.
+  if (opts.ifMatch && res.ETag !== opts.ifMatch) {
+    body.destroy();
+    throw new PreconditionFailed(key, opts.ifMatch, res.ETag);
+  }
+  return body;
 }
 
 /** An object's body stream with the size and ETag of the GET that opened it; throws when there is no such object. */
