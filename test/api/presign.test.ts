@@ -1,10 +1,11 @@
-import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { keys } from "@barge/core";
 import { sweepExpiredUploads } from "@barge/api";
-import { call, chatLine, jsonl, postJson, startBareApi, startTestApi, type TestApi } from "../support/api-harness.js";
+import { call, chatLine, jsonl, postJson, sdkClient, serveApi, startBareApi, startTestApi, waitForBatch, type TestApi } from "../support/api-harness.js";
 import { testLog } from "../support/context.js";
+import { suiteResources } from "../support/suite-resources.js";
 
 async function objectExists(t: TestApi, key: string): Promise<boolean> {
   try {
@@ -34,7 +35,8 @@ describe("presigned uploads", () => {
   test("presign, PUT straight to S3, complete: the file is processed with its size", async () => {
     const p = await presign(t, "direct.jsonl");
     expect(p.id).toMatch(/^file-[0-9a-z]{24}$/);
-    expect(p).toMatchObject({ object: "file.upload", method: "PUT", key: keys.input("default", p.id) });
+    // The URL writes a staging key of its own; complete copies it to the file's input key.
+    expect(p).toMatchObject({ object: "file.upload", method: "PUT", key: keys.staging("default", p.id) });
     expect(Math.abs(p.expires_at - (Date.now() / 1000 + 600))).toBeLessThan(30);
 
     const text = jsonl([chatLine("a"), chatLine("b"), chatLine("ç")]);
@@ -44,6 +46,10 @@ describe("presigned uploads", () => {
     const done = await postJson(t.url, `/v1/files/${p.id}/complete`, {});
     expect(done.status).toBe(200);
     expect(done.body).toMatchObject({ id: p.id, object: "file", bytes: Buffer.byteLength(text), filename: "direct.jsonl", purpose: "batch", status: "processed" });
+
+    const row = await t.ctx.db.selectFrom("files").select(["s3_key", "etag"]).where("id", "=", p.id).executeTakeFirstOrThrow();
+    expect(row).toEqual({ s3_key: keys.input("default", p.id), etag: (await t.ctx.s3.send(new HeadObjectCommand({ Bucket: t.ctx.bucket, Key: keys.input("default", p.id) }))).ETag });
+    expect(await objectExists(t, p.key)).toBe(false);
 
     const got = await t.client.files.retrieve(p.id);
     expect(got).toMatchObject({ id: p.id, status: "processed", bytes: Buffer.byteLength(text) });
@@ -173,8 +179,45 @@ describe("expired uploads", () => {
     expect(left).toEqual([{ id: kept.id, status: "processed" }]);
     expect(await objectExists(t, put.key)).toBe(false);
     expect(await objectExists(t, bare.key)).toBe(false);
-    expect(await objectExists(t, kept.key)).toBe(true);
+    // The completed upload's staging object went with its complete; its input object stays.
+    expect(await objectExists(t, kept.key)).toBe(false);
+    expect(await objectExists(t, keys.input("default", kept.id))).toBe(true);
     expect((await postJson(t.url, `/v1/files/${put.id}/complete`, {})).status).toBe(404);
     expect(await sweepExpiredUploads(deps)).toBe(0);
+  });
+});
+
+describe("a presigned URL after complete", () => {
+  const suite = suiteResources();
+
+  test("can only write its staging key: the file's content and a batch on it stay the validated ones", async () => {
+    const ctx = await suite.context({ API_POLL_MS: "50", AGENT_POLL_MS: "50", PRESIGN_EXPIRES_SECONDS: "600" });
+    const api = await serveApi(ctx);
+    suite.cleanup(() => api.close());
+    const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 1000 });
+    const client = sdkClient(api.url);
+
+    const validated = jsonl(["v-0", "v-1", "v-2"].map((id) => chatLine(id, { model: "barge-sim-1" })));
+    const r = await postJson(api.url, "/v1/files/presign", { filename: "pin.jsonl", purpose: "batch", bytes: Buffer.byteLength(validated) });
+    expect(r.status).toBe(200);
+    const p = r.body as { id: string; upload_url: string; key: string };
+    expect((await fetch(p.upload_url, { method: "PUT", body: validated })).status).toBe(200);
+    expect((await postJson(api.url, `/v1/files/${p.id}/complete`, {})).status).toBe(200);
+
+    // The same length, other requests: a second PUT on the still-valid URL lands on the staging key only.
+    const swapped = validated.replaceAll('"v-', '"x-');
+    expect(Buffer.byteLength(swapped)).toBe(Buffer.byteLength(validated));
+    expect((await fetch(p.upload_url, { method: "PUT", body: swapped })).status).toBe(200);
+    const staged = await ctx.s3.send(new GetObjectCommand({ Bucket: ctx.bucket, Key: p.key }));
+    expect(await staged.Body!.transformToString()).toBe(swapped);
+    expect(Buffer.from(await (await client.files.content(p.id)).arrayBuffer()).toString()).toBe(validated);
+
+    const created = await client.batches.create({ input_file_id: p.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    await suite.agent(ctx, { engineUrl: sim.url, agentId: "presign-pin" }).start();
+    const done = await waitForBatch(client, created.id, ["completed", "failed"]);
+    expect(done.status).toBe("completed");
+    const out = Buffer.from(await (await client.files.content(done.output_file_id!)).arrayBuffer()).toString();
+    expect(out.trim().split("\n").map((l) => (JSON.parse(l) as { custom_id: string }).custom_id)).toEqual(["v-0", "v-1", "v-2"]);
+    expect(sim.requests()).toHaveLength(3);
   });
 });

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { deleteObject, Conflict, headObject, InvalidRequest, keys, newId, NotFound, presignPut, toOpenAIFile } from "@barge/core";
+import { copyObjectIfMatch, deleteObject, Conflict, headObject, InvalidRequest, isPreconditionFailed, keys, newId, NotFound, presignPut, toOpenAIFile } from "@barge/core";
 import { checkBatchInput } from "../check-input.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { fileTooLarge } from "../multipart.js";
@@ -17,7 +17,10 @@ export const presignBody = z.object({
 
 /**
  * Barge's presigned uploads (not in OpenAI's API): presign creates a pending file and a PUT URL
- * straight to S3; complete checks the uploaded object and makes the file usable.
+ * straight to S3, for a staging key of its own; complete checks the staged object and copies it
+ * to the file's input key only if it is still the object it checked, so a URL that is still
+ * valid afterwards cannot replace what was validated. A pending row's `s3_key` is its staging
+ * key, which is how the sweeper of lapsed uploads finds the object to delete.
  */
 export function presignRoutes(deps: ApiDeps) {
   const tenant = deps.config.BARGE_TENANT;
@@ -28,7 +31,7 @@ export function presignRoutes(deps: ApiDeps) {
     const body = await readJson(c, presignBody);
     if (body.bytes !== undefined && body.bytes > maxBytes) throw fileTooLarge(maxBytes, 400, "bytes");
     const id = newId("file-");
-    const key = keys.input(tenant, id);
+    const key = keys.staging(tenant, id);
     const expiresIn = deps.config.PRESIGN_EXPIRES_SECONDS;
     const now = new Date();
     const expiresAt = new Date(now.getTime() + expiresIn * 1000);
@@ -79,9 +82,25 @@ export function presignRoutes(deps: ApiDeps) {
       if (checked.problem.code === "file_too_large") await deleteObject(deps, file.s3_key);
       throw checked.problem;
     }
-    const done = (await settlePendingFile(deps.db, id, { status: "processed", bytes: checked.bytes, inputCheck: checked.check })) ?? (await findFile(deps.db, tenant, id));
-    // Undefined: the sweeper removed the lapsed upload while we were checking it.
-    if (!done || done.status !== "processed") throw new NotFound("file", id, "file_id");
+    const finalKey = keys.input(tenant, id);
+    let etag: string;
+    try {
+      etag = await copyObjectIfMatch(deps, file.s3_key, finalKey, checked.check?.etag ?? head.etag);
+    } catch (err) {
+      // A PUT landed between the check and the copy. The file stays pending: completing again checks the new object.
+      if (isPreconditionFailed(err)) throw new Conflict(`The object uploaded for file '${id}' changed while it was being checked; complete the upload again.`, "input_changed");
+      throw err;
+    }
+    // The copy holds exactly the bytes checked, so the check's record stands for it under the copy's ETag.
+    const inputCheck = checked.check && { ...checked.check, etag };
+    const settled = await settlePendingFile(deps.db, id, { status: "processed", bytes: checked.bytes, inputCheck, stored: { key: finalKey, etag } });
+    if (settled) await deleteObject(deps, file.s3_key).catch((err: unknown) => deps.log.warn({ err, key: file.s3_key }, "could not delete a staged upload"));
+    const done = settled ?? (await findFile(deps.db, tenant, id));
+    // Undefined: the sweeper removed the lapsed upload while we were checking it, so the copy is nobody's.
+    if (!done || done.status !== "processed") {
+      await deleteObject(deps, finalKey).catch((err: unknown) => deps.log.warn({ err, key: finalKey }, "could not delete an unpublished upload"));
+      throw new NotFound("file", id, "file_id");
+    }
     return c.json(toOpenAIFile(done));
   });
 

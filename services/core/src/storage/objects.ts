@@ -1,4 +1,4 @@
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { Readable } from "node:stream";
 import { PreconditionFailed } from "./s3-errors.js";
@@ -61,6 +61,24 @@ export async function headObject(b: Bucket, key: string): Promise<{ bytes: numbe
 /** Writes a small object from memory (segments, manifests). */
 export async function putObject(b: Bucket, key: string, body: string | Buffer, contentType = "application/jsonl"): Promise<void> {
   await b.s3.send(new PutObjectCommand({ Bucket: b.bucket, Key: key, Body: body, ContentType: contentType }));
+}
+
+/**
+ * Copies an object server-side (up to S3's 5 GiB single-copy limit) only if the source still has
+ * the ETag `ifMatch`, else S3 answers 412 (see `isPreconditionFailed`). Resolves to the copy's ETag.
+ */
+export async function copyObjectIfMatch(b: Bucket, from: string, to: string, ifMatch: string): Promise<string> {
+  const res = await b.s3.send(
+    new CopyObjectCommand({
+      Bucket: b.bucket,
+      Key: to,
+      CopySource: `${b.bucket}/${from.split("/").map(encodeURIComponent).join("/")}`,
+      CopySourceIfMatch: ifMatch,
+    }),
+  );
+  const etag = res.CopyObjectResult?.ETag;
+  if (!etag) throw new Error(`copy of ${from} to ${to} ended without an ETag`);
+  return etag;
 }
 
 /** Deletes an object; deleting one that is already gone succeeds. */
