@@ -17,8 +17,9 @@ async function objectExists(t: TestApi, key: string): Promise<boolean> {
   }
 }
 
-async function presign(t: TestApi, filename = "in.jsonl") {
-  const r = await postJson(t.url, "/v1/files/presign", { filename, purpose: "batch" });
+/** Presigns an upload of `body` (its size is declared and signed). */
+async function presign(t: TestApi, body: string, filename = "in.jsonl") {
+  const r = await postJson(t.url, "/v1/files/presign", { filename, purpose: "batch", bytes: Buffer.byteLength(body) });
   expect(r.status).toBe(200);
   return r.body as { id: string; object: string; upload_url: string; method: string; expires_at: number; key: string };
 }
@@ -33,13 +34,13 @@ describe("presigned uploads", () => {
   });
 
   test("presign, PUT straight to S3, complete: the file is processed with its size", async () => {
-    const p = await presign(t, "direct.jsonl");
+    const text = jsonl([chatLine("a"), chatLine("b"), chatLine("ç")]);
+    const p = await presign(t, text, "direct.jsonl");
     expect(p.id).toMatch(/^file-[0-9a-z]{24}$/);
     // The URL writes a staging key of its own; complete copies it to the file's input key.
     expect(p).toMatchObject({ object: "file.upload", method: "PUT", key: keys.staging("default", p.id) });
     expect(Math.abs(p.expires_at - (Date.now() / 1000 + 600))).toBeLessThan(30);
 
-    const text = jsonl([chatLine("a"), chatLine("b"), chatLine("ç")]);
     const put = await fetch(p.upload_url, { method: "PUT", body: text });
     expect(put.status).toBe(200);
 
@@ -65,20 +66,22 @@ describe("presigned uploads", () => {
   });
 
   test("complete before the PUT is upload_incomplete, and the upload can still finish", async () => {
-    const p = await presign(t);
+    const late = jsonl([chatLine("late")]);
+    const p = await presign(t, late);
     const early = await postJson(t.url, `/v1/files/${p.id}/complete`, {});
     expect(early.status).toBe(400);
     expect(early.body.error).toMatchObject({ type: "invalid_request_error", param: "file", code: "upload_incomplete" });
 
-    await fetch(p.upload_url, { method: "PUT", body: jsonl([chatLine("late")]) });
+    await fetch(p.upload_url, { method: "PUT", body: late });
     const done = await postJson(t.url, `/v1/files/${p.id}/complete`, {});
     expect(done.status).toBe(200);
     expect(done.body.status).toBe("processed");
   });
 
   test("a pending upload is invisible: 404 everywhere, and no batch can use it", async () => {
-    const p = await presign(t);
-    await fetch(p.upload_url, { method: "PUT", body: jsonl([chatLine("pending")]) });
+    const pending = jsonl([chatLine("pending")]);
+    const p = await presign(t, pending);
+    await fetch(p.upload_url, { method: "PUT", body: pending });
     for (const path of [`/v1/files/${p.id}`, `/v1/files/${p.id}/content`]) {
       const r = await call(t.url, path);
       expect(r.status, path).toBe(404);
@@ -96,8 +99,9 @@ describe("presigned uploads", () => {
   });
 
   test("complete validates the content: the first error, by line, and the file is marked error", async () => {
-    const p = await presign(t);
-    await fetch(p.upload_url, { method: "PUT", body: jsonl([chatLine("a"), "{broken", chatLine("a")]) });
+    const broken = jsonl([chatLine("a"), "{broken", chatLine("a")]);
+    const p = await presign(t, broken);
+    await fetch(p.upload_url, { method: "PUT", body: broken });
     const done = await postJson(t.url, `/v1/files/${p.id}/complete`, {});
     expect(done.status).toBe(400);
     expect(done.body.error).toEqual({
@@ -116,20 +120,45 @@ describe("presigned uploads", () => {
   });
 
   test("complete takes the endpoint from the first line", async () => {
-    const p = await presign(t);
     const emb = { custom_id: "e1", method: "POST", url: "/v1/embeddings", body: { model: "m", input: "x" } };
-    await fetch(p.upload_url, { method: "PUT", body: jsonl([emb, { ...emb, custom_id: "e2" }, chatLine("c")]) });
+    const mixed = jsonl([emb, { ...emb, custom_id: "e2" }, chatLine("c")]);
+    const p = await presign(t, mixed);
+    await fetch(p.upload_url, { method: "PUT", body: mixed });
     const done = await postJson(t.url, `/v1/files/${p.id}/complete`, {});
     expect(done.status).toBe(400);
     expect(done.body.error).toMatchObject({ code: "url_mismatch", param: "file" });
     expect(done.body.error.message).toMatch(/^Line 3: /);
 
-    const q = await presign(t);
-    await fetch(q.upload_url, { method: "PUT", body: jsonl(Array.from({ length: 101 }, (_, i) => chatLine(`t${i}`))) });
+    const many101 = jsonl(Array.from({ length: 101 }, (_, i) => chatLine(`t${i}`)));
+    const q = await presign(t, many101);
+    await fetch(q.upload_url, { method: "PUT", body: many101 });
     const many = await postJson(t.url, `/v1/files/${q.id}/complete`, {});
     expect(many.status).toBe(400);
     expect(many.body.error).toMatchObject({ code: "too_many_tasks", param: "file" });
     expect(many.body.error.message).toMatch(/^Line 101: /);
+  });
+
+  test("the declared size holds: another size is refused (by S3, or by complete where S3 is lenient) and the file stays pending", async () => {
+    const right = jsonl([chatLine("sized")]);
+    const p = await presign(t, right);
+    const put = await fetch(p.upload_url, { method: "PUT", body: `${right}${right}` });
+    const early = await postJson(t.url, `/v1/files/${p.id}/complete`, {});
+    expect(early.status).toBe(400);
+    if (put.status === 200) {
+      // s3rver stores it: it does not hold a PUT to its signed Content-Length.
+      expect(early.body.error).toEqual({
+        message: `The uploaded object has ${2 * Buffer.byteLength(right)} bytes, not the ${Buffer.byteLength(right)} declared at presign.`,
+        type: "invalid_request_error",
+        param: "bytes",
+        code: "size_mismatch",
+      });
+    } else {
+      expect(put.status).toBe(403);
+      expect(early.body.error).toMatchObject({ code: "upload_incomplete" });
+    }
+    expect((await t.ctx.db.selectFrom("files").select("status").where("id", "=", p.id).executeTakeFirstOrThrow()).status).toBe("pending");
+    expect((await fetch(p.upload_url, { method: "PUT", body: right })).status).toBe(200);
+    expect((await postJson(t.url, `/v1/files/${p.id}/complete`, {})).body).toMatchObject({ status: "processed", bytes: Buffer.byteLength(right) });
   });
 
   test("presign checks its body", async () => {
@@ -142,6 +171,9 @@ describe("presigned uploads", () => {
     const big = await postJson(t.url, "/v1/files/presign", { filename: "x.jsonl", purpose: "batch", bytes: t.ctx.config.MAX_FILE_BYTES + 1 });
     expect(big.status).toBe(400);
     expect(big.body.error).toMatchObject({ param: "bytes", code: "file_too_large" });
+    const noSize = await postJson(t.url, "/v1/files/presign", { filename: "x.jsonl", purpose: "batch" });
+    expect(noSize.status).toBe(400);
+    expect(noSize.body.error).toMatchObject({ param: "bytes", code: "missing_required_parameter" });
     const unknown = await postJson(t.url, "/v1/files/file-nope/complete", {});
     expect(unknown.status).toBe(404);
   });
@@ -158,12 +190,14 @@ describe("expired uploads", () => {
   });
 
   test("the sweeper deletes lapsed pending uploads and their objects, and nothing else", async () => {
-    const put = await presign(t);
-    await fetch(put.upload_url, { method: "PUT", body: jsonl([chatLine("never completed")]) });
-    const bare = await presign(t);
-    const kept = await presign(t);
+    const never = jsonl([chatLine("never completed")]);
+    const put = await presign(t, never);
+    await fetch(put.upload_url, { method: "PUT", body: never });
+    const bare = await presign(t, never);
+    const completedBody = jsonl([chatLine("completed")]);
+    const kept = await presign(t, completedBody);
     // Straight to its key: its URL lives 1 s here, and a busy machine can take longer to use it.
-    await t.ctx.s3.send(new PutObjectCommand({ Bucket: t.ctx.bucket, Key: kept.key, Body: jsonl([chatLine("completed")]) }));
+    await t.ctx.s3.send(new PutObjectCommand({ Bucket: t.ctx.bucket, Key: kept.key, Body: completedBody }));
     expect((await postJson(t.url, `/v1/files/${kept.id}/complete`, {})).status).toBe(200);
 
     const deps = { db: t.ctx.db, s3: t.ctx.s3, bucket: t.ctx.bucket, log: testLog };

@@ -64,21 +64,16 @@ export async function putObject(b: Bucket, key: string, body: string | Buffer, c
 }
 
 /**
- * Copies an object server-side (up to S3's 5 GiB single-copy limit) only if the source still has
- * the ETag `ifMatch`, else S3 answers 412 (see `isPreconditionFailed`). Resolves to the copy's ETag.
+ * Copies an object server-side (up to S3's 5 GiB single-copy limit); resolves to the copy's
+ * ETag, quoted as HEAD and GET quote it (Ceph RGW answers a copy's bare).
  */
-export async function copyObjectIfMatch(b: Bucket, from: string, to: string, ifMatch: string): Promise<string> {
+export async function copyObject(b: Bucket, from: string, to: string): Promise<string> {
   const res = await b.s3.send(
-    new CopyObjectCommand({
-      Bucket: b.bucket,
-      Key: to,
-      CopySource: `${b.bucket}/${from.split("/").map(encodeURIComponent).join("/")}`,
-      CopySourceIfMatch: ifMatch,
-    }),
+    new CopyObjectCommand({ Bucket: b.bucket, Key: to, CopySource: `${b.bucket}/${from.split("/").map(encodeURIComponent).join("/")}` }),
   );
   const etag = res.CopyObjectResult?.ETag;
   if (!etag) throw new Error(`copy of ${from} to ${to} ended without an ETag`);
-  return etag;
+  return etag.startsWith('"') ? etag : `"${etag}"`;
 }
 
 /** Deletes an object; deleting one that is already gone succeeds. */
@@ -101,9 +96,17 @@ export function presignGet(b: Bucket, key: string, expiresIn: number): Promise<s
   return getSignedUrl(b.s3, new GetObjectCommand({ Bucket: b.bucket, Key: key }), { expiresIn });
 }
 
-/** A presigned PUT for uploading an input straight to S3. */
-export function presignPut(b: Bucket, key: string, expiresIn: number): Promise<string> {
-  return getSignedUrl(b.s3, new PutObjectCommand({ Bucket: b.bucket, Key: key }), { expiresIn });
+/**
+ * A presigned PUT for uploading an input straight to S3, of exactly `bytes` bytes: Content-Length
+ * is one of the signed headers, so S3 refuses a body of any other size (servers that check
+ * presigned signatures fully; s3rver does not).
+ */
+export function presignPut(b: Bucket, key: string, expiresIn: number, bytes: number): Promise<string> {
+  return getSignedUrl(b.s3, new PutObjectCommand({ Bucket: b.bucket, Key: key, ContentLength: bytes }), {
+    expiresIn,
+    // Signed already when present; named so no presigner default can leave it out.
+    signableHeaders: new Set(["content-length"]),
+  });
 }
 
 /** True for S3's "no such object" answers, whichever way the server phrases them. */
