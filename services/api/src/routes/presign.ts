@@ -20,8 +20,8 @@ export const presignBody = z.object({
  * Barge's presigned uploads (not in OpenAI's API): presign creates a pending file and a PUT URL
  * straight to S3, for a staging key of its own; complete copies the staged object to the file's
  * input key and checks the copy, so a URL that is still valid afterwards cannot replace what was
- * validated. A pending row's `s3_key` is its staging
- * key, which is how the sweeper of lapsed uploads finds the object to delete.
+ * validated. A pending row's `s3_key` is its staging key, which is how the sweeper of lapsed
+ * uploads finds the object to delete.
  */
 export function presignRoutes(deps: ApiDeps) {
   const tenant = deps.config.BARGE_TENANT;

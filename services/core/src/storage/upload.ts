@@ -26,7 +26,8 @@ export async function uploadStream(
   try {
     const res = await upload.done();
     if (!res.ETag) throw new Error(`upload of ${key} ended without an ETag`);
-    return res.ETag;
+    // Quoted as HEAD and GET quote it, which is what reads pinned to it are compared with.
+    return res.ETag.startsWith('"') ? res.ETag : `"${res.ETag}"`;
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
   }
