@@ -55,9 +55,10 @@ describe("file expiry", () => {
   });
 
   test("a presigned upload takes expires_after too", async () => {
-    const p = await postJson(t.url, "/v1/files/presign", { filename: "p.jsonl", purpose: "batch", expires_after: { anchor: "created_at", seconds: 86_400 } });
+    const body = jsonl([chatLine("p")]);
+    const p = await postJson(t.url, "/v1/files/presign", { filename: "p.jsonl", purpose: "batch", bytes: Buffer.byteLength(body), expires_after: { anchor: "created_at", seconds: 86_400 } });
     expect(p.status).toBe(200);
-    expect((await fetch(p.body.upload_url, { method: "PUT", body: jsonl([chatLine("p")]) })).status).toBe(200);
+    expect((await fetch(p.body.upload_url, { method: "PUT", body })).status).toBe(200);
     const done = await postJson(t.url, `/v1/files/${p.body.id}/complete`, {});
     expect(done.body.expires_at - done.body.created_at).toBe(86_400);
   });

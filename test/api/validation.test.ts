@@ -113,7 +113,8 @@ describe("validation of input files", () => {
   });
 
   test("a file over MAX_FILE_BYTES is rejected by presign-complete", async () => {
-    const p = await postJson(t.url, "/v1/files/presign", { filename: "big.jsonl", purpose: "batch" });
+    // Declared small: s3rver does not hold a PUT to its signed Content-Length, so complete must catch it.
+    const p = await postJson(t.url, "/v1/files/presign", { filename: "big.jsonl", purpose: "batch", bytes: 10 });
     expect(p.status).toBe(200);
     const put = await fetch(p.body.upload_url, { method: "PUT", body: "z".repeat(5000) });
     expect(put.status).toBe(200);

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { DeleteObjectCommand } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { headObject, presignGet, presignPut, putObject } from "@barge/core";
+import { getObjectStream, headObject, isPreconditionFailed, presignGet, presignPut, putObject } from "@barge/core";
 import { createTestContext, type TestContext } from "../support/context.js";
 import { describeStrict, sha256, xmlErrorCode } from "./helpers.js";
 
@@ -17,8 +17,8 @@ const LAPSED_GET_KEY = "outputs/t/expired/output.jsonl";
 beforeAll(async () => {
   ctx = await createTestContext();
   await putObject(ctx, LAPSED_GET_KEY, lapsed.getContent);
-  lapsed.put = await presignPut(ctx, LAPSED_PUT_KEY, 1);
-  lapsed.putRaised = replaceParam(await presignPut(ctx, LAPSED_RAISED_KEY, 1), "X-Amz-Expires", () => "3600");
+  lapsed.put = await presignPut(ctx, LAPSED_PUT_KEY, 1, Buffer.byteLength(BODY));
+  lapsed.putRaised = replaceParam(await presignPut(ctx, LAPSED_RAISED_KEY, 1, Buffer.byteLength(BODY)), "X-Amz-Expires", () => "3600");
   lapsed.get = await presignGet(ctx, LAPSED_GET_KEY, 1);
   // X-Amz-Date has whole seconds, so one more second makes sure they have lapsed.
   await sleep(2200);
@@ -55,7 +55,7 @@ describeStrict("presigned PUT tampered with", () => {
   ];
   it.each(cases)("%s is refused with 403 SignatureDoesNotMatch and stores nothing", async (_what, tamper, target) => {
     const key = "inputs/t/tamper-key.jsonl";
-    const url = await presignPut(ctx, key, 3600);
+    const url = await presignPut(ctx, key, 3600, Buffer.byteLength(BODY));
     const tampered = tamper(url);
     expect(tampered).not.toBe(url);
     const res = await send(tampered, "PUT", BODY);
@@ -108,5 +108,42 @@ describe("expired presigned URLs", () => {
     expect(res.status).toBe(403);
     expect(res.code).toBe("AccessDenied");
     expect(res.text).not.toContain(lapsed.getContent);
+  });
+});
+
+// The presigned PUT signs Content-Length, so the size declared at presign is the only one S3
+// stores. s3rver does not check a presigned request's signed headers against the request, so
+// only a strict server shows it.
+describeStrict("presigned PUT signed for its declared size", () => {
+  it("refuses a longer or a shorter body and stores nothing; the declared size is stored", async () => {
+    const key = "staging/t/sized.jsonl";
+    const url = await presignPut(ctx, key, 3600, Buffer.byteLength(BODY));
+    expect(new URL(url).searchParams.get("X-Amz-SignedHeaders")?.split(";")).toContain("content-length");
+    for (const body of [`${BODY}${BODY}`, BODY.slice(0, 10)]) {
+      const res = await send(url, "PUT", body);
+      expect(res.status, `${body.length} bytes`).toBe(403);
+      expect(res.code).toBe("SignatureDoesNotMatch");
+      expect(await headObject(ctx, key)).toBeUndefined();
+    }
+    expect((await send(url, "PUT", BODY)).status).toBe(200);
+    expect(await headObject(ctx, key)).toMatchObject({ bytes: Buffer.byteLength(BODY) });
+  });
+});
+
+// What the ETag pin of inputs rests on: the server itself refuses a read of an object whose ETag
+// is not the one named. s3rver ignores If-Match; Barge's reads also compare the answer's ETag,
+// which covers it there.
+describeStrict("conditional reads", () => {
+  it("GET with a stale If-Match is 412 PreconditionFailed; the current one reads", async () => {
+    const key = "inputs/t/pinned.jsonl";
+    await putObject(ctx, key, BODY);
+    const first = (await headObject(ctx, key))!.etag;
+    await putObject(ctx, key, BODY.replace('"a"', '"b"'));
+    const err = await ctx.s3.send(new GetObjectCommand({ Bucket: ctx.bucket, Key: key, IfMatch: first })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: "PreconditionFailed", $metadata: { httpStatusCode: 412 } });
+    expect(isPreconditionFailed(err)).toBe(true);
+    const now = (await headObject(ctx, key))!.etag;
+    const body = await getObjectStream(ctx, key, { start: 0, end: 20 }, { ifMatch: now });
+    expect(Buffer.concat(await body.toArray()).toString()).toBe(BODY.replace('"a"', '"b"').slice(0, 20));
   });
 });

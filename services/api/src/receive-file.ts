@@ -11,6 +11,8 @@ export interface ReceivedFile extends FormFile {
   fileId: string;
   key: string;
   fields: Map<string, string>;
+  /** The ETag S3 gave the object written. */
+  etag: string;
 }
 
 /** Where a received form part goes: the form field, the object key, and the most bytes it may have. */
@@ -31,9 +33,10 @@ export async function withReceivedPart<T>(
   deps: ApiDeps,
   c: Context<AppEnv>,
   target: PartTarget,
-  use: (part: FormFile & { fields: Map<string, string> }) => Promise<T>,
+  use: (part: FormFile & { fields: Map<string, string>; etag: string }) => Promise<T>,
 ): Promise<T> {
   let writing = false;
+  let etag = "";
   try {
     const form = await readMultipartForm(
       requestBody(c),
@@ -46,11 +49,13 @@ export async function withReceivedPart<T>(
       },
       (stream, filename, signal) => {
         writing = true;
-        return uploadStream(deps, target.key, stream, { contentType: contentTypeFor(filename), signal });
+        return uploadStream(deps, target.key, stream, { contentType: contentTypeFor(filename), signal }).then((written) => {
+          etag = written;
+        });
       },
     );
     if (!form.file) throw new InvalidRequest(`Missing required parameter: '${target.field}'.`, target.field, "missing_required_parameter");
-    return await use({ ...form.file, fields: form.fields });
+    return await use({ ...form.file, fields: form.fields, etag });
   } catch (err) {
     if (writing) await deleteObject(deps, target.key).catch((e: unknown) => deps.log.warn({ err: e, key: target.key }, "could not delete a rejected upload"));
     throw err;

@@ -50,3 +50,11 @@ export class LeaseLost extends Error {
     this.name = "LeaseLost";
   }
 }
+
+/** An input object no longer has the ETag it was validated with: it was replaced, so none of it may be read as validated. */
+export class InputChanged extends Error {
+  constructor(readonly key: string) {
+    super(`input object ${key} changed since it was validated`);
+    this.name = "InputChanged";
+  }
+}

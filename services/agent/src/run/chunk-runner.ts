@@ -1,4 +1,4 @@
-import { batchInputKey, LeaseLost, renewChunkLease, startTicker, type Bucket, type ChunkRow, type Config, type Db, type Logger } from "@barge/core";
+import { batchInputKey, failChangedInput, InputChanged, inputChanged, LeaseLost, renewChunkLease, startTicker, type Bucket, type ChunkRow, type Config, type Db, type Logger } from "@barge/core";
 import { buildChunkPart } from "../parts/build-part.js";
 import type { ConcurrencyController } from "../engine/concurrency.js";
 import type { EngineClient } from "../engine/engine-client.js";
@@ -92,17 +92,33 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
     }
   }
 
-  async function inputKey(): Promise<string> {
-    const key = await batchInputKey(deps.db, ref.batchId);
-    if (key === undefined) throw new Error(`batch ${ref.batchId} or its input file is gone`);
-    return key;
+  async function input(): Promise<{ key: string; etag: string | null; fileId: string }> {
+    const found = await batchInputKey(deps.db, ref.batchId);
+    if (found === undefined) throw new Error(`batch ${ref.batchId} or its input file is gone`);
+    return found;
+  }
+
+  /** The input was replaced since validation: the batch fails, and this run commits nothing more. */
+  async function failOnChangedInput(err: InputChanged, fileId: string): Promise<void> {
+    const failed = await failChangedInput(deps.db, { ...ref, errors: [inputChanged({ input_file_id: fileId })] });
+    log.warn({ key: err.key, failed }, "input object changed since validation; batch failed");
+    // Its chunk is closed now (or another holder's): like a lost lease, nothing of this run may be written.
+    stop.halt("lost");
   }
 
   async function execute(): Promise<ChunkOutcome> {
     try {
       // One beat before any request: a chunk re-queued after its batch was cancelled closes at once.
       await beat();
-      if (stop.reason === undefined) await dispatcher.dispatchAll(await inputKey());
+      if (stop.reason === undefined) {
+        const { key, etag, fileId } = await input();
+        try {
+          await dispatcher.dispatchAll(key, etag);
+        } catch (err) {
+          if (!(err instanceof InputChanged)) throw err;
+          await failOnChangedInput(err, fileId);
+        }
+      }
     } catch (err) {
       // A read cut short by a stop is the stop's doing, not a failure.
       if (!stop.signal.aborted) stop.haltOn(err);

@@ -53,12 +53,12 @@ export class Dispatcher {
 
   constructor(private readonly o: DispatcherOptions) {}
 
-  /** Dispatches the chunk's requests from its checkpoint until all are sent or the run stops. */
-  async dispatchAll(key: string): Promise<void> {
+  /** Dispatches the chunk's requests from its checkpoint until all are sent or the run stops; `etag` pins the reads. */
+  async dispatchAll(key: string, etag: string | null): Promise<void> {
     const { chunk, ref, remaining, stop, changed, slots, reorder, writer } = this.o;
     if (remaining <= 0) return;
     let pos = 0;
-    const lines = inputLines(this.o.bucket, key, { offset: chunk.next_offset, lineNo: chunk.next_line }, chunk.end_offset, { signal: stop.signal, maxLineBytes: this.o.maxLineBytes });
+    const lines = inputLines(this.o.bucket, key, { offset: chunk.next_offset, lineNo: chunk.next_line }, chunk.end_offset, { signal: stop.signal, maxLineBytes: this.o.maxLineBytes, ifMatch: etag });
     for await (const line of lines) {
       // Blank lines were skipped by validation too, so request numbering matches the chunk index.
       if (!isRequestLine(line)) continue;

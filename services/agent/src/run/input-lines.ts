@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { backoffDelay, type Bucket, getObjectStream, isBlankLine, type Line, LineTooLarge, readLineBlocks, readLines } from "@barge/core";
+import { backoffDelay, type Bucket, getObjectStream, InputChanged, isBlankLine, isPreconditionFailed, type Line, LineTooLarge, readLineBlocks, readLines } from "@barge/core";
 import { customIdIn } from "./json-text-scan.js";
 
 /** How long an input read keeps re-opening its range across S3 errors before the chunk fails. */
@@ -26,24 +26,26 @@ export function isRequestLine(line: InputLine): boolean {
  * pulls a line only when a request slot is free, so with a slow engine the GET sits paused for
  * a long time and servers may drop it; S3 may also be briefly unreachable. On a stream error this
  * re-opens the range just past the last line handed out, with backoff, for up to a minute of
- * failing instead of failing the chunk. Aborting `signal` ends the retries. A line longer than
- * `maxLineBytes` (which validation let through only if the limit was lowered since) is skipped
- * without being held and handed out as an `oversizedBytes` line, so its request alone fails.
+ * failing instead of failing the chunk. Aborting `signal` ends the retries. With `ifMatch` every
+ * GET is pinned to that ETag, and an object replaced since then throws `InputChanged` at once.
+ * A line longer than `maxLineBytes` (which validation let through only if the limit was lowered
+ * since) is skipped without being held and handed out as an `oversizedBytes` line, so its
+ * request alone fails.
  */
 export async function* inputLines(
   bucket: Bucket,
   key: string,
   start: { offset: number; lineNo: number },
   endOffset: number,
-  opts: { signal?: AbortSignal | undefined; maxLineBytes?: number | undefined } = {},
+  opts: { signal?: AbortSignal | undefined; maxLineBytes?: number | undefined; ifMatch?: string | null | undefined } = {},
 ): AsyncGenerator<InputLine> {
-  const { signal, maxLineBytes } = opts;
+  const { signal, maxLineBytes, ifMatch } = opts;
   let pos = start;
   let failingSince: number | undefined;
   let failures = 0;
   while (pos.offset < endOffset) {
     try {
-      const body = await getObjectStream(bucket, key, { start: pos.offset, end: endOffset });
+      const body = await getObjectStream(bucket, key, { start: pos.offset, end: endOffset }, { ifMatch });
       let tooLarge: LineTooLarge;
       try {
         for await (const line of readLines(body, pos, { maxLineBytes })) {
@@ -59,10 +61,12 @@ export async function* inputLines(
         body.destroy();
       }
       const { offset, lineNo } = tooLarge;
-      const { bytes, prefix } = await skipOversized(bucket, key, offset, endOffset, maxLineBytes);
+      const { bytes, prefix } = await skipOversized(bucket, key, offset, endOffset, maxLineBytes, ifMatch);
       yield { text: "", offset, end: offset + bytes, lineNo, oversizedBytes: bytes, customId: customIdIn(prefix) ?? `line-${lineNo}` };
       pos = { offset: offset + bytes, lineNo: lineNo + 1 };
     } catch (err) {
+      // Another object under the same key: no retry brings the validated one back.
+      if (isPreconditionFailed(err)) throw new InputChanged(key);
       failingSince ??= Date.now();
       if (signal?.aborted || Date.now() - failingSince >= REOPEN_FOR_MS) throw err;
       const delay = backoffDelay(++failures, { base: 100, cap: 2000 });
@@ -75,8 +79,15 @@ export async function* inputLines(
  * The full length of the oversized line at `offset`, found by skipping its bytes without keeping
  * them, and the text of its first bytes.
  */
-async function skipOversized(bucket: Bucket, key: string, offset: number, endOffset: number, maxLineBytes: number | undefined): Promise<{ bytes: number; prefix: string }> {
-  const body = await getObjectStream(bucket, key, { start: offset, end: endOffset });
+async function skipOversized(
+  bucket: Bucket,
+  key: string,
+  offset: number,
+  endOffset: number,
+  maxLineBytes: number | undefined,
+  ifMatch: string | null | undefined,
+): Promise<{ bytes: number; prefix: string }> {
+  const body = await getObjectStream(bucket, key, { start: offset, end: endOffset }, { ifMatch });
   const kept: Buffer[] = [];
   let keptBytes = 0;
   async function* keepingPrefix(): AsyncGenerator<Buffer> {

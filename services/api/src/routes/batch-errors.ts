@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { Readable } from "node:stream";
 import { z } from "zod";
-import { Conflict, deleteObject, getObjectStream, isBlankLine, isRetryableBatchStatus, keys, newId, NotFound, readLines, uploadStream, type BatchRow, type RequestErrorRow } from "@barge/core";
+import { Conflict, deleteObject, getObjectStream, isBlankLine, isPreconditionFailed, isRetryableBatchStatus, keys, newId, NotFound, readLines, uploadStream, type BatchRow, type RequestErrorRow } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { presentBatch } from "../present.js";
 import { admitBatch, findBatch, insertBatch } from "../store/batches.js";
@@ -74,19 +74,19 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
     const key = keys.input(tenant, fileId);
     let bytes = 0;
     const body = async function* () {
-      for await (const text of failedInputLines(deps, old.id, input.s3_key)) {
+      for await (const text of failedInputLines(deps, old.id, input.s3_key, old.input_etag)) {
         const out = `${text}\n`;
         bytes += Buffer.byteLength(out);
         yield out;
       }
     };
-    await uploadStream(deps, key, Readable.from(body()), { contentType: "application/jsonl" });
+    const etag = await uploadStream(deps, key, Readable.from(body()), { contentType: "application/jsonl" });
 
     // Set once the rows are written: a failure after that (the commit itself) may have committed them.
     let written = false;
     const row = await deps.db.transaction().execute(async (tx) => {
       await admitBatch(tx, limits);
-      await insertFile(tx, { id: fileId, tenant, purpose: "batch", filename: `${old.id}_retry.jsonl`, bytes, status: "processed", s3_key: key });
+      await insertFile(tx, { id: fileId, tenant, purpose: "batch", filename: `${old.id}_retry.jsonl`, bytes, status: "processed", s3_key: key, etag });
       const created = new Date();
       const batch = await insertBatch(tx, {
         id: newId("batch_"),
@@ -120,14 +120,18 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
 /**
  * The input lines of a batch's failed requests, in input order. Only the chunks holding failures
  * are read (one Range GET each), and each chunk's failed indexes are looked up on their own, so
- * memory holds one chunk's index list at most however large the batch.
+ * memory holds one chunk's index list at most however large the batch. Reads are pinned to the
+ * ETag the batch was validated against (when it has one).
  */
-async function* failedInputLines(deps: ApiDeps, batchId: string, inputKey: string): AsyncGenerator<string> {
+async function* failedInputLines(deps: ApiDeps, batchId: string, inputKey: string, etag: string | null): AsyncGenerator<string> {
   for (const chunk of await chunksWithErrors(deps.db, batchId)) {
     const wanted = await failedIndexes(deps.db, batchId, chunk.request_start, chunk.request_start + chunk.request_count);
     let next = 0;
     let index = chunk.request_start;
-    const body = await getObjectStream(deps, inputKey, { start: chunk.start_offset, end: chunk.end_offset });
+    const body = await getObjectStream(deps, inputKey, { start: chunk.start_offset, end: chunk.end_offset }, { ifMatch: etag }).catch((err: unknown) => {
+      if (isPreconditionFailed(err)) throw new Conflict(`The input file of batch '${batchId}' changed after the batch was validated, so its requests cannot be re-read.`, "input_changed");
+      throw err;
+    });
     for await (const line of readLines(body, { offset: chunk.start_offset, lineNo: chunk.start_line }, { maxLineBytes: deps.config.MAX_LINE_BYTES })) {
       // Leaving the loop early destroys the rest of the range's stream.
       if (next === wanted.length) break;

@@ -184,6 +184,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
           bytes: f.bytes,
           status: "processed",
           s3_key: f.key,
+          etag: f.etag,
         });
         return newBatch(tx, file, form);
       });

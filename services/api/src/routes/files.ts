@@ -42,6 +42,7 @@ export function filesRoutes(deps: ApiDeps) {
         bytes: f.bytes,
         status: "processed",
         s3_key: f.key,
+        etag: f.etag,
         created_at: now,
         expires_at: expiryFrom(now, form.expires_after_seconds),
       });

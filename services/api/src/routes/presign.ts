@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { deleteObject, Conflict, headObject, InvalidRequest, keys, newId, NotFound, presignPut, toOpenAIFile } from "@barge/core";
+import { copyObject, deleteObject, Conflict, headObject, InvalidRequest, keys, newId, NotFound, presignPut, toOpenAIFile } from "@barge/core";
 import { checkBatchInput } from "../check-input.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { fileTooLarge } from "../multipart.js";
@@ -11,13 +11,17 @@ import { readJson } from "../validation.js";
 export const presignBody = z.object({
   filename: z.string().min(1).max(255),
   purpose: z.literal("batch", { error: "the only supported value is 'batch'" }),
-  bytes: z.number().int().nonnegative().optional(),
+  /** Required: the presigned PUT signs it as Content-Length, so no other size can be written. */
+  bytes: z.number().int().nonnegative(),
   expires_after: expiresAfter.optional(),
 });
 
 /**
  * Barge's presigned uploads (not in OpenAI's API): presign creates a pending file and a PUT URL
- * straight to S3; complete checks the uploaded object and makes the file usable.
+ * straight to S3, for a staging key of its own; complete copies the staged object to the file's
+ * input key and checks the copy, so a URL that is still valid afterwards cannot replace what was
+ * validated. A pending row's `s3_key` is its staging key, which is how the sweeper of lapsed
+ * uploads finds the object to delete.
  */
 export function presignRoutes(deps: ApiDeps) {
   const tenant = deps.config.BARGE_TENANT;
@@ -26,19 +30,19 @@ export function presignRoutes(deps: ApiDeps) {
 
   app.post("/presign", async (c) => {
     const body = await readJson(c, presignBody);
-    if (body.bytes !== undefined && body.bytes > maxBytes) throw fileTooLarge(maxBytes, 400, "bytes");
+    if (body.bytes > maxBytes) throw fileTooLarge(maxBytes, 400, "bytes");
     const id = newId("file-");
-    const key = keys.input(tenant, id);
+    const key = keys.staging(tenant, id);
     const expiresIn = deps.config.PRESIGN_EXPIRES_SECONDS;
     const now = new Date();
     const expiresAt = new Date(now.getTime() + expiresIn * 1000);
-    const uploadUrl = await presignPut(deps, key, expiresIn);
+    const uploadUrl = await presignPut(deps, key, expiresIn, body.bytes);
     await insertFile(deps.db, {
       id,
       tenant,
       purpose: body.purpose,
       filename: body.filename,
-      bytes: body.bytes ?? 0,
+      bytes: body.bytes,
       status: "pending",
       s3_key: key,
       upload_expires_at: expiresAt,
@@ -73,15 +77,34 @@ export function presignRoutes(deps: ApiDeps) {
       await deleteObject(deps, file.s3_key);
       throw fileTooLarge(maxBytes, 400);
     }
-    const checked = await checkBatchInput(deps, file.s3_key);
+    // Pending rows from before staging keys name the input key itself, and declared no size.
+    const finalKey = keys.input(tenant, id);
+    const legacy = file.s3_key === finalKey;
+    if (!legacy && head.bytes !== file.bytes) {
+      // Only where S3 ignores the signed Content-Length; the file stays pending.
+      throw new InvalidRequest(`The uploaded object has ${head.bytes} bytes, not the ${file.bytes} declared at presign.`, "bytes", "size_mismatch");
+    }
+    // Copied first, then checked: the URL can write only the staging key, so the copy holds still
+    // and the ETag of the very GET that was validated is the one recorded. (Checking the staged
+    // object and copying it after would need CopySourceIfMatch, which Ceph RGW 16 ignores.)
+    const copied = legacy ? head.etag : await copyObject(deps, file.s3_key, finalKey);
+    const checked = await checkBatchInput(deps, finalKey);
     if (checked.problem) {
       await settlePendingFile(deps.db, id, { status: "error", bytes: checked.bytes });
+      if (!legacy) await deleteObject(deps, finalKey);
       if (checked.problem.code === "file_too_large") await deleteObject(deps, file.s3_key);
       throw checked.problem;
     }
-    const done = (await settlePendingFile(deps.db, id, { status: "processed", bytes: checked.bytes, inputCheck: checked.check })) ?? (await findFile(deps.db, tenant, id));
-    // Undefined: the sweeper removed the lapsed upload while we were checking it.
-    if (!done || done.status !== "processed") throw new NotFound("file", id, "file_id");
+    const etag = checked.check?.etag ?? copied;
+    const inputCheck = checked.check;
+    const settled = await settlePendingFile(deps.db, id, { status: "processed", bytes: checked.bytes, inputCheck, stored: { key: finalKey, etag } });
+    if (settled && !legacy) await deleteObject(deps, file.s3_key).catch((err: unknown) => deps.log.warn({ err, key: file.s3_key }, "could not delete a staged upload"));
+    const done = settled ?? (await findFile(deps.db, tenant, id));
+    // Undefined: the sweeper removed the lapsed upload while we were checking it, so the copy is nobody's.
+    if (!done || done.status !== "processed") {
+      await deleteObject(deps, finalKey).catch((err: unknown) => deps.log.warn({ err, key: finalKey }, "could not delete an unpublished upload"));
+      throw new NotFound("file", id, "file_id");
+    }
     return c.json(toOpenAIFile(done));
   });
 

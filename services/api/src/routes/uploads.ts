@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { deleteObject, Conflict, deleteObjects, InvalidRequest, keys, newId, NotFound, stitch, toOpenAIUpload, type UploadRow } from "@barge/core";
+import { deleteObject, Conflict, deleteObjects, InvalidRequest, keys, newId, NotFound, statObject, stitch, toOpenAIUpload, type UploadRow } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { fileName } from "../filename.js";
 import { fileTooLarge } from "../multipart.js";
@@ -136,6 +136,8 @@ export function uploadsRoutes(deps: ApiDeps) {
           throw new InvalidRequest(`The content's MD5 is ${actual}, not the md5 given; the upload stays pending.`, "md5", "md5_mismatch");
         }
       }
+      // HEAD's spelling of the ETag, which the validator compares; no one else writes this fresh key.
+      const { etag } = await statObject(deps, key);
       const now = new Date();
       const { stagedKeys } = await finishUpload(deps.db, id, {
         id: fileId,
@@ -145,6 +147,7 @@ export function uploadsRoutes(deps: ApiDeps) {
         bytes: total,
         status: "processed",
         s3_key: key,
+        etag: etag ?? null,
         created_at: now,
         expires_at: expiryFrom(now, upload.file_expires_after_seconds),
       });

@@ -68,18 +68,25 @@ export function deleteFileRow(db: Db, tenant: string, id: string): Promise<FileR
 }
 
 /**
- * Moves a pending upload to its final state, with the record of its upload check when it passed.
+ * Moves a pending upload to its final state, with the record of its upload check when it passed
+ * and (`stored`) the key and ETag of the object it now names.
  * Guarded on `pending`, so it does nothing (undefined) when the sweeper deleted the row or another
  * completion got there first.
  */
 export function settlePendingFile(
   db: Db,
   id: string,
-  set: { status: "processed" | "error"; bytes: number; inputCheck?: InputCheck | null },
+  set: { status: "processed" | "error"; bytes: number; inputCheck?: InputCheck | null; stored?: { key: string; etag: string } },
 ): Promise<FileRow | undefined> {
   return db
     .updateTable("files")
-    .set({ status: set.status, bytes: set.bytes, input_check: set.inputCheck ? JSON.stringify(set.inputCheck) : null, upload_expires_at: null })
+    .set({
+      status: set.status,
+      bytes: set.bytes,
+      input_check: set.inputCheck ? JSON.stringify(set.inputCheck) : null,
+      upload_expires_at: null,
+      ...(set.stored ? { s3_key: set.stored.key, etag: set.stored.etag } : {}),
+    })
     .where("id", "=", id)
     .where("status", "=", "pending")
     .returningAll()

@@ -24,6 +24,8 @@ export interface FilesTable {
   expires_at: Timestamp | null;
   /** What the upload check validated, for the batch validator to reuse (see `domain/input-check.ts`); null when unchecked. */
   input_check: ColumnType<unknown, string | undefined, string | null>;
+  /** The ETag the write of the file's object reported; null for files written before it was kept. */
+  etag: string | null;
 }
 
 // The statuses live with their moves and timestamps in domain/batch-state.ts; re-exported for the table types' readers.
@@ -79,6 +81,8 @@ export interface BatchesTable {
   validation_attempts: Generated<number>;
   /** Claims of the batch to finalize it; a permanent error past FINALIZE_MAX_ATTEMPTS fails it as `finalize_failed`. */
   finalize_attempts: Generated<number>;
+  /** The ETag of the input object validation read; every later read sends it as If-Match. Null: read unpinned (older batches). */
+  input_etag: string | null;
 }
 
 export interface ChunksTable {

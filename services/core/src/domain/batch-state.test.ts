@@ -86,6 +86,7 @@ describe("batch transitions", () => {
       "validating->cancelled",
       "in_progress->finalizing",
       "in_progress->cancelling",
+      "in_progress->failed",
       "finalizing->completed",
       "finalizing->expired",
       "finalizing->failed",

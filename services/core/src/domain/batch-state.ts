@@ -20,7 +20,9 @@ export const BATCH_STATUSES = [
   /**
    * Final: the input was rejected, with line-numbered `errors`, or validation could not finish in
    * VALIDATION_MAX_ATTEMPTS claims (`validation_failed`): nothing ran, no results exist. Or its
-   * results could not be published, Postgres refusing them each time (`finalize_failed`).
+   * results could not be published, Postgres refusing them each time (`finalize_failed`). Or
+   * (`input_changed`) its object was replaced after validation and the runners stopped reading
+   * it. No results are published.
    */
   "failed",
   /**
@@ -149,8 +151,8 @@ export const BATCH_TRANSITIONS = {
   /** `validateBatch` (to `in_progress` or `failed`), `cancelBatch` (to `cancelled`). */
   validating: ["in_progress", "failed", "cancelled"],
   failed: [],
-  /** `markFinalizing` (last chunk done), `expireBatches` (window passed), `cancelBatch`. */
-  in_progress: ["finalizing", "cancelling"],
+  /** `markFinalizing` (last chunk done), `expireBatches` (window passed), `cancelBatch`, `failChangedInput` (input replaced since validation). */
+  in_progress: ["finalizing", "cancelling", "failed"],
   /**
    * `publishBatch`: `expired` when `expired_at` was set by `expireBatches`, else `completed`; the
    * finalizer (`transitionBatch`) to `failed` when Postgres refused its publish past FINALIZE_MAX_ATTEMPTS.

@@ -2,6 +2,11 @@
 export const keys = {
   input: (tenant: string, fileId: string) => `inputs/${tenant}/${fileId}.jsonl`,
   /**
+   * Where a presigned PUT writes: one key per upload, never the file's `input` key, so a URL still
+   * valid after `complete` can only write an object nothing reads. Complete copies it to `input`.
+   */
+  staging: (tenant: string, fileId: string) => `staging/${tenant}/${fileId}.jsonl`,
+  /**
    * The writer's fence is in the name so a stale worker can never overwrite a committed segment:
    * a chunk runner's lease token, or `w<worker_fence>` for the lines a finalizer writes itself.
    */

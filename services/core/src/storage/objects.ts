@@ -1,6 +1,7 @@
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { Readable } from "node:stream";
+import { PreconditionFailed } from "./s3-errors.js";
 
 /** The S3 client and the one bucket Barge keeps everything in. */
 export interface Bucket {
@@ -8,16 +9,27 @@ export interface Bucket {
   bucket: string;
 }
 
-/** Streams an object, or the byte range [start, end) of it. */
-export async function getObjectStream(b: Bucket, key: string, range?: { start: number; end: number }): Promise<Readable> {
+/**
+ * Streams an object, or the byte range [start, end) of it. With `ifMatch`, it throws (see
+ * `isPreconditionFailed`) unless the object still has that ETag, so a reader never gets bytes
+ * of an object that was replaced since it was checked.
+ */
+export async function getObjectStream(b: Bucket, key: string, range?: { start: number; end: number }, opts: { ifMatch?: string | null } = {}): Promise<Readable> {
   const res = await b.s3.send(
     new GetObjectCommand({
       Bucket: b.bucket,
       Key: key,
       ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}),
+      ...(opts.ifMatch ? { IfMatch: opts.ifMatch } : {}),
     }),
   );
-  return res.Body as Readable;
+  const body = res.Body as Readable;
+  // Some servers (s3rver) ignore If-Match; the ETag of the answer tells the same thing.
+  if (opts.ifMatch && res.ETag !== opts.ifMatch) {
+    body.destroy();
+    throw new PreconditionFailed(key, opts.ifMatch, res.ETag);
+  }
+  return body;
 }
 
 /** An object's body stream with the size and ETag of the GET that opened it; throws when there is no such object. */
@@ -51,6 +63,19 @@ export async function putObject(b: Bucket, key: string, body: string | Buffer, c
   await b.s3.send(new PutObjectCommand({ Bucket: b.bucket, Key: key, Body: body, ContentType: contentType }));
 }
 
+/**
+ * Copies an object server-side (up to S3's 5 GiB single-copy limit); resolves to the copy's
+ * ETag, quoted as HEAD and GET quote it (Ceph RGW answers a copy's bare).
+ */
+export async function copyObject(b: Bucket, from: string, to: string): Promise<string> {
+  const res = await b.s3.send(
+    new CopyObjectCommand({ Bucket: b.bucket, Key: to, CopySource: `${b.bucket}/${from.split("/").map(encodeURIComponent).join("/")}` }),
+  );
+  const etag = res.CopyObjectResult?.ETag;
+  if (!etag) throw new Error(`copy of ${from} to ${to} ended without an ETag`);
+  return etag.startsWith('"') ? etag : `"${etag}"`;
+}
+
 /** Deletes an object; deleting one that is already gone succeeds. */
 export async function deleteObject(b: Bucket, key: string): Promise<void> {
   await b.s3.send(new DeleteObjectCommand({ Bucket: b.bucket, Key: key }));
@@ -71,9 +96,17 @@ export function presignGet(b: Bucket, key: string, expiresIn: number): Promise<s
   return getSignedUrl(b.s3, new GetObjectCommand({ Bucket: b.bucket, Key: key }), { expiresIn });
 }
 
-/** A presigned PUT for uploading an input straight to S3. */
-export function presignPut(b: Bucket, key: string, expiresIn: number): Promise<string> {
-  return getSignedUrl(b.s3, new PutObjectCommand({ Bucket: b.bucket, Key: key }), { expiresIn });
+/**
+ * A presigned PUT for uploading an input straight to S3, of exactly `bytes` bytes: Content-Length
+ * is one of the signed headers, so S3 refuses a body of any other size (servers that check
+ * presigned signatures fully; s3rver does not).
+ */
+export function presignPut(b: Bucket, key: string, expiresIn: number, bytes: number): Promise<string> {
+  return getSignedUrl(b.s3, new PutObjectCommand({ Bucket: b.bucket, Key: key, ContentLength: bytes }), {
+    expiresIn,
+    // Signed already when present; named so no presigner default can leave it out.
+    signableHeaders: new Set(["content-length"]),
+  });
 }
 
 /** True for S3's "no such object" answers, whichever way the server phrases them. */

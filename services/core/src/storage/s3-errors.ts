@@ -40,3 +40,17 @@ export function isTransient(err: unknown): boolean {
   if (status !== undefined) return status >= 500 || name === "RequestTimeout";
   return name === "TimeoutError" || ["ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNREFUSED"].includes(code ?? "");
 }
+
+/** An object answered with another ETag than the one asked for, on a server that did not refuse it with 412 itself. */
+export class PreconditionFailed extends Error {
+  constructor(key: string, wanted: string, got: string | undefined) {
+    super(`object ${key} has ETag ${got ?? "(none)"}, not ${wanted}`);
+    this.name = "PreconditionFailed";
+  }
+}
+
+/** S3 refused a conditional request (If-Match, x-amz-copy-source-if-match), or `PreconditionFailed`: the object is not the one named. */
+export function isPreconditionFailed(err: unknown): boolean {
+  const { name, $metadata } = shape(err);
+  return name === "PreconditionFailed" || $metadata?.httpStatusCode === 412;
+}

@@ -1,5 +1,5 @@
 import type { Db } from "../db/connect.js";
-import type { BatchRow } from "../db/schema.js";
+import type { BatchErrorEntry, BatchRow } from "../db/schema.js";
 import { reuseInputCheck } from "../domain/input-check.js";
 import { storableText } from "../domain/storable-text.js";
 import { validateBatchInput, type ValidationLimits } from "../domain/validate.js";
@@ -10,6 +10,7 @@ import { findFile } from "../queue/find-file.js";
 import { transitionBatch } from "../queue/transition-batch.js";
 import { readLineBlocks } from "../storage/lines.js";
 import { getObjectStream, headObject, type Bucket } from "../storage/objects.js";
+import { isPreconditionFailed } from "../storage/s3-errors.js";
 import { holdBatchLease } from "./batch-lease.js";
 
 export interface ValidateDeps extends Bucket {
@@ -58,10 +59,23 @@ async function validateOnce(deps: ValidateDeps, batch: BatchRow): Promise<"in_pr
     if (!file || !head) {
       return await fail(deps, batch, [{ code: "file_not_found", message: `Input file '${batch.input_file_id}' has no content.`, line: null, param: "input_file_id" }]);
     }
+    // The object the file row was written with, or (older rows, no ETag kept) the one there now:
+    // every later read of the input asks S3 for exactly this one.
+    const pin = file.etag ?? head.etag;
+    if (head.etag !== pin) return await fail(deps, batch, [inputChanged(batch)]);
     // A presigned upload was validated when it was completed; that pass stands if the object is the one it read.
-    const result =
-      reuseInputCheck(file.input_check, head, batch.endpoint, deps.limits) ??
-      (await validateBatchInput(readLineBlocks(await getObjectStream(deps, file.s3_key), { maxLineBytes: deps.limits.maxLineBytes }), head.bytes, batch.endpoint, deps.limits));
+    let result = reuseInputCheck(file.input_check, head, batch.endpoint, deps.limits);
+    try {
+      result ??= await validateBatchInput(
+        readLineBlocks(await getObjectStream(deps, file.s3_key, undefined, { ifMatch: pin }), { maxLineBytes: deps.limits.maxLineBytes }),
+        head.bytes,
+        batch.endpoint,
+        deps.limits,
+      );
+    } catch (err) {
+      if (isPreconditionFailed(err)) return await fail(deps, batch, [inputChanged(batch)]);
+      throw err;
+    }
     if (result.errors.length > 0) return await fail(deps, batch, result.errors);
     // A batch created with a model (the one-shot form) only accepts files naming that model;
     // every line names the same one by now, so the first request is the first offender.
@@ -81,7 +95,7 @@ async function validateOnce(deps: ValidateDeps, batch: BatchRow): Promise<"in_pr
         fence,
         from: ["validating"],
         to: "in_progress",
-        set: { model, total_requests: result.requests },
+        set: { model, total_requests: result.requests, input_etag: pin },
       });
       if (moved) await enqueueChunks(tx, batch, model, result.chunks);
       return moved;
@@ -92,6 +106,16 @@ async function validateOnce(deps: ValidateDeps, batch: BatchRow): Promise<"in_pr
   } finally {
     lease.stop();
   }
+}
+
+/** The error of a batch whose input object is no longer the one its file row was written with. */
+export function inputChanged(batch: Pick<BatchRow, "input_file_id">): BatchErrorEntry {
+  return {
+    code: "input_changed",
+    message: `The content of input file '${batch.input_file_id}' changed after it was stored, so none of its requests were run.`,
+    line: null,
+    param: "input_file_id",
+  };
 }
 
 async function fail(deps: ValidateDeps, batch: BatchRow, errors: NonNullable<BatchRow["errors"]>): Promise<"failed"> {
