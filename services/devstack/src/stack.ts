@@ -5,7 +5,7 @@ import { startApi } from "@barge/api";
 import { createDb, createLogger, createS3Client, loadConfig, migrate, s3Settings, type Config } from "@barge/core";
 import { createEngineSim, type EngineSimOptions } from "@barge/engine-sim";
 import { leaveSignalsToCaller, startEmbeddedPostgres } from "./postgres.js";
-import { startEmbeddedS3 } from "./s3.js";
+import { startSupervisedS3, type SupervisedS3 } from "./s3-supervisor.js";
 import { describeError, startPart } from "./start-failure.js";
 
 export interface StackOptions {
@@ -25,12 +25,15 @@ export interface Stack {
   engineUrl: string;
   /** Which parts were started here rather than taken from env. */
   embedded: { postgres: boolean; s3: boolean; engine: boolean };
+  /** The PID of the embedded S3's child process now serving (undefined if S3 is external or restarting). */
+  s3Pid(): number | undefined;
   stop(): Promise<void>;
 }
 
 /**
  * Starts Barge on embedded defaults: PostgreSQL, s3rver and engine-sim are started only for the
  * settings env leaves empty (DATABASE_URL, S3_ENDPOINT, VLLM_URL); then the API and one agent.
+ * s3rver runs in a supervised child process, so a crash in it never takes the API or agent down.
  * The caller owns SIGINT/SIGTERM and calls `stop()`, which stops the parts in order.
  */
 export async function startStack(o: StackOptions = {}): Promise<Stack> {
@@ -41,6 +44,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   const log = createLogger("barge", base.LOG_LEVEL);
   const stops: Stop[] = [];
   const embedded = { postgres: false, s3: false, engine: false };
+  let embeddedS3: SupervisedS3 | undefined;
 
   try {
     if (!env.DATABASE_URL) {
@@ -52,7 +56,8 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     }
     if (!env.S3_ENDPOINT) {
       const s3Dir = join(dataDir, "s3");
-      const s3 = await startPart("embedded S3 (s3rver)", s3Dir, () => startEmbeddedS3(s3Dir, [base.S3_BUCKET]));
+      const s3 = await startPart("embedded S3 (s3rver)", s3Dir, () => startSupervisedS3(s3Dir, [base.S3_BUCKET], { log: log.child({ svc: "s3" }) }));
+      embeddedS3 = s3;
       stops.push({ part: "embedded S3", stop: () => s3.stop() });
       env.S3_ENDPOINT = s3.endpoint;
       env.S3_ACCESS_KEY_ID = s3.accessKeyId;
@@ -87,6 +92,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       s3Endpoint: config.S3_ENDPOINT!,
       engineUrl: config.VLLM_URL!,
       embedded,
+      s3Pid: () => embeddedS3?.pid(),
       stop: () => stopAll(stops, log),
     };
   } catch (err) {
