@@ -121,7 +121,7 @@ describe("the text rules on uploaded input files", () => {
 
   test("the upload check at complete answers 400 naming the first bad line's rule", async () => {
     const complete = async (bytes: Buffer) => {
-      const p = (await postJson(t.url, "/v1/files/presign", { filename: "in.jsonl", purpose: "batch" })).body as { id: string; upload_url: string };
+      const p = (await postJson(t.url, "/v1/files/presign", { filename: "in.jsonl", purpose: "batch", bytes: bytes.length })).body as { id: string; upload_url: string };
       expect((await fetch(p.upload_url, { method: "PUT", body: bytes })).status).toBe(200);
       const done = await postJson(t.url, `/v1/files/${p.id}/complete`, {});
       expect(done.status).toBe(400);
