@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { fileURLToPath } from "node:url";
 import { batchProgress } from "@barge/core";
 import { createEngineProcess, engineArgv } from "@barge/agent/testing";
-import { freePort } from "@barge/devstack";
+import { freePort, processAlive as alive } from "@barge/devstack";
 import { testLog, type TestContext } from "../support/context.js";
 import { chatLine, seedBatch, waitFor } from "../support/seed.js";
 import { suiteResources } from "../support/suite-resources.js";
@@ -12,14 +12,6 @@ import { suiteResources } from "../support/suite-resources.js";
 
 const simMain = fileURLToPath(new URL("../../services/engine-sim/src/main.ts", import.meta.url));
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe("agent: ENGINE_COMMAND", () => {
   const suite = suiteResources();

@@ -1,4 +1,3 @@
-import { sql } from "kysely";
 import OpenAI, { RateLimitError } from "openai";
 import { toFile } from "openai/uploads";
 import { describe, expect, it } from "vitest";
@@ -7,6 +6,7 @@ import { testLog, type TestContext } from "../support/context.js";
 import { faultSuite } from "../support/fault-suite.js";
 import { batchRow, chunkRows, readResults } from "../support/results.js";
 import { chatLine, seedBatch, waitFor } from "../support/seed.js";
+import { refuseRows } from "../support/db-faults.js";
 
 const FAIL_400 = "__sim_fail_400__";
 
@@ -92,16 +92,7 @@ describe("fault: permanent database errors", () => {
     const batchId = await enqueueUnvalidated(ctx, lines);
     // Fault injection: a real trigger makes Postgres refuse this batch's engine_error rows with a
     // data exception (SQLSTATE 22023), as it refuses text it cannot store. Other codes pass.
-    await sql`
-      CREATE FUNCTION refuse_engine_errors() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.batch_id = ${sql.lit(batchId)} AND NEW.code = 'engine_error' THEN
-          RAISE EXCEPTION 'injected: this row cannot be stored' USING ERRCODE = '22023';
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER refuse_engine_errors BEFORE INSERT ON request_errors FOR EACH ROW EXECUTE FUNCTION refuse_engine_errors();
-    `.execute(ctx.db);
+    await refuseRows(ctx.db, { name: "refuse_engine_errors", on: "INSERT", table: "request_errors", when: `NEW.batch_id = '${batchId}' AND NEW.code = 'engine_error'`, errcode: "22023", message: "injected: this row cannot be stored" });
     const agent = suite.children.agent({ ...ctx.env, VLLM_URL: sim.url }, "refused");
 
     const batch = await completed(ctx, batchId);
@@ -137,16 +128,7 @@ describe("fault: permanent database errors", () => {
     const doomed = await upload("doomed");
     // Fault injection: a real trigger makes Postgres refuse, with a data exception (SQLSTATE
     // 22023), every move of a batch reading this file to in_progress: validation fails each time.
-    await sql`
-      CREATE FUNCTION refuse_start() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.input_file_id = ${sql.lit(doomed.id)} AND NEW.status = 'in_progress' THEN
-          RAISE EXCEPTION 'injected: this batch cannot start' USING ERRCODE = '22023';
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER refuse_start BEFORE UPDATE ON batches FOR EACH ROW EXECUTE FUNCTION refuse_start();
-    `.execute(ctx.db);
+    await refuseRows(ctx.db, { name: "refuse_start", on: "UPDATE", table: "batches", when: `NEW.input_file_id = '${doomed.id}' AND NEW.status = 'in_progress'`, errcode: "22023", message: "injected: this batch cannot start" });
     const create = (fileId: string) => client.batches.create({ input_file_id: fileId, endpoint: "/v1/chat/completions", completion_window: "24h" });
     const batch = await create(doomed.id);
     const other = await upload("other");
@@ -175,16 +157,7 @@ describe("fault: permanent database errors", () => {
     const { batchId } = await seedBatch(ctx, [chatLine("f-1", "one"), chatLine("f-2", "two")]);
     // Fault injection: a real trigger makes Postgres refuse this batch's move to completed with an
     // integrity violation (SQLSTATE 23514), every time.
-    await sql`
-      CREATE FUNCTION refuse_publish() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.id = ${sql.lit(batchId)} AND NEW.status = 'completed' THEN
-          RAISE EXCEPTION 'injected: this batch cannot be published' USING ERRCODE = '23514';
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER refuse_publish BEFORE UPDATE ON batches FOR EACH ROW EXECUTE FUNCTION refuse_publish();
-    `.execute(ctx.db);
+    await refuseRows(ctx.db, { name: "refuse_publish", on: "UPDATE", table: "batches", when: `NEW.id = '${batchId}' AND NEW.status = 'completed'`, errcode: "23514", message: "injected: this batch cannot be published" });
     const agent = suite.children.agent({ ...ctx.env, VLLM_URL: sim.url }, "publisher");
 
     const failed = await waitFor("the batch to fail", async () => {

@@ -6,5 +6,6 @@ export { startEmbeddedPostgres, type EmbeddedPg } from "./postgres.js";
 export { startEmbeddedS3, type EmbeddedS3 } from "./s3.js";
 export { startSupervisedS3, type SupervisedS3, type SupervisorLog, type Backoff } from "./s3-supervisor.js";
 export { freePort } from "./ports.js";
+export { processAlive } from "./processes.js";
 export { StackStartError, describeError } from "./start-failure.js";
 export { mulberry32 } from "./prng.js";

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { processAlive } from "./processes.js";
 
 /**
  * What a data directory's `postmaster.pid` says about who holds it. PostgreSQL trusts the PID in
@@ -70,7 +71,7 @@ function readOwner(dataDir: string): number | undefined {
 function isLivePostgres(pid: number): boolean {
   const stat = procStat(pid);
   if (stat === null) return false;
-  if (stat === undefined) return exists(pid);
+  if (stat === undefined) return processAlive(pid);
   if (stat.state === "Z" || stat.state === "X") return false;
   return stat.comm.startsWith("postgres");
 }
@@ -94,15 +95,6 @@ function procStat(pid: number): { comm: string; state: string; ppid: number } | 
   const close = text.lastIndexOf(")");
   const [state = "", ppid = "0"] = text.slice(close + 2).split(" ");
   return { comm: text.slice(open + 1, close), state, ppid: Number(ppid) };
-}
-
-function exists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {

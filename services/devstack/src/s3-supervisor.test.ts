@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "./ports.js";
 import { startSupervisedS3, type SupervisedS3, type SupervisorLog } from "./s3-supervisor.js";
+import { processAlive as alive } from "./processes.js";
 
 const BUCKET = "sup";
 const lines: { level: string; obj: Record<string, unknown>; msg: string }[] = [];
@@ -32,15 +33,6 @@ afterAll(async () => {
   await s3?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function until<T>(what: string, probe: () => T | undefined, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;
