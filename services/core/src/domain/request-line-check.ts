@@ -50,7 +50,8 @@ export function checkRequestLine(b: Buffer, start: number, end: number, firstLin
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const param = issue.path.join(".");
-    const missing = issue.code === "invalid_type" && issue.input === undefined;
+    // JSON has no undefined, so an issue without an input is a key the line does not have.
+    const missing = issue.input === undefined && issue.path.length > 0;
     return missing
       ? problem("missing_required_parameter", `Missing required parameter '${param}'.`, param)
       : problem("invalid_request_line", `Invalid value for '${param}': ${issue.message}.`, param);
