@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { claimBatchWork, headObject, keys, newId, putObject, validateBatch } from "@barge/core";
 import { testLog } from "../support/context.js";
 import { batchRow, chunkRows } from "../support/results.js";
-import { chatLine, seedBatch, waitFor } from "../support/seed.js";
+import { chatLine, insertBatch, seedBatch, waitFor } from "../support/seed.js";
 import { suiteResources } from "../support/suite-resources.js";
 
 const TOTAL = 6;
@@ -61,10 +61,7 @@ describe("agent: the input is pinned to the ETag it was validated with", () => {
     await ctx.db.insertInto("files").values({ id: fileId, tenant: "default", purpose: "batch", filename: "in.jsonl", bytes: text.length, status: "processed", s3_key: key, etag: written }).execute();
     await putObject(ctx, key, text.replace("v-0", "w-0"));
     const batchId = newId("batch_");
-    await ctx.db
-      .insertInto("batches")
-      .values({ id: batchId, tenant: "default", status: "validating", endpoint: "/v1/chat/completions", input_file_id: fileId, completion_window: "24h", metadata: JSON.stringify(null), errors: JSON.stringify(null), stitch_state: JSON.stringify(null), expires_at: new Date(Date.now() + 3600_000) })
-      .execute();
+    await insertBatch(ctx.db, { id: batchId, input_file_id: fileId });
     const claimed = await claimBatchWork(ctx.db, { workerId: "pin-test", kinds: ["validating"], leaseSeconds: 30, batchId });
     const limits = { chunkSize: ctx.config.CHUNK_SIZE, maxRequests: ctx.config.MAX_REQUESTS_PER_BATCH, maxBytes: ctx.config.MAX_FILE_BYTES };
     expect(await validateBatch({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, log: testLog, leaseSeconds: 30, limits, maxAttempts: ctx.config.VALIDATION_MAX_ATTEMPTS }, claimed!)).toBe("failed");

@@ -1,44 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { enqueueChunks, keys, newId, putObject } from "@barge/core";
 import { batchRow, readResults } from "../support/results.js";
-import { chatLine, waitFor } from "../support/seed.js";
-import type { TestContext } from "../support/context.js";
+import { chatLine, seedUnvalidatedBatch, waitFor } from "../support/seed.js";
 import { suiteResources } from "../support/suite-resources.js";
-
-/**
- * An `in_progress` batch of one chunk over `lines`, enqueued without validation: the lines stand
- * for input that reached a run although validation would refuse it today (a limit lowered since).
- */
-async function seedUnvalidated(ctx: TestContext, lines: string[]): Promise<string> {
-  const fileId = newId("file-");
-  const inputKey = keys.input("default", fileId);
-  const text = lines.join("\n") + "\n";
-  await putObject(ctx, inputKey, text);
-  await ctx.db.insertInto("files").values({ id: fileId, tenant: "default", purpose: "batch", filename: "input.jsonl", bytes: Buffer.byteLength(text), status: "processed", s3_key: inputKey }).execute();
-  const batchId = newId("batch_");
-  await ctx.db.transaction().execute(async (tx) => {
-    const batch = await tx
-      .insertInto("batches")
-      .values({
-        id: batchId,
-        tenant: "default",
-        status: "in_progress",
-        endpoint: "/v1/chat/completions",
-        input_file_id: fileId,
-        completion_window: "24h",
-        model: "barge-sim-1",
-        total_requests: lines.length,
-        metadata: JSON.stringify(null),
-        errors: JSON.stringify(null),
-        stitch_state: JSON.stringify(null),
-        expires_at: new Date(Date.now() + 24 * 3600 * 1000),
-      })
-      .returning(["id", "priority", "created_at"])
-      .executeTakeFirstOrThrow();
-    await enqueueChunks(tx, batch, "barge-sim-1", [{ idx: 0, requestStart: 0, requestCount: lines.length, startOffset: 0, endOffset: Buffer.byteLength(text), startLine: 1 }]);
-  });
-  return batchId;
-}
 
 describe("agent: lines past the limits", () => {
   const suite = suiteResources();
@@ -54,7 +17,7 @@ describe("agent: lines past the limits", () => {
     const lines = [a!, deep, b!, long!, late, c!];
     const longBytes = Buffer.byteLength(long!) + 1;
     const lateBytes = Buffer.byteLength(late) + 1;
-    const batchId = await seedUnvalidated(ctx, lines);
+    const batchId = await seedUnvalidatedBatch(ctx, lines);
 
     await suite.agent(ctx, { engineUrl: sim.url, agentId: "long-lines" }).start();
     const batch = await waitFor("the batch to complete", async () => {

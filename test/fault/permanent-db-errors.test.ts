@@ -1,50 +1,14 @@
 import OpenAI, { RateLimitError } from "openai";
 import { toFile } from "openai/uploads";
 import { describe, expect, it } from "vitest";
-import { claimBatchWork, enqueueChunks, keys, newId, putObject, validateBatch } from "@barge/core";
+import { claimBatchWork, newId, validateBatch } from "@barge/core";
 import { testLog, type TestContext } from "../support/context.js";
 import { faultSuite } from "../support/fault-suite.js";
 import { batchRow, chunkRows, readResults } from "../support/results.js";
-import { chatLine, seedBatch, waitFor } from "../support/seed.js";
+import { chatLine, insertBatch, putInputFile, seedBatch, seedUnvalidatedBatch, waitFor } from "../support/seed.js";
 import { refuseRows } from "../support/db-faults.js";
 
 const FAIL_400 = "__sim_fail_400__";
-
-/**
- * Puts a batch straight into the queue as one chunk, bypassing validation, as a batch validated
- * before a rule existed would be (its lines then pass no check this version makes).
- */
-async function enqueueUnvalidated(ctx: TestContext, lines: object[]): Promise<string> {
-  const fileId = newId("file-");
-  const key = keys.input("default", fileId);
-  const text = lines.map((l) => JSON.stringify(l)).join("\n") + "\n";
-  await putObject(ctx, key, text);
-  await ctx.db.insertInto("files").values({ id: fileId, tenant: "default", purpose: "batch", filename: "old.jsonl", bytes: Buffer.byteLength(text), status: "processed", s3_key: key }).execute();
-  const batchId = newId("batch_");
-  const batch = await ctx.db
-    .insertInto("batches")
-    .values({
-      id: batchId,
-      tenant: "default",
-      status: "in_progress",
-      endpoint: "/v1/chat/completions",
-      model: "barge-sim-1",
-      total_requests: lines.length,
-      input_file_id: fileId,
-      completion_window: "24h",
-      metadata: JSON.stringify(null),
-      errors: JSON.stringify(null),
-      stitch_state: JSON.stringify(null),
-      expires_at: new Date(Date.now() + 24 * 3600 * 1000),
-      in_progress_at: new Date(),
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  await ctx.db.transaction().execute((tx) =>
-    enqueueChunks(tx, batch, "barge-sim-1", [{ idx: 0, requestStart: 0, requestCount: lines.length, startLine: 1, startOffset: 0, endOffset: Buffer.byteLength(text) }]),
-  );
-  return batchId;
-}
 
 async function completed(ctx: TestContext, batchId: string) {
   return waitFor(`batch ${batchId} to complete`, async () => {
@@ -65,7 +29,7 @@ describe("fault: permanent database errors", () => {
     const ctx = await suite.context(env);
     const sim = await suite.sim({ models: ["barge-sim-1"] });
     const lines = [chatLine("ok-1", "hello"), chatLine("nul\u0000id", `${FAIL_400} huge`), chatLine("ok-3", "there")];
-    const batchId = await enqueueUnvalidated(ctx, lines);
+    const batchId = await seedUnvalidatedBatch(ctx, lines);
     // An agent process: its stderr is the capturing log.
     const agent = suite.children.agent({ ...ctx.env, VLLM_URL: sim.url }, "nul");
 
@@ -89,7 +53,7 @@ describe("fault: permanent database errors", () => {
     const ctx = await suite.context(env);
     const sim = await suite.sim({ models: ["barge-sim-1"] });
     const lines = [chatLine("p-1", "one"), chatLine("p-2", `${FAIL_400} two`), chatLine("p-3", "three")];
-    const batchId = await enqueueUnvalidated(ctx, lines);
+    const batchId = await seedUnvalidatedBatch(ctx, lines);
     // Fault injection: a real trigger makes Postgres refuse this batch's engine_error rows with a
     // data exception (SQLSTATE 22023), as it refuses text it cannot store. Other codes pass.
     await refuseRows(ctx.db, { name: "refuse_engine_errors", on: "INSERT", table: "request_errors", when: `NEW.batch_id = '${batchId}' AND NEW.code = 'engine_error'`, errcode: "22023", message: "injected: this row cannot be stored" });
@@ -181,28 +145,10 @@ describe("fault: permanent database errors", () => {
 
   it("fails at once a validating batch claimed past VALIDATION_MAX_ATTEMPTS, its last validator having died mid-way", async () => {
     const ctx = await suite.context({ ...env, VALIDATION_MAX_ATTEMPTS: "2" });
-    const fileId = newId("file-");
-    const key = keys.input("default", fileId);
-    await putObject(ctx, key, `${JSON.stringify(chatLine("d-1", "hi"))}\n`);
-    await ctx.db.insertInto("files").values({ id: fileId, tenant: "default", purpose: "batch", filename: "d.jsonl", bytes: 1, status: "processed", s3_key: key }).execute();
+    const { fileId } = await putInputFile(ctx, `${JSON.stringify(chatLine("d-1", "hi"))}\n`);
     const batchId = newId("batch_");
     // Two claims already made, neither of which finished (a validator killed each time).
-    await ctx.db
-      .insertInto("batches")
-      .values({
-        id: batchId,
-        tenant: "default",
-        status: "validating",
-        endpoint: "/v1/chat/completions",
-        input_file_id: fileId,
-        completion_window: "24h",
-        metadata: JSON.stringify(null),
-        errors: JSON.stringify(null),
-        stitch_state: JSON.stringify(null),
-        expires_at: new Date(Date.now() + 24 * 3600 * 1000),
-        validation_attempts: 2,
-      })
-      .execute();
+    await insertBatch(ctx.db, { id: batchId, input_file_id: fileId, validation_attempts: 2 });
     const claimed = await claimBatchWork(ctx.db, { workerId: "third", kinds: ["validating"], leaseSeconds: 30, batchId });
     expect(claimed?.validation_attempts).toBe(3);
     const deps = { db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, log: testLog, leaseSeconds: 30, maxAttempts: 2, limits: { chunkSize: 10, maxRequests: 100, maxBytes: 1 << 20 } };

@@ -1,5 +1,5 @@
 import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { claimBatchWork, keys, newId, putObject, validateBatch } from "@barge/core";
+import { claimBatchWork, enqueueChunks, keys, newId, putObject, validateBatch, type Db, type NewBatch } from "@barge/core";
 import { testLog, type TestContext } from "./context.js";
 
 export interface SeededBatch {
@@ -31,31 +31,9 @@ export async function seedBatch(
   opts: { endpoint?: string; tenant?: string } = {},
 ): Promise<SeededBatch> {
   const tenant = opts.tenant ?? "default";
-  const fileId = newId("file-");
-  const inputKey = keys.input(tenant, fileId);
-  const text = lines.map((l) => (typeof l === "string" ? l : JSON.stringify(l))).join("\n") + "\n";
-  const bytes = Buffer.byteLength(text);
-  await putObject(ctx, inputKey, text);
-  await ctx.db
-    .insertInto("files")
-    .values({ id: fileId, tenant, purpose: "batch", filename: "input.jsonl", bytes, status: "processed", s3_key: inputKey })
-    .execute();
+  const { fileId, inputKey } = await putInputFile(ctx, jsonlText(lines), tenant);
   const batchId = newId("batch_");
-  await ctx.db
-    .insertInto("batches")
-    .values({
-      id: batchId,
-      tenant,
-      status: "validating",
-      endpoint: opts.endpoint ?? "/v1/chat/completions",
-      input_file_id: fileId,
-      completion_window: "24h",
-      metadata: JSON.stringify(null),
-      errors: JSON.stringify(null),
-      stitch_state: JSON.stringify(null),
-      expires_at: new Date(Date.now() + 24 * 3600 * 1000),
-    })
-    .execute();
+  await insertBatch(ctx.db, { id: batchId, tenant, input_file_id: fileId, endpoint: opts.endpoint ?? "/v1/chat/completions" });
   const claimed = await claimBatchWork(ctx.db, { workerId: "test-seed", kinds: ["validating"], leaseSeconds: 30, batchId });
   if (!claimed) {
     // An API running in the suite has a validator too, and it may have been first.
@@ -117,4 +95,55 @@ export async function segmentsGone(ctx: TestContext, batchId: string): Promise<v
     const rows = await ctx.db.selectFrom("segments").select("seq").where("batch_id", "=", batchId).execute();
     return rows.length === 0 && (await listKeys(ctx, `batches/${batchId}/`)).length === 0;
   });
+}
+
+/** JSONL text of `lines`: objects serialized, strings as they are, each ending in a newline. */
+function jsonlText(lines: (object | string)[]): string {
+  return lines.map((l) => (typeof l === "string" ? l : JSON.stringify(l))).join("\n") + "\n";
+}
+
+/** PUTs `text` as a new input object and inserts its `processed` file row. */
+export async function putInputFile(ctx: TestContext, text: string, tenant = "default"): Promise<{ fileId: string; inputKey: string }> {
+  const fileId = newId("file-");
+  const inputKey = keys.input(tenant, fileId);
+  await putObject(ctx, inputKey, text);
+  await ctx.db
+    .insertInto("files")
+    .values({ id: fileId, tenant, purpose: "batch", filename: "input.jsonl", bytes: Buffer.byteLength(text), status: "processed", s3_key: inputKey })
+    .execute();
+  return { fileId, inputKey };
+}
+
+/** Inserts a batch row: a `validating` chat-completions batch of the default tenant unless `row` says otherwise. */
+export async function insertBatch(db: Db, row: Pick<NewBatch, "id" | "input_file_id"> & Partial<NewBatch>) {
+  return db
+    .insertInto("batches")
+    .values({
+      tenant: "default",
+      status: "validating",
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+      metadata: JSON.stringify(null),
+      errors: JSON.stringify(null),
+      stitch_state: JSON.stringify(null),
+      expires_at: new Date(Date.now() + 24 * 3600 * 1000),
+      ...row,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/**
+ * An `in_progress` batch of one chunk over `lines`, enqueued without validation: input that
+ * reaches a run although validation would refuse it today (a rule added or a limit lowered since).
+ */
+export async function seedUnvalidatedBatch(ctx: TestContext, lines: (object | string)[]): Promise<string> {
+  const text = jsonlText(lines);
+  const { fileId } = await putInputFile(ctx, text);
+  const batchId = newId("batch_");
+  await ctx.db.transaction().execute(async (tx) => {
+    const batch = await insertBatch(tx, { id: batchId, input_file_id: fileId, status: "in_progress", model: "barge-sim-1", total_requests: lines.length, in_progress_at: new Date() });
+    await enqueueChunks(tx, batch, "barge-sim-1", [{ idx: 0, requestStart: 0, requestCount: lines.length, startLine: 1, startOffset: 0, endOffset: Buffer.byteLength(text) }]);
+  });
+  return batchId;
 }
