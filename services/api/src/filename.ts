@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isStorableText } from "@barge/core";
 
 /** The longest filename kept, in UTF-16 units as JavaScript counts them; OpenAI's limit too. */
 export const MAX_FILENAME_LENGTH = 255;
@@ -11,4 +12,4 @@ export const fileName = z
   .string()
   .min(1)
   .max(MAX_FILENAME_LENGTH)
-  .refine((s) => !s.includes("\u0000") && !/\p{Cs}/u.test(s), "must not contain NUL or unpaired surrogates");
+  .refine(isStorableText, "must not contain NUL or unpaired surrogates");

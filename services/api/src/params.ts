@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { NotFound } from "@barge/core";
+import { isStorableText, NotFound } from "@barge/core";
 
 // Request parameters several routes share, as OpenAI defines them.
 
@@ -36,20 +36,11 @@ export function expiryFrom(from: Date, seconds: number | null | undefined): Date
   return seconds == null ? null : new Date(from.getTime() + seconds * 1000);
 }
 
-// U+0000 cannot be stored in a Postgres text column, and an unpaired surrogate is not text at all
-// (it would silently become U+FFFD on its way to the database, so two values would turn into one).
-const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/** Whether `s` reaches the database unchanged: no U+0000 and no unpaired surrogate. */
-export function isSafeText(s: string): boolean {
-  return !UNSTORABLE.test(s);
-}
-
-/** What a parameter that fails `isSafeText` is told. */
+/** What a parameter that fails core's `isStorableText` is told. */
 export const UNSAFE_TEXT = "must not contain U+0000 or an unpaired surrogate";
 
-/** A string parameter that must be storable text (see `isSafeText`). */
-export const safeText = z.string().refine(isSafeText, { error: UNSAFE_TEXT });
+/** A string parameter that must be storable text (see core's `isStorableText`). */
+export const safeText = z.string().refine(isStorableText, { error: UNSAFE_TEXT });
 
 /**
  * The part of a Barge id after its prefix: 24 base36 characters (see core's `newId`), and for a

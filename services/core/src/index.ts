@@ -10,6 +10,7 @@ export * from "./domain/ids.js";
 export * from "./domain/keys.js";
 export * from "./domain/openai.js";
 export * from "./domain/request-line.js";
+export { MAX_JSON_DEPTH, nestsDeeperThan } from "./domain/request-line-check.js";
 export * from "./domain/validate.js";
 export * from "./domain/input-check.js";
 export * from "./storage/s3.js";

@@ -1,9 +1,8 @@
-import { pooledIds, type Bucket, type ChunkRow, type Logger } from "@barge/core";
+import { MAX_JSON_DEPTH, nestsDeeperThan, pooledIds, type Bucket, type ChunkRow, type Logger } from "@barge/core";
 import type { ConcurrencyController } from "../engine/concurrency.js";
 import { EngineRequestError, type EngineClient } from "../engine/engine-client.js";
 import type { RequestSlots } from "../engine/request-slots.js";
 import { inputLines, isRequestLine, parseRequest, type InputLine } from "./input-lines.js";
-import { MAX_NESTING_DEPTH, nestsDeeperThan } from "./json-text-scan.js";
 import type { Notifier } from "./notifier.js";
 import type { ReorderBuffer } from "./reorder-buffer.js";
 import { buildResultLine, type EngineOutcome, type ResultLine } from "./result-line.js";
@@ -169,7 +168,7 @@ function rejectedLine(line: InputLine): EngineOutcome | undefined {
     return { kind: "failure", code: "line_too_large", message: `Line ${line.lineNo} is ${line.oversizedBytes} bytes, longer than the line limit; it was not sent.`, attempts: 0 };
   }
   if (nestsDeeperThan(line.text)) {
-    return { kind: "failure", code: "too_deeply_nested", message: `Line ${line.lineNo} nests JSON more than ${MAX_NESTING_DEPTH} levels deep; it was not sent.`, attempts: 0 };
+    return { kind: "failure", code: "too_deeply_nested", message: `Line ${line.lineNo} nests JSON more than ${MAX_JSON_DEPTH} levels deep; it was not sent.`, attempts: 0 };
   }
   return undefined;
 }

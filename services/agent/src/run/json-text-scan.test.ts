@@ -1,15 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { customIdIn, MAX_NESTING_DEPTH, nestsDeeperThan } from "./json-text-scan.js";
-
-describe("nestsDeeperThan", () => {
-  it("counts arrays and objects outside strings, up to the limit and one past it", () => {
-    expect(MAX_NESTING_DEPTH).toBe(128);
-    expect(nestsDeeperThan(`{"a":${"[".repeat(127)}${"]".repeat(127)}}`)).toBe(false);
-    expect(nestsDeeperThan(`{"a":${"[".repeat(128)}${"]".repeat(128)}}`)).toBe(true);
-    expect(nestsDeeperThan(`{"a":"${"[{".repeat(200)}\\"[["}`)).toBe(false);
-    expect(nestsDeeperThan("[".repeat(100_000))).toBe(true);
-  });
-});
+import { customIdIn } from "./json-text-scan.js";
 
 describe("customIdIn", () => {
   it("finds the top-level custom_id in the start of a line, escapes decoded", () => {

@@ -1,11 +1,10 @@
-/** The deepest JSON nesting (arrays and objects) a request may have, as validation allows. */
-export const MAX_NESTING_DEPTH = 128;
+import { isStorableText } from "@barge/core";
 
 /**
  * Walks a JSON text's structure as a loop (no recursion), skipping strings; `onString` sees each
  * string with its quotes and nesting depth, and returning a value from it ends the walk.
  */
-function walk<T>(text: string, onString: (start: number, end: number, depth: number) => T | undefined, onOpen?: (depth: number) => boolean): T | undefined {
+function walk<T>(text: string, onString: (start: number, end: number, depth: number) => T | undefined): T | undefined {
   let depth = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -16,28 +15,13 @@ function walk<T>(text: string, onString: (start: number, end: number, depth: num
         const found = onString(start, i + 1, depth);
         if (found !== undefined) return found;
       }
-    } else if (c === 0x5b || c === 0x7b) {
-      depth++;
-      if (onOpen?.(depth)) return undefined;
-    } else if (c === 0x5d || c === 0x7d) depth--;
+    } else if (c === 0x5b || c === 0x7b) depth++;
+    else if (c === 0x5d || c === 0x7d) depth--;
   }
   return undefined;
 }
 
-/**
- * Whether a JSON text nests arrays and objects deeper than `max`. The engine client serializes a
- * request's body with the recursive `JSON.stringify`, which overflows the stack thousands of
- * levels down; this stops at the first level past the limit.
- */
-export function nestsDeeperThan(text: string, max: number = MAX_NESTING_DEPTH): boolean {
-  let deeper = false;
-  walk(text, () => undefined, (depth) => (deeper = depth > max));
-  return deeper;
-}
-
 const stringValue = /\s*:\s*("(?:[^"\\]|\\.)*")/y;
-// What Postgres text cannot hold: NUL, and a surrogate without its pair.
-const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /**
  * The top-level `custom_id` of a request line read only in part (the start of a line too long
@@ -51,7 +35,7 @@ export function customIdIn(prefix: string): string | undefined {
     if (!m) return undefined;
     try {
       const id = JSON.parse(m[1]!) as string;
-      return unstorable.test(id) ? undefined : id;
+      return isStorableText(id) ? id : undefined;
     } catch {
       return undefined;
     }

@@ -6,6 +6,7 @@ import {
   InvalidRequest,
   isCancellableBatchStatus,
   isFinalBatchStatus,
+  isStorableText,
   newId,
   NotFound,
   SUPPORTED_ENDPOINTS,
@@ -14,7 +15,7 @@ import {
   type FileRow,
 } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
-import { expiresAfter, formExpiresAfterFields, formExpirySeconds, isSafeText, knownId, safeText, UNSAFE_TEXT } from "../params.js";
+import { expiresAfter, formExpiresAfterFields, formExpirySeconds, knownId, safeText, UNSAFE_TEXT } from "../params.js";
 import { listPage, presentBatch, presentBatches, presentBatchView } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
 import { admitBatch, cancelBatchRow, findBatch, findBatchView, insertBatch, listBatches } from "../store/batches.js";
@@ -36,7 +37,7 @@ function metadataProblem(m: Record<string, unknown>): string | null {
   for (const [k, v] of entries) {
     if (k.length > 64) return "keys can be at most 64 characters long";
     if (typeof v !== "string") return "values must be strings";
-    if (!isSafeText(k) || !isSafeText(v)) return `keys and values ${UNSAFE_TEXT}`;
+    if (!isStorableText(k) || !isStorableText(v)) return `keys and values ${UNSAFE_TEXT}`;
     if (v.length > 512) return "values can be at most 512 characters long";
   }
   return null;
@@ -55,7 +56,7 @@ const metadata = z
 const webhookUrl = z
   .url({ protocol: /^https?$/, error: "must be an http or https URL" })
   .max(2048)
-  .refine(isSafeText, { error: UNSAFE_TEXT });
+  .refine(isStorableText, { error: UNSAFE_TEXT });
 
 export const createBody = z.object({
   input_file_id: z.string().min(1),

@@ -1,6 +1,7 @@
 import { isUtf8 } from "node:buffer";
 import { isBlankLine } from "../storage/lines.js";
 import { requestLineSchema } from "./request-line.js";
+import { isStorableText } from "./storable-text.js";
 
 /** Nesting (arrays and objects together) past which a line is refused rather than parsed into the engine's request. */
 export const MAX_JSON_DEPTH = 128;
@@ -40,7 +41,7 @@ export function checkRequestLine(b: Buffer, start: number, end: number, firstLin
   if (isBlankLine(text)) return null;
   const json = parseJson(text);
   if (json === INVALID) return problem("invalid_json_line", "This line is not parseable as valid JSON.", null);
-  if (depthExceeds(text, MAX_JSON_DEPTH)) {
+  if (nestsDeeperThan(text)) {
     return problem("too_deeply_nested", `This line nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep.`, null);
   }
   const bad = STORED_FIELDS.find((f) => !isStorableString(fieldOf(json, f)));
@@ -98,15 +99,16 @@ function fieldOf(json: unknown, path: (typeof STORED_FIELDS)[number]): unknown {
   return typeof body === "object" && body !== null ? (body as { model?: unknown }).model : undefined;
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 /** False for a string holding U+0000 or a lone surrogate; anything else is left to the schema. */
 function isStorableString(v: unknown): boolean {
-  return typeof v !== "string" || (!hasNul(v) && !LONE_SURROGATE.test(v));
+  return typeof v !== "string" || isStorableText(v);
 }
 
-/** Whether the JSON text `text` (already parsed) opens more than `max` arrays and objects at once. */
-function depthExceeds(text: string, max: number): boolean {
+/**
+ * Whether a JSON text opens more than `max` arrays and objects at once, walked as a loop: the
+ * recursive `JSON.stringify` overflows the stack thousands of levels down.
+ */
+export function nestsDeeperThan(text: string, max: number = MAX_JSON_DEPTH): boolean {
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {

@@ -1,3 +1,11 @@
+// Postgres text cannot hold U+0000, and a surrogate without its pair cannot be encoded as UTF-8.
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Whether `s` reaches a Postgres text column unchanged: no U+0000 and no unpaired surrogate. */
+export function isStorableText(s: string): boolean {
+  return !UNSTORABLE.test(s);
+}
+
 /** The longest text `storableText` keeps by default. */
 export const MAX_STORABLE_CHARS = 8192;
 
