@@ -10,6 +10,7 @@ import * as m0007 from "./migrations/0007_output_parts.js";
 import * as m0008 from "./migrations/0008_status_checks.js";
 import * as m0009 from "./migrations/0009_bounded_attempts.js";
 import * as m0010 from "./migrations/0010_input_etag.js";
+import * as m0011 from "./migrations/0011_seed_contract.js";
 import type { Database } from "./schema.js";
 
 // bigint columns hold byte offsets and token sums, all far below 2^53.
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   "0008_status_checks": m0008,
   "0009_bounded_attempts": m0009,
   "0010_input_etag": m0010,
+  "0011_seed_contract": m0011,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -83,6 +83,15 @@ export interface BatchesTable {
   finalize_attempts: Generated<number>;
   /** The ETag of the input object validation read; every later read sends it as If-Match. Null: read unpinned (older batches). */
   input_etag: string | null;
+  /** The model came from the multipart form: it replaces each line's body `model` at run time. */
+  model_override: Generated<boolean>;
+  /** Paused by `POST /v1/batches/{id}/pause`: its chunks are not claimed until it is resumed. */
+  paused_at: Timestamp | null;
+  /** The failure threshold: past `min_requests` done, a committed failure rate above this cancels the batch. */
+  max_failure_rate: number | null;
+  min_requests: number | null;
+  /** Why a batch was cancelled when nobody asked (`failure_threshold`); null for a user's cancel. */
+  cancel_reason: string | null;
 }
 
 export interface ChunksTable {
@@ -181,6 +190,34 @@ export interface AgentsTable {
   hostname: string;
   started_at: CreatedAt;
   last_seen_at: Timestamp;
+  /** The GPUs' last readings (from `nvidia-smi`), or null where none was read. */
+  gpus: ColumnType<GpuReading[] | null, string | null | undefined, string | null>;
+  /** The engine's KV-cache usage (0-1) from its `/metrics`, or null when unknown. */
+  kv_cache_usage: number | null;
+  /** Why the agent claims no new chunks (a hot GPU, say); null while it claims. */
+  claims_paused_reason: string | null;
+  in_flight: number | null;
+  concurrency_limit: number | null;
+}
+
+/** One GPU's state as an agent last read it. */
+export interface GpuReading {
+  index: number;
+  name: string;
+  utilization_percent: number;
+  memory_used_mib: number;
+  memory_total_mib: number;
+  temperature_c: number;
+  power_w: number | null;
+}
+
+/** One entry of a batch's timeline; `kind` is one of `BATCH_EVENT_KINDS`. */
+export interface BatchEventsTable {
+  batch_id: string;
+  seq: Generated<string>;
+  kind: string;
+  data: ColumnType<Record<string, unknown>, string | undefined, string>;
+  created_at: CreatedAt;
 }
 
 export type UploadStatus = "pending" | "completed" | "cancelled" | "expired";
@@ -256,6 +293,7 @@ export interface Database {
   model_throughput: ModelThroughputTable;
   webhook_events: WebhookEventsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  batch_events: BatchEventsTable;
 }
 
 export type FileRow = Selectable<FilesTable>;
