@@ -96,6 +96,12 @@ export const operations: Operation[] = [
     query: errorsListQuery,
     response: listObject(requestErrorObject),
   },
+  {
+    method: "get",
+    path: "/v1/batches/{batch_id}/results",
+    summary: "Stream the batch's output lines (NDJSON, byte ranges); while it runs, the results committed so far, in input order (x-barge-partial: true).",
+    response: "binary",
+  },
   { method: "post", path: "/v1/batches/{batch_id}/retry", summary: "Barge: re-run the batch's failed requests as a new batch.", response: batchObject },
   { method: "get", path: "/v1/models", summary: "Models served by agents seen in the last minute.", response: modelListObject },
 ];

@@ -75,3 +75,5 @@ export * from "./domain/storable-text.js";
 export * from "./queue/release-unstorable-chunk.js";
 export * from "./domain/batch-events.js";
 export * from "./queue/record-batch-event.js";
+export * from "./queue/committed-output-prefix.js";
+export { readConcatenation } from "./storage/concat-read.js";

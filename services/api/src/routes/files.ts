@@ -1,15 +1,13 @@
 import { Hono } from "hono";
-import { Readable } from "node:stream";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { z } from "zod";
 import { deleteObject, NotFound, toOpenAIFile } from "@barge/core";
 import { contentTypeFor } from "../content-type.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
+import { objectResponse } from "../object-response.js";
 import { expiryFrom, formExpiresAfterFields, formExpirySeconds, knownId, safeText } from "../params.js";
 import { listPage } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
 import { deleteFileRow, findVisibleFile, insertFile, listFiles } from "../store/files.js";
-import { openObject } from "../store/objects.js";
 import { parseWith, readQuery } from "../validation.js";
 
 /** The form fields of `POST /v1/files` beside the `file` part. */
@@ -66,11 +64,9 @@ export function filesRoutes(deps: ApiDeps) {
   app.get("/:id/content", async (c) => {
     const id = knownId(c.req.param("id"), "file-", "file content", "file_id");
     const file = await findVisibleFile(deps.db, tenant, id);
-    const object = file ? await openObject(deps, file.s3_key) : undefined;
-    if (!file || !object) throw new NotFound("file content", id, "file_id");
-    return new Response(Readable.toWeb(object.body) as WebReadableStream<Uint8Array> as ReadableStream<Uint8Array>, {
-      headers: { "content-type": contentTypeFor(file.filename), "content-length": String(object.bytes) },
-    });
+    const answer = file ? await objectResponse(deps, file.s3_key, c.req.header("range"), { "content-type": contentTypeFor(file.filename) }) : undefined;
+    if (!answer) throw new NotFound("file content", id, "file_id");
+    return answer;
   });
 
   app.delete("/:id", async (c) => {

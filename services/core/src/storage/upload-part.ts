@@ -36,7 +36,7 @@ async function openSource(deps: Bucket, src: PartSource, signal: AbortSignal): P
 }
 
 /** The sources' bytes in order, with a few GETs opened ahead; fails when a source's size is not the planned one. */
-async function* readSources(deps: Bucket, sources: PartSource[], signal: AbortSignal): AsyncGenerator<Buffer> {
+export async function* readSources(deps: Bucket, sources: PartSource[], signal: AbortSignal): AsyncGenerator<Buffer> {
   const opened: Promise<Readable>[] = [];
   let next = 0;
   try {
