@@ -75,13 +75,27 @@ describe("GET /v1/batches/{id}/results", () => {
     expect(now.headers.get("content-type")).toBe("application/x-ndjson");
     expect(now.headers.get("content-disposition")).toBe(`attachment; filename="${batchId}_results.jsonl"`);
     expect(now.headers.get("x-barge-partial")).toBe("true");
-    expect(now.headers.get("accept-ranges")).toBe("none");
+    expect(now.headers.get("accept-ranges")).toBe("bytes");
+    expect(now.headers.get("content-length")).toBeNull();
     const lines = parseJsonl(now.bytes.toString("utf8"));
     expect(lines.map((l) => l.custom_id)).toEqual(requests.slice(0, CHUNK + held).map((r) => r.custom_id));
     expect(lines.every((l) => l.response?.status_code === 200)).toBe(true);
-    // A range of a prefix that keeps growing names no stable bytes: it is ignored.
-    const ranged = await results(t, batchId, { range: "bytes=0-9" });
-    expect([ranged.status, ranged.headers.get("content-range"), ranged.bytes.equals(now.bytes)]).toEqual([200, null, true]);
+    // The prefix's bytes never change, so ranges of it are answered, its complete length unknown.
+    const size = now.bytes.length;
+    const firstLine = now.bytes.indexOf("\n") + 1;
+    const cases: [string, string, Buffer][] = [
+      ["bytes=0-9", "bytes 0-9/*", now.bytes.subarray(0, 10)],
+      [`bytes=${firstLine}-`, `bytes ${firstLine}-${size - 1}/*`, now.bytes.subarray(firstLine)],
+      ["bytes=-7", `bytes ${size - 7}-${size - 1}/*`, now.bytes.subarray(size - 7)],
+    ];
+    for (const [range, contentRange, bytes] of cases) {
+      const r = await results(t, batchId, { range });
+      expect([range, r.status, r.headers.get("content-range"), r.headers.get("x-barge-partial")]).toEqual([range, 206, contentRange, "true"]);
+      expect(r.bytes.equals(bytes), range).toBe(true);
+    }
+    // Nothing committed past what the client holds yet.
+    const ahead = await results(t, batchId, { range: `bytes=${size}-` });
+    expect([ahead.status, ahead.headers.get("content-range"), ahead.bytes.length]).toEqual([416, `bytes */${size}`, 0]);
     partial = now.bytes;
   });
 
@@ -189,6 +203,15 @@ describe("readConcatenation: segments deleted while they are read", () => {
     await t.ctx.s3.send(new DeleteObjectCommand({ Bucket: t.ctx.bucket, Key: segments[1]!.key }));
     // Only the listed prefix is read from the output, not the lines published after it.
     expect(await read(readConcatenation(t.ctx, segments, outputKey))).toBe(texts.join(""));
+  });
+
+  test("a byte window across a deleted segment is finished from the output too", async () => {
+    const { texts, segments, outputKey } = await stored();
+    const all = texts.join("");
+    await putObject(t.ctx, outputKey, all);
+    await t.ctx.s3.send(new DeleteObjectCommand({ Bucket: t.ctx.bucket, Key: segments[1]!.key }));
+    expect(await read(readConcatenation(t.ctx, segments, outputKey, { start: 3, end: all.length - 2 }))).toBe(all.slice(3, -2));
+    expect(await read(readConcatenation(t.ctx, segments, outputKey, { start: 17, end: 20 }))).toBe(all.slice(17, 20));
   });
 
   test("with the output gone too, the bytes end cleanly at the last whole segment", async () => {

@@ -13,21 +13,31 @@ export function webBody(body: Readable): ReadableStream<Uint8Array> {
 }
 
 /**
- * Answers with the object at `key`, streamed from S3, or undefined when there is no such object.
- * Without a `Range` header: 200 with the whole object. With one range (`a-b`, `a-`, `-n`): 206
- * with `Content-Range`, or 416 with `Content-Range: bytes *\/<size>` when no byte can answer it
- * (it starts past the end, or ends before its start). A malformed header, another unit or
- * several ranges are ignored (200), as RFC 9110 allows.
+ * The one byte range a `Range` header asks of `size` bytes (inclusive `end`), "unsatisfiable"
+ * when no byte can answer it (it starts past the end, or ends before its start), or undefined
+ * when it is to be ignored: absent, malformed, another unit or several ranges, as RFC 9110 allows.
+ */
+export function requestedRange(size: number, header: string | undefined): { start: number; end: number } | "unsatisfiable" | undefined {
+  if (header === undefined) return undefined;
+  const ranges = parseRange(size, header, { combine: true });
+  if (ranges === -1) return "unsatisfiable";
+  return ranges !== -2 && ranges.type === "bytes" && ranges.length === 1 ? ranges[0] : undefined;
+}
+
+/**
+ * Answers with the object at `key`, streamed from S3, or undefined when there is no such object:
+ * 200 with the whole object, 206 with `Content-Range` for the one range asked (see
+ * `requestedRange`), 416 with `Content-Range: bytes *\/<size>` for an unsatisfiable one.
  */
 export async function objectResponse(b: Bucket, key: string, range: string | undefined, headers: Record<string, string>): Promise<Response | undefined> {
   const base = { ...headers, "accept-ranges": "bytes" };
   if (range !== undefined) {
     const stat = await headObject(b, key);
     if (!stat) return undefined;
-    const ranges = parseRange(stat.bytes, range, { combine: true });
-    if (ranges === -1) return new Response(null, { status: 416, headers: { ...base, "content-range": `bytes */${stat.bytes}` } });
-    if (ranges !== -2 && ranges.type === "bytes" && ranges.length === 1) {
-      const { start, end } = ranges[0]!;
+    const asked = requestedRange(stat.bytes, range);
+    if (asked === "unsatisfiable") return new Response(null, { status: 416, headers: { ...base, "content-range": `bytes */${stat.bytes}` } });
+    if (asked) {
+      const { start, end } = asked;
       // Barge never rewrites an object under its key, so the size HEAD saw is the size GET reads.
       const body = await getObjectStream(b, key, { start, end: end + 1 }).catch((err: unknown) => {
         if (isNotFound(err)) return undefined;

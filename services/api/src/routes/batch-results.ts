@@ -1,21 +1,19 @@
 import { Hono } from "hono";
 import { Readable } from "node:stream";
-import { committedOutputPrefix, isPublishedBatchStatus, keys, NotFound, readConcatenation, type BatchRow } from "@barge/core";
+import { committedOutputPrefix, isActiveBatchStatus, isPublishedBatchStatus, keys, NotFound, readConcatenation, type BatchRow } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
-import { objectResponse, webBody } from "../object-response.js";
+import { objectResponse, requestedRange, webBody } from "../object-response.js";
 import { knownId } from "../params.js";
 import { findBatch } from "../store/batches.js";
 import { findVisibleFile } from "../store/files.js";
 
-/** The statuses in which `/results` answers with the results committed so far. */
-const RUNNING = new Set(["validating", "in_progress", "finalizing", "cancelling"]);
-
 /**
  * `GET /v1/batches/{id}/results`: the batch's output lines, streamed from S3 as NDJSON. A
  * published batch answers with its output object (byte ranges as `/v1/files/{id}/content`); a
- * running one with the results committed so far, an in-order prefix of that output, marked
- * `x-barge-partial: true` (whole: a range of a moving prefix would not name stable bytes, so
- * `Range` is ignored there). A failed batch, which never ran, has no results: 404.
+ * batch not final yet (active) with the results committed so far, an in-order prefix of that
+ * output, marked `x-barge-partial: true`. The prefix only grows and its bytes never change, so a
+ * range of it is answered too (`Content-Range: bytes a-b/*`): `bytes=<held>-` fetches just the
+ * results committed since. A failed batch, which never ran, has no results: 404.
  */
 export function batchResultsRoutes(deps: ApiDeps) {
   const tenant = deps.config.BARGE_TENANT;
@@ -34,15 +32,23 @@ export function batchResultsRoutes(deps: ApiDeps) {
       if (!answer) throw new NotFound("batch results", id, "batch_id");
       return answer;
     };
-    if (!RUNNING.has(batch.status)) return published(batch);
+    if (!isActiveBatchStatus(batch.status)) return published(batch);
 
     const prefix = await committedOutputPrefix(deps.db, batch.id);
     if (!prefix) throw new NotFound("batch", id, "batch_id");
     // Published since the row was read: the list would be of deleted segments.
-    if (!RUNNING.has(prefix.status)) return published((await findBatch(deps.db, tenant, batch.id)) ?? batch);
-    const body = Readable.from(readConcatenation(deps, prefix.segments, keys.output(batch.tenant, batch.id)), { objectMode: false });
+    if (!isActiveBatchStatus(prefix.status)) return published((await findBatch(deps.db, tenant, batch.id)) ?? batch);
+    const partial = { ...headers, "accept-ranges": "bytes", "x-barge-partial": "true" };
+    const size = prefix.segments.reduce((n, s) => n + s.size, 0);
+    const asked = requestedRange(size, c.req.header("range"));
+    if (asked === "unsatisfiable") return new Response(null, { status: 416, headers: { ...partial, "content-range": `bytes */${size}` } });
+    const window = asked ? { start: asked.start, end: asked.end + 1 } : { start: 0, end: size };
+    const body = Readable.from(readConcatenation(deps, prefix.segments, keys.output(batch.tenant, batch.id), window), { objectMode: false });
     // No Content-Length: should the segments and the output both vanish meanwhile, the body ends early, yet cleanly.
-    return new Response(webBody(body), { headers: { ...headers, "accept-ranges": "none", "x-barge-partial": "true" } });
+    // The complete length is unknown while the batch runs (`/*`), but the prefix's bytes never change.
+    return asked
+      ? new Response(webBody(body), { status: 206, headers: { ...partial, "content-range": `bytes ${asked.start}-${asked.end}/*` } })
+      : new Response(webBody(body), { headers: partial });
   });
 
   return app;
