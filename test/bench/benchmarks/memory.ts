@@ -5,6 +5,7 @@ import { DEFAULT_MAX_LINE_BYTES, LineTooLarge, readLineBlocks, readLines, valida
 import {
   BENCH_LIMITS,
   UsageSampler,
+  downloadResults,
   atMost,
   below,
   mb,
@@ -20,7 +21,8 @@ import {
 
 // Bounded memory: the agent and the API, each a fresh process per batch size, run a 10K, a 200K
 // and a 1M-request batch through the whole pipeline (presigned upload, the API's two validation
-// passes, every chunk, stitching). Their peak RSS (VmHWM) must not grow with the batch.
+// passes, every chunk, stitching, then a download of the output through /results). Their peak
+// RSS (VmHWM) must not grow with the batch.
 // First, in this process: lines near MAX_LINE_BYTES (20 of 15 MiB) and one of 40 MiB past it go
 // through validation's reader and the agent's; the peak RSS each adds must stay within a
 // multiple of the limit, whatever the file's size.
@@ -58,6 +60,9 @@ export const memory: Benchmark = {
       const sampler = new UsageSampler([api.service, agent], 250);
       ctx.log(`${n} requests (${(input.bytes / 1e6).toFixed(0)} MB)`);
       const run = await runBatch(api.url, stack.db, path, { timeoutMs: Math.max(120_000, n * 3), log: ctx.log });
+      // The API's peak covers a download of the whole output through /results, streamed from S3.
+      const results = run.final.status === "completed" ? await downloadResults(api.url, run.batchId) : undefined;
+      if (results && results.bytes !== results.contentLength) ctx.notes.push(`/results of the ${n}-request batch streamed ${results.bytes} of ${results.contentLength} bytes`);
       sampler.stop();
       const agentUsage = agent.usage();
       const apiUsage = api.service.usage();
@@ -68,6 +73,7 @@ export const memory: Benchmark = {
         requests: n,
         input_bytes: input.bytes,
         status: run.final.status,
+        results_bytes: results?.bytes ?? null,
         request_counts: run.final.request_counts,
         phases: run.phases,
         agent_peak_rss_mb: mb(agentUsage?.peakRss ?? 0),

@@ -118,3 +118,12 @@ export async function batchTimeline(db: Db, id: string): Promise<Timeline> {
 export function span(from: number | null, to: number | null): number | null {
   return from === null || to === null ? null : (to - from) / 1000;
 }
+
+/** Streams a batch's `GET /v1/batches/{id}/results` to nowhere, as a user's download: bytes read and the declared length. */
+export async function downloadResults(apiUrl: string, id: string): Promise<{ bytes: number; contentLength: number }> {
+  const res = await request(`${apiUrl}/v1/batches/${id}/results`, { headersTimeout: 0, bodyTimeout: 0 });
+  let bytes = 0;
+  for await (const piece of res.body) bytes += (piece as Buffer).length;
+  if (res.statusCode !== 200) throw new Error(`GET /v1/batches/${id}/results answered ${res.statusCode}`);
+  return { bytes, contentLength: Number(res.headers["content-length"]) };
+}
