@@ -147,6 +147,24 @@ describe("GET /v1/batches/{id}/results", () => {
     }
   });
 
+  test("a cancelled batch: the partial results while it cancels, then the published output holding exactly them", async () => {
+    const cancelled = (await seedBatch(t.ctx, requests)).batchId;
+    const first = await claim();
+    expect([first!.batch_id, first!.idx]).toEqual([cancelled, 0]);
+    expect(await startChunk(runDeps(), first!).done).toBe("completed");
+    const cancel = await fetch(`${t.url}/v1/batches/${cancelled}/cancel`, { method: "POST" });
+    expect([cancel.status, ((await cancel.json()) as { status: string }).status]).toEqual([200, "cancelling"]);
+    const during = await results(t, cancelled);
+    expect([during.status, during.headers.get("x-barge-partial")]).toEqual([200, "true"]);
+    expect(parseJsonl(during.bytes.toString("utf8")).map((l) => l.custom_id)).toEqual(requests.slice(0, CHUNK).map((r) => r.custom_id));
+
+    const claimed = await claimBatchWork(t.ctx.db, { workerId: "finalizer", kinds: ["cancelling"], leaseSeconds: 30, batchId: cancelled });
+    expect(await finalizeBatch({ db: t.ctx.db, s3: t.ctx.s3, bucket: t.ctx.bucket, log: testLog, leaseSeconds: 30, segmentMaxLines: 2 }, claimed!)).toBe("cancelled");
+    const after = await results(t, cancelled);
+    expect([after.status, after.headers.get("x-barge-partial"), after.headers.get("content-length")]).toEqual([200, null, String(during.bytes.length)]);
+    expect(after.bytes.equals(during.bytes)).toBe(true);
+  });
+
   test("a failed batch has no results, another tenant's batch and unknown ids are not found", async () => {
     const { fileId } = await putInputFile(t.ctx, "{}\n");
     const failed = newId("batch_");
