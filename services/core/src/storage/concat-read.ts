@@ -1,12 +1,7 @@
 import { getObjectStream, isNotFound, type Bucket } from "./objects.js";
 import { totalBytes, type PartSource, type SegmentRef } from "./part-plan.js";
+import { isInvalidRange } from "./s3-errors.js";
 import { readSources } from "./upload-part.js";
-
-/** True for S3's answer to a range past an object's end. */
-function isInvalidRange(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e?.name === "InvalidRange" || e?.$metadata?.httpStatusCode === 416;
-}
 
 /** The pieces of `segments` that hold the bytes [start, end) of their concatenation. */
 function windowSources(segments: SegmentRef[], start: number, end: number): PartSource[] {

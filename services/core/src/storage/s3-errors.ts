@@ -54,3 +54,9 @@ export function isPreconditionFailed(err: unknown): boolean {
   const { name, $metadata } = shape(err);
   return name === "PreconditionFailed" || $metadata?.httpStatusCode === 412;
 }
+
+/** S3 refused a byte range that starts past the object's end (416 InvalidRange). */
+export function isInvalidRange(err: unknown): boolean {
+  const { name, $metadata } = shape(err);
+  return name === "InvalidRange" || $metadata?.httpStatusCode === 416;
+}
