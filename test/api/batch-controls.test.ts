@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { claimChunk, newId } from "@barge/core";
-import { call, startBareApi, type TestApi } from "../support/api-harness.js";
+import { call, jsonl, postJson, startBareApi, type TestApi } from "../support/api-harness.js";
 import { chatLine, insertBatch, putInputFile, seedBatch } from "../support/seed.js";
 
 const post = (t: TestApi, path: string) => call(t.url, path, { method: "POST" });
@@ -90,5 +90,65 @@ describe("batch controls: pause and resume", () => {
     const row = await t.ctx.db.selectFrom("batches").select("paused_at").where("id", "=", batchId).executeTakeFirstOrThrow();
     expect(row.paused_at).toBeNull();
     expect(await controlEvents(batchId)).toEqual([]);
+  });
+});
+
+describe("the failure threshold's params on create", () => {
+  let t: TestApi;
+  let fileId: string;
+  beforeAll(async () => {
+    t = await startBareApi();
+    ({ fileId } = await putInputFile(t.ctx, jsonl([chatLine("a", "hi")])));
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const create = (extra: Record<string, unknown>) => postJson(t.url, "/v1/batches", { input_file_id: fileId, endpoint: "/v1/chat/completions", completion_window: "24h", ...extra });
+  const form = (fields: Record<string, string>) => {
+    const body = new FormData();
+    body.set("model", "barge-sim-1");
+    for (const [k, v] of Object.entries(fields)) body.set(k, v);
+    body.set("file", new Blob([jsonl([chatLine("f", "hi")])]), "in.jsonl");
+    return call(t.url, "/v1/batches", { method: "POST", body });
+  };
+  const threshold = (b: { max_failure_rate: unknown; min_requests: unknown }) => [b.max_failure_rate, b.min_requests];
+
+  test("JSON fields, form fields and metadata keys set it; a rate alone gets min_requests 100; none leaves both null", async () => {
+    expect(threshold((await create({ max_failure_rate: 0.25, min_requests: 10 })).body)).toEqual([0.25, 10]);
+    expect(threshold((await create({ max_failure_rate: 0 })).body)).toEqual([0, 100]);
+    expect(threshold((await create({})).body)).toEqual([null, null]);
+    const meta = await create({ metadata: { barge_max_failure_rate: "0.5", barge_min_requests: "20" } });
+    expect(meta.body).toMatchObject({ max_failure_rate: 0.5, min_requests: 20, metadata: { barge_max_failure_rate: "0.5", barge_min_requests: "20" } });
+    // The field wins over its metadata key.
+    expect(threshold((await create({ max_failure_rate: 1, metadata: { barge_max_failure_rate: "0.1" } })).body)).toEqual([1, 100]);
+    const viaForm = await form({ max_failure_rate: "0.3", min_requests: "5" });
+    expect(viaForm.status).toBe(200);
+    expect(threshold(viaForm.body)).toEqual([0.3, 5]);
+    const row = await t.ctx.db.selectFrom("batches").select(["max_failure_rate", "min_requests", "cancel_reason"]).where("id", "=", viaForm.body.id).executeTakeFirstOrThrow();
+    expect(row).toEqual({ max_failure_rate: 0.3, min_requests: 5, cancel_reason: null });
+  });
+
+  test("bad values are a 400 naming the param, and no batch is made", async () => {
+    const before = await t.ctx.db.selectFrom("batches").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow();
+    const cases: [Promise<{ status: number; body: any }>, string, string][] = [
+      [create({ max_failure_rate: 1.5 }), "max_failure_rate", "Invalid value for 'max_failure_rate': must be a number from 0 to 1."],
+      [create({ max_failure_rate: -0.1 }), "max_failure_rate", "Invalid value for 'max_failure_rate': must be a number from 0 to 1."],
+      [create({ max_failure_rate: "0.5" }), "max_failure_rate", "Invalid value for 'max_failure_rate': must be a number from 0 to 1."],
+      [create({ min_requests: 2.5 }), "min_requests", "Invalid value for 'min_requests': must be a whole number from 0 to 2147483647."],
+      [create({ min_requests: -1 }), "min_requests", "Invalid value for 'min_requests': must be a whole number from 0 to 2147483647."],
+      [create({ metadata: { barge_max_failure_rate: "lots" } }), "metadata", "Invalid value for metadata key 'barge_max_failure_rate': must be a number from 0 to 1."],
+      [create({ metadata: { barge_min_requests: "-3" } }), "metadata", "Invalid value for metadata key 'barge_min_requests': must be a whole number from 0 to 2147483647."],
+      [form({ max_failure_rate: "" }), "max_failure_rate", "Invalid value for 'max_failure_rate': must be a number from 0 to 1."],
+      [form({ max_failure_rate: "2" }), "max_failure_rate", "Invalid value for 'max_failure_rate': must be a number from 0 to 1."],
+      [form({ min_requests: "ten" }), "min_requests", "Invalid value for 'min_requests': must be a whole number from 0 to 2147483647."],
+    ];
+    for (const [answer, param, message] of cases) {
+      const r = await answer;
+      expect(r.status, message).toBe(400);
+      expect(r.body.error).toMatchObject({ type: "invalid_request_error", param, message });
+    }
+    const after = await t.ctx.db.selectFrom("batches").select((eb) => eb.fn.countAll<string>().as("n")).executeTakeFirstOrThrow();
+    expect(after.n).toBe(before.n);
   });
 });
