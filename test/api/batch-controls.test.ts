@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { claimChunk, newId } from "@barge/core";
+import { claimChunk, expireBatches, newId } from "@barge/core";
 import { call, jsonl, postJson, startBareApi, type TestApi } from "../support/api-harness.js";
 import { chatLine, insertBatch, putInputFile, seedBatch } from "../support/seed.js";
 
@@ -75,6 +75,18 @@ describe("batch controls: pause and resume", () => {
     expect(r.status).toBe(409);
     expect(r.body.error).toMatchObject({ message: "Batch is cancelling; only an in_progress batch can be resumed.", code: "batch_not_resumable" });
     expect(await controlEvents(batchId)).toEqual(["paused"]);
+  });
+
+  test("expiry keeps counting while paused: a paused batch past expires_at expires and its chunks close", async () => {
+    const { batchId } = await seedBatch(t.ctx, lines(4));
+    expect((await post(t, `/v1/batches/${batchId}/pause`)).status).toBe(200);
+    await t.ctx.db.updateTable("batches").set({ expires_at: new Date(Date.now() - 1000) }).where("id", "=", batchId).execute();
+    expect(await expireBatches(t.ctx.db)).toContain(batchId);
+    const chunks = await t.ctx.db.selectFrom("chunks").select("status").where("batch_id", "=", batchId).execute();
+    expect(chunks.map((c) => c.status)).toEqual(["cancelled", "cancelled"]);
+    const r = await post(t, `/v1/batches/${batchId}/resume`);
+    expect(r.status).toBe(409);
+    expect(r.body.error).toMatchObject({ message: "Batch is finalizing; only an in_progress batch can be resumed.", code: "batch_not_resumable" });
   });
 
   test("another tenant's batch and an unknown id are a 404 on both routes, and nothing changes", async () => {
