@@ -35,7 +35,11 @@ type BatchExtensions =
   | "output_location"
   | "results_url"
   | "throughput_tokens_per_sec"
-  | "estimated_completion";
+  | "estimated_completion"
+  | "paused_at"
+  | "max_failure_rate"
+  | "min_requests"
+  | "cancel_reason";
 
 export type SdkTypeChecks = [
   Expect<Conforms<Out<typeof batchObject>, Batch>>,

@@ -111,7 +111,7 @@ describe("leases and fencing", () => {
     expect(await releaseChunk(ctx.db, { batchId, idx: 0, fence: first.fence })).toBe(false);
 
     // The new holder proceeds; a replay of the same segment number is rejected.
-    expect(await renewChunkLease(ctx.db, { batchId, idx: 0, fence: second.fence, leaseSeconds: 30 })).toEqual({ batchStatus: "in_progress" });
+    expect(await renewChunkLease(ctx.db, { batchId, idx: 0, fence: second.fence, leaseSeconds: 30 })).toEqual({ batchStatus: "in_progress", paused: false });
     await ctx.db.transaction().execute(async (tx) => {
       expect(await advanceCheckpoint(tx, commit(batchId, 0, second.fence, 1, 6))).toBe(true);
       await recordSegments(tx, commit(batchId, 0, second.fence, 1, 6));

@@ -4,6 +4,7 @@ import { requireApiKey } from "./auth.js";
 import type { ApiDeps, AppEnv } from "./deps.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
 import { openApiDocument } from "./openapi.js";
+import { batchControlsRoutes } from "./routes/batch-controls.js";
 import { batchErrorsRoutes } from "./routes/batch-errors.js";
 import { batchResultsRoutes } from "./routes/batch-results.js";
 import { batchesRoutes } from "./routes/batches.js";
@@ -30,6 +31,7 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.route("/v1/batches", batchesRoutes(deps));
   app.route("/v1/batches", batchErrorsRoutes(deps));
   app.route("/v1/batches", batchResultsRoutes(deps));
+  app.route("/v1/batches", batchControlsRoutes(deps));
   app.route("/v1/models", modelsRoutes(deps));
   return app;
 }

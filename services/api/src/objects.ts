@@ -59,6 +59,12 @@ export const batchObject = z.object({
   metadata: z.record(z.string(), z.string()).nullable(),
   output_expires_after: z.object({ anchor: z.literal("created_at"), seconds: z.number().int() }).nullable(),
   priority: z.number().int(),
+  /** Barge: when the batch was paused (`POST /v1/batches/{id}/pause`); null while it runs. */
+  paused_at: unix.nullable(),
+  /** Barge: the failure threshold given at create, and why the batch was cancelled when nobody asked. */
+  max_failure_rate: z.number().nullable(),
+  min_requests: z.number().int().nullable(),
+  cancel_reason: z.string().nullable(),
   retry_of: z.string().nullable(),
   progress: z.object({ percent: z.number() }),
   output_location: z.object({ bucket: z.string(), key: z.string(), errors_key: z.string().nullable() }).nullable(),

@@ -89,6 +89,8 @@ export const operations: Operation[] = [
   { method: "get", path: "/v1/batches", summary: "List batches, newest first.", query: batchListQuery, response: listObject(batchObject) },
   { method: "get", path: "/v1/batches/{batch_id}", summary: "Retrieve a batch.", response: batchObject },
   { method: "post", path: "/v1/batches/{batch_id}/cancel", summary: "Cancel a batch.", response: batchObject },
+  { method: "post", path: "/v1/batches/{batch_id}/pause", summary: "Barge: pause a running batch (idempotent); it stays in_progress with paused_at set.", response: batchObject },
+  { method: "post", path: "/v1/batches/{batch_id}/resume", summary: "Barge: resume a paused batch (idempotent).", response: batchObject },
   {
     method: "get",
     path: "/v1/batches/{batch_id}/errors",

@@ -77,3 +77,8 @@ export * from "./domain/batch-events.js";
 export * from "./queue/record-batch-event.js";
 export * from "./queue/committed-output-prefix.js";
 export { readConcatenation } from "./storage/concat-read.js";
+export * from "./queue/pause-batch.js";
+export * from "./queue/resume-batch.js";
+export * from "./domain/failure-threshold.js";
+export * from "./queue/failure-threshold-crossed.js";
+export * from "./work/cancel-on-failure-threshold.js";

@@ -49,7 +49,7 @@ export interface ChunkRun {
 /**
  * Runs one claimed chunk from its checkpoint to the end: streams its byte range, dispatches
  * requests with bounded concurrency, releases results in input order into fenced segment
- * commits, and closes the chunk. A heartbeat renews the lease and learns of cancels.
+ * commits, and closes the chunk. A heartbeat renews the lease and learns of cancels and pauses.
  */
 export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
   const ref: ChunkRef = { batchId: chunk.batch_id, idx: chunk.idx, fence: chunk.fence };
@@ -87,6 +87,8 @@ export function startChunk(deps: ChunkRunnerDeps, chunk: ChunkRow): ChunkRun {
       const renewed = await renewChunkLease(deps.db, { ...ref, leaseSeconds });
       if (!renewed) stop.halt("lost");
       else if (renewed.batchStatus !== "in_progress") stop.halt("cancel");
+      // A pause lets in-flight requests finish and be committed before the chunk is handed back.
+      else if (renewed.paused) stop.halt("pause", { drain: true });
     } finally {
       beating = false;
     }

@@ -32,7 +32,8 @@ export interface CloseRunOptions {
 
 /**
  * The close path of a chunk run whose writer has committed what it could: hands the chunk on as
- * its stop reason says (complete, close cancelled, release, release counting a failure) and
+ * its stop reason says (complete, close cancelled, release, release counting a failure or
+ * taking back the attempt of a paused batch's claim) and
  * names the outcome. A failed run releases its chunk and rethrows the failure.
  */
 export async function closeRun(o: CloseRunOptions): Promise<ChunkOutcome> {
@@ -57,6 +58,8 @@ export async function closeRun(o: CloseRunOptions): Promise<ChunkOutcome> {
     return "cancelled";
   }
   if (reason === "release") return (await releaseChunk(db, ref)) ? "released" : "lost";
+  // The user's pause is neither a failure nor a try: the chunk goes back as if never claimed.
+  if (reason === "pause") return (await releaseChunk(db, { ...ref, paused: true })) ? "paused" : "lost";
   // An outage counts towards the poison cap: a request that crashes the engine would otherwise
   // take it down again on every claim, forever.
   if (reason === "outage") return (await releaseChunk(db, { ...ref, failed: true })) ? "engine_down" : "lost";

@@ -4,19 +4,20 @@ import type { Notifier } from "./notifier.js";
 /**
  * How a chunk run ended. `lost`: another holder owns the chunk now; `abandoned`: stopped hard,
  * like a crash, leaving the lease to lapse; `engine_down`: the engine stopped answering at all,
- * so the run committed what finished and released the chunk rather than fail its requests.
+ * so the run committed what finished and released the chunk rather than fail its requests;
+ * `paused`: its batch was paused, so it committed what finished and handed the chunk back.
  */
-export type ChunkOutcome = "completed" | "cancelled" | "released" | "engine_down" | "lost" | "abandoned";
+export type ChunkOutcome = "completed" | "cancelled" | "released" | "paused" | "engine_down" | "lost" | "abandoned";
 
 /** How a running chunk is told to stop. */
 export type StopMode = "drain" | "release" | "abandon";
 
 /** Why a run stops dispatching. */
-export type StopReason = "release" | "outage" | "cancel" | "lost" | "abandon" | "failed";
+export type StopReason = "release" | "pause" | "outage" | "cancel" | "lost" | "abandon" | "failed";
 
 // A later reason only replaces an earlier one of lower rank: a lost lease must win over a
-// cancel in progress (nothing may be committed), and a cancel over a release (close, not requeue).
-const RANK: Record<StopReason, number> = { release: 1, outage: 1, cancel: 2, lost: 3, abandon: 3, failed: 3 };
+// cancel in progress (nothing may be committed), and a cancel over a release or a pause (close, not requeue).
+const RANK: Record<StopReason, number> = { release: 1, pause: 1, outage: 1, cancel: 2, lost: 3, abandon: 3, failed: 3 };
 
 /**
  * The stop-reason bookkeeping of one chunk run: why it stops (the highest-ranked reason so far),

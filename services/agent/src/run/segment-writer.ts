@@ -1,6 +1,7 @@
 import {
   advanceCheckpoint,
   advanceSealedCheckpoint,
+  cancelOnFailureThreshold,
   deleteObjects,
   isPermanentDbError,
   keys,
@@ -49,6 +50,7 @@ export interface SegmentDeps extends Bucket {
  * `seq`; when it matches no row the transaction rolls back, the objects just written are deleted
  * (they are never referenced: their key names this writer's fence) and LeaseLost is thrown.
  * `finalizerFence` commits into a sealed chunk as the finalizer holding that batch lease instead.
+ * The same transaction cancels the batch when these results take it past its failure threshold.
  */
 export async function commitSegment(
   deps: SegmentDeps,
@@ -100,6 +102,7 @@ export async function commitSegment(
       if (!advanced) throw new LeaseLost(`chunk ${chunk.batchId}/${chunk.idx} (fence ${chunk.fence}, seq ${seq})`);
       await recordSegments(tx, commit);
       await recordRequestErrors(tx, chunk.batchId, chunk.idx, failed);
+      await cancelOnFailureThreshold(tx, chunk.batchId);
     });
   } catch (err) {
     if (err instanceof LeaseLost) await deleteUnreferenced(deps, chunk, seq, objects.map((o) => o.key));

@@ -15,6 +15,7 @@ import {
   type FileRow,
 } from "@barge/core";
 import type { ApiDeps, AppEnv } from "../deps.js";
+import { failureThreshold, formFailureThresholdFields, maxFailureRate, minRequests } from "../failure-threshold-params.js";
 import { expiresAfter, formExpiresAfterFields, formExpirySeconds, knownId, safeText, UNSAFE_TEXT } from "../params.js";
 import { listPage, presentBatch, presentBatches, presentBatchView } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
@@ -66,6 +67,8 @@ export const createBody = z.object({
   output_expires_after: expiresAfter.optional(),
   priority: priority.optional(),
   webhook_url: webhookUrl.optional(),
+  max_failure_rate: maxFailureRate.optional(),
+  min_requests: minRequests.optional(),
 });
 
 /** The one-shot multipart form: text fields beside the `file` part; metadata is a JSON string. */
@@ -89,6 +92,7 @@ export const oneShotFields = z.object({
   webhook_url: webhookUrl.optional(),
   // The OpenAI SDKs' spelling of a nested object in a form, as for files' `expires_after`.
   ...formExpiresAfterFields("output_expires_after"),
+  ...formFailureThresholdFields,
 });
 
 export const listQuery = z.object({
@@ -105,6 +109,8 @@ interface BatchParams {
   model?: string | undefined;
   outputExpiresAfterSeconds?: number | undefined;
   webhookUrl?: string | undefined;
+  max_failure_rate?: number | undefined;
+  min_requests?: number | undefined;
 }
 
 /**
@@ -152,6 +158,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
       expires_at: new Date(created.getTime() + COMPLETION_WINDOW_MS),
       output_expires_after_seconds: p.outputExpiresAfterSeconds ?? null,
       webhook_url: webhook,
+      ...failureThreshold(p, p.metadata),
     });
   };
 

@@ -15,6 +15,9 @@ export interface NewBatchRow {
   expires_at: Date;
   output_expires_after_seconds: number | null;
   webhook_url: string | null;
+  /** The failure threshold (see failure-threshold-params.ts); null: none. */
+  max_failure_rate?: number | null;
+  min_requests?: number | null;
 }
 
 /** Inserts a batch in `validating` and returns it. */

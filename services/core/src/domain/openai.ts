@@ -88,6 +88,12 @@ export function toOpenAIBatch(b: BatchRow, p: BatchProgress, extras: BatchExtras
     output_expires_after:
       b.output_expires_after_seconds === null ? null : { anchor: "created_at" as const, seconds: b.output_expires_after_seconds },
     priority: b.priority,
+    /** Barge: set while paused; the status stays `in_progress` so OpenAI's SDKs keep working. */
+    paused_at: unix(b.paused_at),
+    max_failure_rate: b.max_failure_rate,
+    min_requests: b.min_requests,
+    /** Why the batch was cancelled when nobody asked (`failure_threshold`); null for a user's cancel. */
+    cancel_reason: b.cancel_reason,
     /** The batch whose failed requests this one re-runs (`POST /v1/batches/{id}/retry`). */
     retry_of: b.retry_of,
     progress: { percent: total > 0 ? Math.round((done / total) * 1000) / 10 : 0 },

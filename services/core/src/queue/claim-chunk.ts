@@ -7,7 +7,8 @@ import type { ChunkRow } from "../db/schema.js";
  * Why one statement: SELECT ... FOR UPDATE SKIP LOCKED in a CTE lets any number of agents
  * claim concurrently without blocking or double-claiming. The ORDER BY (priority, then batch
  * age, then chunk order) is exactly the `chunks_claim` partial index. Bumping `fence` makes
- * every write of the previous holder (if any) fail its fenced WHERE.
+ * every write of the previous holder (if any) fail its fenced WHERE. A paused batch keeps its
+ * chunks `queued` (so a resume needs no second write) and is skipped here instead.
  */
 export async function claimChunk(
   db: Db,
@@ -18,6 +19,7 @@ export async function claimChunk(
     WITH next AS (
       SELECT batch_id, idx FROM chunks
       WHERE status = 'queued' AND model = ANY(${args.models}::text[])
+        AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = chunks.batch_id AND b.paused_at IS NOT NULL)
       ORDER BY priority DESC, batch_created_at, batch_id, idx
       LIMIT 1
       FOR UPDATE SKIP LOCKED

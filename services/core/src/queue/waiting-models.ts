@@ -18,6 +18,8 @@ export async function waitingModels(db: Db): Promise<WaitingModel[]> {
     SELECT model, min(batch_created_at) AS oldest
     FROM chunks
     WHERE status = 'queued'
+      -- A paused batch's chunks cannot be claimed, so they are no reason to load its model.
+      AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = chunks.batch_id AND b.paused_at IS NOT NULL)
     GROUP BY model
     ORDER BY oldest, model
   `.execute(db);
