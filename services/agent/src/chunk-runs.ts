@@ -73,22 +73,25 @@ export class ChunkRuns {
     const poisoned = poison !== undefined;
     log.info({ batch: chunk.batch_id, chunk: chunk.idx, fence: chunk.fence, committed: chunk.committed, failures: chunk.failures, runs: this.runs.length + 1, concurrency: this.deps.slots.limit }, "claimed chunk");
     if (poison && !givenUp) log.warn({ batch: chunk.batch_id, chunk: chunk.idx, failures: chunk.failures }, `poison chunk: failing its remaining requests as ${poison.code}`);
-    const run = givenUp ? giveUpRun({ db: this.deps.db, log, onFinalizable: (batchId) => this.finalizable.add(batchId) }, chunk) : startChunk(
-      {
-        db: this.deps.db,
-        s3: this.deps.s3,
-        bucket: this.deps.bucket,
-        engine: poison ? poisonEngine(client, poison) : client,
-        // A poisoned run's instant failures say nothing about the engine's capacity.
-        ...(poisoned ? {} : { concurrency: this.deps.concurrency }),
-        slots: this.deps.slots,
-        log,
-        config,
-        onFinalizable: (batchId) => this.finalizable.add(batchId),
-        onResult: (kind) => metrics.countResult(kind),
-      },
-      chunk,
-    );
+    const onFinalizable = (batchId: string) => this.finalizable.add(batchId);
+    const run = givenUp
+      ? giveUpRun({ db: this.deps.db, log, onFinalizable }, chunk)
+      : startChunk(
+          {
+            db: this.deps.db,
+            s3: this.deps.s3,
+            bucket: this.deps.bucket,
+            engine: poison ? poisonEngine(client, poison) : client,
+            // A poisoned run's instant failures say nothing about the engine's capacity.
+            ...(poisoned ? {} : { concurrency: this.deps.concurrency }),
+            slots: this.deps.slots,
+            log,
+            config,
+            onFinalizable,
+            onResult: (kind) => metrics.countResult(kind),
+          },
+          chunk,
+        );
     const active: ActiveRun = { run, atTail: false };
     this.runs.push(active);
     // A stop that arrived while the claim was in flight found no run to stop.

@@ -62,7 +62,8 @@ export const CHUNK_STATUSES = [
   /** Waiting to be claimed (`claimChunk`), or closed by a cancel or expiry (`cancelBatch`, `expireBatches`, `sealCancelledChunks`). */
   "queued",
   /**
-   * Held by one agent under a fenced lease. Its runner moves it to `done` (`completeChunk`), hands it
+   * Held by one agent under a fenced lease. Its runner moves it to `done` (`completeChunk`, or
+   * `giveUpUnstorableChunk` when Postgres stores none of its results), hands it
    * back to `queued` (`releaseChunk`), or closes it on a cancel (`closeCancelledChunk`); the rescuer
    * returns a lapsed lease to `queued` (`rescueExpiredChunks`); the finalizer of a cancelled or
    * expired batch closes it (`sealCancelledChunks`).
