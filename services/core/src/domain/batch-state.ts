@@ -156,7 +156,8 @@ export const BATCH_TRANSITIONS = {
   in_progress: ["finalizing", "cancelling", "failed"],
   /**
    * `publishBatch`: `expired` when `expired_at` was set by `expireBatches`, else `completed`; the
-   * finalizer (`transitionBatch`) to `failed` when Postgres refused its publish past FINALIZE_MAX_ATTEMPTS.
+   * finalizer (`transitionBatch`) to `failed` when Postgres refused its publish past FINALIZE_MAX_ATTEMPTS,
+   * or when an expired batch's input was replaced since validation (`input_changed`).
    */
   finalizing: ["completed", "expired", "failed"],
   completed: [],
