@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { claimBatchWork, headObject, keys, newId, putObject, validateBatch } from "@barge/core";
+import { claimBatchWork, expireBatches, headObject, keys, newId, putObject, validateBatch } from "@barge/core";
+import { finalizeBatch } from "@barge/agent/testing";
 import { testLog } from "../support/context.js";
 import { batchRow, chunkRows } from "../support/results.js";
 import { chatLine, insertBatch, seedBatch, waitFor } from "../support/seed.js";
@@ -68,5 +69,35 @@ describe("agent: the input is pinned to the ETag it was validated with", () => {
     const batch = await batchRow(ctx, batchId);
     expect([batch.status, batch.input_etag, batch.errors?.map((e) => e.code)]).toEqual(["failed", null, ["input_changed"]]);
     expect(await ctx.db.selectFrom("chunks").select("idx").where("batch_id", "=", batchId).execute()).toEqual([]);
+  });
+
+  it("the finalizer of an expired batch reads the input pinned too: a replaced object fails the batch as input_changed, with no batch_expired lines", async () => {
+    const ctx = await suite.context({ CHUNK_SIZE: "2" });
+    const lines = Array.from({ length: 4 }, (_, i) => chatLine(`x-${i}`, `expiring ${i}`));
+    const { batchId, fileId, inputKey } = await seedBatch(ctx, lines);
+    await ctx.db.updateTable("batches").set({ expires_at: new Date(Date.now() - 1000) }).where("id", "=", batchId).execute();
+    expect(await expireBatches(ctx.db)).toEqual([batchId]);
+    const swapped = lines.map((l) => JSON.stringify({ ...l, custom_id: l.custom_id.replace("x-", "y-") })).join("\n") + "\n";
+    await putObject(ctx, inputKey, swapped);
+
+    const claimed = (await claimBatchWork(ctx.db, { workerId: "pin-finalizer", kinds: ["finalizing"], leaseSeconds: 30, batchId }))!;
+    expect(claimed.expired_at).not.toBeNull();
+    const deps = { db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, log: testLog, leaseSeconds: 30, segmentMaxLines: 1 };
+    expect(await finalizeBatch(deps, claimed)).toBe("failed");
+    const batch = await batchRow(ctx, batchId);
+    expect([batch.status, batch.failed_at !== null, batch.output_file_id, batch.error_file_id]).toEqual(["failed", true, null, null]);
+    expect(batch.errors).toEqual([
+      {
+        code: "input_changed",
+        message: `The content of input file '${fileId}' changed after it was stored, so none of its requests were run.`,
+        line: null,
+        param: "input_file_id",
+      },
+    ]);
+    expect((await chunkRows(ctx, batchId)).map((c) => [c.status, c.committed])).toEqual([
+      ["cancelled", 0],
+      ["cancelled", 0],
+    ]);
+    expect(await ctx.db.selectFrom("segments").select("seq").where("batch_id", "=", batchId).execute()).toEqual([]);
   });
 });

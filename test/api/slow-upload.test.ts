@@ -50,6 +50,24 @@ describe("slow uploads", () => {
     expect(await t.ctx.db.selectFrom("upload_parts").select("id").where("upload_id", "=", upload.id).execute()).toEqual([]);
   });
 
+  test("a JSON body that stops arriving gets 408 request_timeout after the idle timeout, and no batch is created", async () => {
+    const json = { contentType: "application/json", body: Buffer.from(JSON.stringify({ input_file_id: "file-none", endpoint: "/v1/chat/completions", completion_window: "24h" })) };
+    const batches = () => t.ctx.db.selectFrom("batches").select("id").execute();
+    const before = await batches();
+    const res = await slowPost(t.url, "/v1/batches", json, { pieces: 4, pauseMs: 100, sendPieces: 2 });
+    expect(res.status).toBe(408);
+    const body = JSON.parse(res.text.slice(res.text.indexOf("\r\n\r\n") + 4)) as { error: { code: string; message: string; type: string } };
+    expect(body.error).toMatchObject({ code: "request_timeout", type: "invalid_request_error", message: "No bytes of the request body arrived for 1 s; the request was aborted." });
+    expect(await batches()).toEqual(before);
+  });
+
+  test("a JSON body that trickles, each pause under the idle timeout, is read whole", async () => {
+    const json = { contentType: "application/json", body: Buffer.from(JSON.stringify({ bytes: 10, filename: "trickle.jsonl", mime_type: "application/jsonl", purpose: "batch" })) };
+    const res = await slowPost(t.url, "/v1/uploads", json, { pieces: 5, pauseMs: 400 });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text.slice(res.text.indexOf("\r\n\r\n") + 4))).toMatchObject({ object: "upload", filename: "trickle.jsonl", bytes: 10, status: "pending" });
+  });
+
   test("a client that never finishes its headers (slowloris) still gets 408 and is dropped", async () => {
     const { hostname, port } = new URL(t.url);
     const socket = connect({ host: hostname, port: Number(port) });

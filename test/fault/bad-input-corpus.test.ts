@@ -10,11 +10,13 @@ import { faultSuite } from "../support/fault-suite.js";
 
 const MODEL = "barge-sim-1";
 const MAX_LINE_BYTES = 4096;
+const MAX_REQUESTS = 5;
+const MAX_FILE_BYTES = 8192;
 
 /** A request line written as it stands: raw bytes stay raw, `\\u0000` stays an escape. */
-const line = (fields: { id?: string; method?: string | null; url?: string; model?: string; body?: string }) =>
-  `{"custom_id":"${fields.id ?? "x"}",${fields.method === null ? "" : `"method":"${fields.method ?? "POST"}",`}"url":"${fields.url ?? "/v1/chat/completions"}",` +
-  `"body":${fields.body ?? `{"model":"${fields.model ?? MODEL}","messages":[{"role":"user","content":"hi"}]}`}}`;
+const line = (fields: { id?: string; method?: string | null; url?: string; model?: string; body?: string | null }) =>
+  `{"custom_id":"${fields.id ?? "x"}",${fields.method === null ? "" : `"method":"${fields.method ?? "POST"}",`}"url":"${fields.url ?? "/v1/chat/completions"}"` +
+  (fields.body === null ? "}" : `,"body":${fields.body ?? `{"model":"${fields.model ?? MODEL}","messages":[{"role":"user","content":"hi"}]}`}}`);
 
 /** A well-formed line with its own custom_id. */
 const good = (id: string) => line({ id });
@@ -30,10 +32,13 @@ function withIdBytes(id: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${head}"`), id, Buffer.from(`"${tail}`)]);
 }
 
-type Expected = { code: string; line: number; param: string | null };
+type Expected = { code: string; line: number | null; param: string | null };
 
-/** Each case: its file, and the exact `errors.data` (code, line, param) the batch must fail with. */
-const CASES: { name: string; bytes: Buffer; errors: Expected[] }[] = [
+/**
+ * Each case: its file, and the exact `errors.data` (code, line, param) the batch must fail with.
+ * With `model` the batch is created in the one-shot form naming that model.
+ */
+const CASES: { name: string; bytes: Buffer; errors: Expected[]; model?: string }[] = [
   { name: "invalid JSON", bytes: file([good("a"), `{"custom_id":"b",`, good("c")]), errors: [{ code: "invalid_json_line", line: 2, param: null }] },
   { name: "raw NUL in custom_id", bytes: file([good("a"), good("b"), line({ id: "c\u0000" })]), errors: [{ code: "invalid_string", line: 3, param: "custom_id" }] },
   { name: "escaped NUL in custom_id", bytes: file([good("a"), line({ id: "b\\u0000" }), good("c")]), errors: [{ code: "invalid_string", line: 2, param: "custom_id" }] },
@@ -58,11 +63,22 @@ const CASES: { name: string; bytes: Buffer; errors: Expected[] }[] = [
   { name: "unsupported endpoint", bytes: file([good("a"), good("b"), line({ id: "c", url: "/v1/images/generations" })]), errors: [{ code: "unsupported_url", line: 3, param: "url" }] },
   { name: "body not an object", bytes: file([good("a"), line({ id: "b", body: `"hello"` }), good("c")]), errors: [{ code: "invalid_request_line", line: 2, param: "body" }] },
   { name: "empty custom_id", bytes: file([good("a"), line({ id: "" }), good("c")]), errors: [{ code: "invalid_request_line", line: 2, param: "custom_id" }] },
+  {
+    name: "over MAX_REQUESTS_PER_BATCH",
+    bytes: file(Array.from({ length: MAX_REQUESTS + 1 }, (_, i) => good(`r-${i}`))),
+    errors: [{ code: "too_many_tasks", line: MAX_REQUESTS + 1, param: null }],
+  },
+  { name: "model other than the batch's", bytes: file([good("a"), good("b")]), model: "barge-sim-2", errors: [{ code: "model_mismatch", line: 1, param: "body.model" }] },
+  { name: "mixed models", bytes: file([good("a"), good("b"), line({ id: "c", model: "barge-sim-2" })]), errors: [{ code: "model_mismatch", line: 3, param: "body.model" }] },
+  { name: "method other than POST", bytes: file([good("a"), line({ id: "b", method: "GET" }), good("c")]), errors: [{ code: "invalid_request_line", line: 2, param: "method" }] },
+  { name: "missing body", bytes: file([good("a"), good("b"), line({ id: "c", body: null })]), errors: [{ code: "missing_required_parameter", line: 3, param: "body" }] },
+  { name: "non-object line", bytes: file([good("a"), `["a","b"]`, good("c")]), errors: [{ code: "invalid_request_line", line: 2, param: null }] },
+  { name: "empty file", bytes: Buffer.alloc(0), errors: [{ code: "empty_file", line: null, param: null }] },
 ];
 
 describe("fault: the bad-input corpus", () => {
   const suite = faultSuite();
-  const env = { MAX_LINE_BYTES: String(MAX_LINE_BYTES), CHUNK_SIZE: "10", AGENT_POLL_MS: "50", API_POLL_MS: "50", LEASE_SECONDS: "5" };
+  const env = { MAX_LINE_BYTES: String(MAX_LINE_BYTES), MAX_REQUESTS_PER_BATCH: String(MAX_REQUESTS), MAX_FILE_BYTES: String(MAX_FILE_BYTES), CHUNK_SIZE: "10", AGENT_POLL_MS: "50", API_POLL_MS: "50", LEASE_SECONDS: "5" };
 
   it(`fails each of ${CASES.length} bad files with its line named, then the same agent runs a normal batch in input order`, async () => {
     const ctx = await suite.context(env);
@@ -70,7 +86,15 @@ describe("fault: the bad-input corpus", () => {
     const api = await suite.api(ctx);
     const agent = suite.children.agent({ ...ctx.env, VLLM_URL: sim.url }, "corpus");
     const client = new OpenAI({ baseURL: `${api.url}/v1`, apiKey: "unused", maxRetries: 0 });
-    const submit = async (bytes: Buffer, name: string) => {
+    const submit = async (bytes: Buffer, name: string, model?: string) => {
+      if (model !== undefined) {
+        const form = new FormData();
+        form.set("model", model);
+        form.set("file", new Blob([bytes]), `${name}.jsonl`);
+        const res = await fetch(`${api.url}/v1/batches`, { method: "POST", body: form });
+        expect(res.status).toBe(200);
+        return (await res.json()) as { id: string };
+      }
       const f = await client.files.create({ file: await toFile(bytes, `${name}.jsonl`), purpose: "batch" });
       return client.batches.create({ input_file_id: f.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
     };
@@ -78,15 +102,24 @@ describe("fault: the bad-input corpus", () => {
     const seen: Record<string, { status: string; errors: Expected[] }> = {};
     const batchIds: string[] = [];
     for (const c of CASES) {
-      const created = await submit(c.bytes, c.name.replaceAll(" ", "-"));
+      const created = await submit(c.bytes, c.name.replaceAll(" ", "-"), c.model);
       batchIds.push(created.id);
       const b = await waitForBatch(client, created.id, ["failed", "in_progress", "completed"]);
-      seen[c.name] = { status: b.status, errors: (b.errors?.data ?? []).map((e) => ({ code: e.code!, line: e.line!, param: e.param ?? null })) };
+      seen[c.name] = { status: b.status, errors: (b.errors?.data ?? []).map((e) => ({ code: e.code!, line: e.line ?? null, param: e.param ?? null })) };
       if (c.name === "a line over MAX_LINE_BYTES") {
         expect(b.errors?.data?.[0]?.message).toContain(`the limit is ${MAX_LINE_BYTES} bytes per line.`);
       }
       if (c.name === "missing method") {
         expect(b.errors?.data?.[0]?.message).toBe("Missing required parameter 'method'.");
+      }
+      if (c.name === "model other than the batch's") {
+        expect(b.errors?.data?.[0]?.message).toBe(`The model '${MODEL}' differs from the batch's model 'barge-sim-2'.`);
+      }
+      if (c.name === "over MAX_REQUESTS_PER_BATCH") {
+        expect(b.errors?.data?.[0]?.message).toBe(`The input file has more than the maximum of ${MAX_REQUESTS} requests per batch.`);
+      }
+      if (c.name === "non-object line") {
+        expect(b.errors?.data?.[0]?.message).toBe("This line is not a request object: Invalid input: expected object, received array.");
       }
       if (c.name === "BOM on line 1") {
         expect(b.errors?.data?.[0]?.message).toBe("The file starts with a UTF-8 byte order mark (BOM); save the file without it.");
@@ -97,6 +130,15 @@ describe("fault: the bad-input corpus", () => {
     const stuck = await ctx.db.selectFrom("batches").select(["id", "status"]).where("id", "in", batchIds).where("status", "!=", "failed").execute();
     expect(stuck).toEqual([]);
     expect(await ctx.db.selectFrom("chunks").select("batch_id").where("batch_id", "in", batchIds).execute()).toEqual([]);
+
+    // A file over MAX_FILE_BYTES never becomes a file: the upload is cut with 413 as it streams in.
+    const filesBefore = await ctx.db.selectFrom("files").select("id").execute();
+    const big = file(Array.from({ length: Math.ceil(MAX_FILE_BYTES / good("big-0").length) + 1 }, (_, i) => good(`big-${i}`)));
+    expect(big.length).toBeGreaterThan(MAX_FILE_BYTES);
+    const refused = await client.files.create({ file: await toFile(big, "big.jsonl"), purpose: "batch" }).then(() => undefined, (e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.APIError);
+    expect(refused).toMatchObject({ status: 413, code: "file_too_large", param: "file", message: expect.stringContaining(`The file is larger than the maximum of ${MAX_FILE_BYTES} bytes.`) });
+    expect(await ctx.db.selectFrom("files").select("id").execute()).toEqual(filesBefore);
 
     const normal = await submit(file([good("n-1"), good("n-2"), good("n-3")]), "normal");
     const done = await waitForBatch(client, normal.id, ["completed", "failed"], 60_000);

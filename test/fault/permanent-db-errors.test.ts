@@ -83,6 +83,42 @@ describe("fault: permanent database errors", () => {
     expect(logged.filter((l) => l.msg === "segment commit failed; retrying" || l.msg === "chunk run failed")).toEqual([]);
   });
 
+  it("closes a chunk whose unstorable_result rows Postgres refuses too after CHUNK_MAX_ATTEMPTS claims: its requests count failed, the batch completes with an unstorable_result error, logged once", async () => {
+    const ctx = await suite.context(env);
+    const sim = await suite.sim({ models: ["barge-sim-1"] });
+    const lines = [chatLine("u-1", "one"), chatLine("u-2", `${FAIL_400} two`), chatLine("u-3", "three")];
+    const batchId = await seedUnvalidatedBatch(ctx, lines);
+    // Fault injection: Postgres refuses every error row of this batch, the agent's own
+    // unstorable_result rows included, so no run of the chunk can ever commit.
+    await refuseRows(ctx.db, { name: "refuse_all_errors", on: "INSERT", table: "request_errors", when: `NEW.batch_id = '${batchId}'`, errcode: "22023", message: "injected: no error row can be stored" });
+    const agent = suite.children.agent({ ...ctx.env, VLLM_URL: sim.url }, "refused-twice");
+
+    const batch = await completed(ctx, batchId);
+    const [chunk] = await chunkRows(ctx, batchId);
+    // One ordinary run and two unstorable_result runs refused (CHUNK_MAX_ATTEMPTS = 3), then one claim that closes it.
+    expect([chunk!.status, chunk!.attempts, chunk!.failures, chunk!.committed, chunk!.completed, chunk!.failed]).toEqual(["done", 4, 3, 3, 0, 3]);
+    expect(await requestErrors(ctx, batchId)).toEqual([]);
+    expect(sim.requests()).toHaveLength(3);
+    const message =
+      "Postgres refused to store the results of requests 1-3 (from line 1) on 3 attempts (injected: no error row can be stored), so they were counted failed and have no result line.";
+    expect(batch.errors).toEqual([{ code: "unstorable_result", message, line: 1, param: null }]);
+    const { output, errors } = await readResults(ctx, batch);
+    expect([output, errors]).toEqual([[], []]);
+    const api = await suite.api(ctx);
+    const seen = await new OpenAI({ baseURL: `${api.url}/v1`, apiKey: "unused", maxRetries: 0 }).batches.retrieve(batchId);
+    expect([seen.status, seen.request_counts, seen.errors?.data?.map((e) => [e.code, e.line])]).toEqual(["completed", { total: 3, completed: 0, failed: 3 }, [["unstorable_result", 1]]]);
+
+    const normal = await seedBatch(ctx, [chatLine("n-1", "after")]);
+    expect((await readResults(ctx, await completed(ctx, normal.batchId))).output.map((l) => l.custom_id)).toEqual(["n-1"]);
+    // The first refusal and the give-up are logged; the repeated refusals in between are not.
+    const logged = agent.logs().filter((l) => JSON.stringify(l).includes("injected: no error row can be stored"));
+    expect(logged.map((l) => l.msg)).toEqual([
+      "chunk results refused by Postgres; its remaining requests fail as unstorable_result",
+      "chunk given up after CHUNK_MAX_ATTEMPTS failed claims, Postgres refusing its results; its requests count failed",
+    ]);
+    expect(agent.logs().filter((l) => l.msg === "chunk run failed")).toEqual([]);
+  });
+
   it("fails a batch whose validation always throws with validation_failed after exactly VALIDATION_MAX_ATTEMPTS claims, freeing its MAX_ACTIVE_BATCHES slot", async () => {
     const ctx = await suite.context({ ...env, LEASE_SECONDS: "2", MAX_ACTIVE_BATCHES: "1", VALIDATION_MAX_ATTEMPTS: "3" });
     const api = await suite.api(ctx);

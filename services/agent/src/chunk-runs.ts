@@ -2,9 +2,10 @@ import { isPermanentDbError, type AgentConfig, type Bucket, type ChunkRow, type 
 import type { AgentMetrics } from "./agent-metrics.js";
 import type { ConcurrencyController } from "./engine/concurrency.js";
 import type { EngineClient } from "./engine/engine-client.js";
-import { poisonEngine, poisonOf } from "./engine/poison-engine.js";
+import { isGivenUp, poisonEngine, poisonOf } from "./engine/poison-engine.js";
 import type { RequestSlots } from "./engine/request-slots.js";
 import { startChunk, type ChunkRun, type StopMode } from "./run/chunk-runner.js";
+import { giveUpRun } from "./run/give-up-run.js";
 
 /** Chunk runs an agent holds at once: the one finishing and the one already feeding the engine behind it. */
 const MAX_CHUNK_RUNS = 2;
@@ -67,26 +68,30 @@ export class ChunkRuns {
   start(client: EngineClient, chunk: ChunkRow): void {
     const { config, log, metrics } = this.deps;
     metrics.chunksClaimed++;
+    const givenUp = isGivenUp(chunk, config.CHUNK_MAX_ATTEMPTS);
     const poison = poisonOf(chunk, config.CHUNK_MAX_ATTEMPTS);
     const poisoned = poison !== undefined;
     log.info({ batch: chunk.batch_id, chunk: chunk.idx, fence: chunk.fence, committed: chunk.committed, failures: chunk.failures, runs: this.runs.length + 1, concurrency: this.deps.slots.limit }, "claimed chunk");
-    if (poison) log.warn({ batch: chunk.batch_id, chunk: chunk.idx, failures: chunk.failures }, `poison chunk: failing its remaining requests as ${poison.code}`);
-    const run = startChunk(
-      {
-        db: this.deps.db,
-        s3: this.deps.s3,
-        bucket: this.deps.bucket,
-        engine: poison ? poisonEngine(client, poison) : client,
-        // A poisoned run's instant failures say nothing about the engine's capacity.
-        ...(poisoned ? {} : { concurrency: this.deps.concurrency }),
-        slots: this.deps.slots,
-        log,
-        config,
-        onFinalizable: (batchId) => this.finalizable.add(batchId),
-        onResult: (kind) => metrics.countResult(kind),
-      },
-      chunk,
-    );
+    if (poison && !givenUp) log.warn({ batch: chunk.batch_id, chunk: chunk.idx, failures: chunk.failures }, `poison chunk: failing its remaining requests as ${poison.code}`);
+    const onFinalizable = (batchId: string) => this.finalizable.add(batchId);
+    const run = givenUp
+      ? giveUpRun({ db: this.deps.db, log, onFinalizable }, chunk)
+      : startChunk(
+          {
+            db: this.deps.db,
+            s3: this.deps.s3,
+            bucket: this.deps.bucket,
+            engine: poison ? poisonEngine(client, poison) : client,
+            // A poisoned run's instant failures say nothing about the engine's capacity.
+            ...(poisoned ? {} : { concurrency: this.deps.concurrency }),
+            slots: this.deps.slots,
+            log,
+            config,
+            onFinalizable,
+            onResult: (kind) => metrics.countResult(kind),
+          },
+          chunk,
+        );
     const active: ActiveRun = { run, atTail: false };
     this.runs.push(active);
     // A stop that arrived while the claim was in flight found no run to stop.
@@ -103,7 +108,9 @@ export class ChunkRuns {
         },
         (err: unknown) => {
           // Logged once: the run released its chunk marked unstorable, and the next run does not retry the commit.
-          if (isPermanentDbError(err)) log.error({ err, batch: chunk.batch_id, chunk: chunk.idx }, "chunk results refused by Postgres; its remaining requests fail as unstorable_result");
+          // A refusal of that run's own unstorable_result rows repeats it, until the chunk is given up (logged then).
+          if (isPermanentDbError(err) && chunk.unstorable_error !== null) log.debug({ err, batch: chunk.batch_id, chunk: chunk.idx, failures: chunk.failures + 1 }, "unstorable_result rows refused by Postgres too");
+          else if (isPermanentDbError(err)) log.error({ err, batch: chunk.batch_id, chunk: chunk.idx }, "chunk results refused by Postgres; its remaining requests fail as unstorable_result");
           else log.error({ err, batch: chunk.batch_id, chunk: chunk.idx }, "chunk run failed");
           this.claimNotBefore = Date.now() + config.AGENT_POLL_MS;
         },

@@ -1,6 +1,7 @@
 import busboy from "busboy";
 import { Transform, type Readable } from "node:stream";
 import { BargeError, InvalidRequest } from "@barge/core";
+import { watchBodyIdle } from "./body-idle.js";
 import { fileName } from "./filename.js";
 
 /** The file part of a form, as received. */
@@ -37,11 +38,6 @@ export interface FormOptions {
   idleMs: number;
 }
 
-/** The 408 for a request body that stopped arriving. */
-function bodyIdle(idleMs: number): BargeError {
-  return new BargeError(408, "invalid_request_error", `No bytes of the request body arrived for ${idleMs / 1000} s; the upload was aborted.`, "request_timeout");
-}
-
 /**
  * Reads a multipart/form-data body, streaming the part named `fileField` into `sink` while
  * counting its bytes, and keeping the other (small) fields. The file is never buffered whole:
@@ -66,20 +62,12 @@ export function readMultipartForm(body: Readable, opts: FormOptions, sink: FileS
     let counter: Transform | null = null;
     let settled = false;
 
-    let idle: NodeJS.Timeout | undefined;
-    const watchIdle = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => {
-        // A body paused by backpressure (S3 slower than the client) waits on Barge, not on the client.
-        if (body.readableFlowing === false) watchIdle();
-        else fail(bodyIdle(opts.idleMs));
-      }, opts.idleMs);
-    };
+    const idle = watchBodyIdle(opts.idleMs, (err) => fail(err), () => body.readableFlowing === false);
 
     const fail = (err: unknown) => {
       if (settled) return;
       settled = true;
-      clearTimeout(idle);
+      idle.stop();
       abort.abort(err);
       reject(err);
       // Stop parsing; @hono/node-server drains or drops whatever the client still sends. Deferred
@@ -127,7 +115,7 @@ export function readMultipartForm(body: Readable, opts: FormOptions, sink: FileS
     bb.on("partsLimit", tooMany);
     bb.on("error", malformed);
     bb.on("close", () => {
-      clearTimeout(idle);
+      idle.stop();
       (stored ?? Promise.resolve(null)).then((file) => {
         if (settled) return;
         settled = true;
@@ -140,9 +128,8 @@ export function readMultipartForm(body: Readable, opts: FormOptions, sink: FileS
     body.on("close", () => {
       if (!body.readableEnded) interrupted();
     });
-    body.on("end", () => clearTimeout(idle));
+    body.on("end", () => idle.stop());
     body.pipe(bb);
-    body.on("data", watchIdle);
-    watchIdle();
+    body.on("data", () => idle.touch());
   });
 }

@@ -6,7 +6,7 @@ import { startBackground } from "./background.js";
 import type { ApiDeps } from "./deps.js";
 
 /**
- * No limit on a whole request: a large upload over a slow link may take hours, and an upload body
+ * No limit on a whole request: a large upload over a slow link may take hours, and a request body
  * that stalls is cut by UPLOAD_IDLE_TIMEOUT_SECONDS instead. The header timeout stays, set
  * explicitly: Node derives its default from requestTimeout, so 0 there would turn it off too.
  * Node checks it every connectionsCheckingInterval, so that is kept below the timeout itself.

@@ -121,6 +121,7 @@ export const configSchema = z.object({
   /**
    * An upload's request body (POST /v1/files, upload parts) that receives no bytes for this long
    * is aborted with 408, and so is its S3 multipart upload. There is no limit on the total time.
+   * A JSON body that stalls this long gets the same 408.
    */
   UPLOAD_IDLE_TIMEOUT_SECONDS: z.coerce.number().positive().default(60),
   /** The API's sweeper aborts S3 multipart uploads under the upload prefixes left open this long (by a crash). */

@@ -73,6 +73,7 @@ export * from "./periodic.js";
 export * from "./db/pg-errors.js";
 export * from "./domain/storable-text.js";
 export * from "./queue/release-unstorable-chunk.js";
+export * from "./queue/give-up-unstorable-chunk.js";
 export * from "./domain/batch-events.js";
 export * from "./queue/record-batch-event.js";
 export * from "./queue/committed-output-prefix.js";

@@ -24,6 +24,15 @@ export function poisonOf(chunk: Pick<ChunkRow, "failures" | "unstorable_error">,
 }
 
 /**
+ * Whether a claimed chunk is past poisoning: `maxAttempts` of its claims failed (CHUNK_MAX_ATTEMPTS),
+ * the last one refused by Postgres for its data, so even the `unstorable_result` rows of a
+ * poisoned run may not commit. It is closed without a run (see `giveUpRun`).
+ */
+export function isGivenUp(chunk: Pick<ChunkRow, "failures" | "unstorable_error">, maxAttempts: number): boolean {
+  return chunk.unstorable_error !== null && chunk.failures >= maxAttempts;
+}
+
+/**
  * The engine a poisoned chunk runs against: it is not sent to the real engine again. Every
  * remaining request fails at once with the poison's code (attempts 0) and goes through the
  * ordinary runner, so it is committed, fenced and counted like any other error line and the

@@ -15,7 +15,9 @@ export interface ExpiredLinesDeps extends Bucket {
  * ones, so the ordinary stitch merges them with the results and other errors in input order.
  * The chunks were sealed first, so only this finalizer can commit to them: every segment is
  * fenced on its batch lease and the chunk's checkpoint, and a crashed fill is resumed from
- * there. Memory holds one segment. Returns how many lines it wrote.
+ * there. Memory holds one segment. Every read is pinned to the ETag validation read, so an object
+ * replaced since then throws `InputChanged` rather than naming requests that were never validated.
+ * Returns how many lines it wrote.
  */
 export async function writeExpiredLines(deps: ExpiredLinesDeps, batch: BatchRow, workerFence: number): Promise<number> {
   const open = await unfinishedChunks(deps.db, batch.id);
@@ -40,7 +42,7 @@ export async function writeExpiredLines(deps: ExpiredLinesDeps, batch: BatchRow,
       written += pending.length;
       pending = [];
     };
-    for await (const line of inputLines(deps, file.s3_key, { offset: chunk.next_offset, lineNo: chunk.next_line }, chunk.end_offset)) {
+    for await (const line of inputLines(deps, file.s3_key, { offset: chunk.next_offset, lineNo: chunk.next_line }, chunk.end_offset, { ifMatch: batch.input_etag })) {
       // Blank lines were skipped by validation too, so request numbering matches the chunk index.
       if (!isRequestLine(line)) continue;
       const result = buildResultLine(line.customId ?? parseRequest(line.text).customId, outcome);

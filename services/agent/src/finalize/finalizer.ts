@@ -5,6 +5,8 @@ import {
   emptyProgress,
   FINALIZABLE_BATCH_STATUSES,
   holdBatchLease,
+  InputChanged,
+  inputChanged,
   isPermanentDbError,
   keys,
   LeaseLost,
@@ -91,6 +93,7 @@ export async function finalizeBatch(deps: FinalizerDeps, batch: BatchRow): Promi
   try {
     return await publishResults(deps, batch);
   } catch (err) {
+    if (err instanceof InputChanged) return failChangedInputAtExpiry(deps, batch, err);
     // Postgres refusing the batch's own data fails the same way on every claim: past the bound the batch ends.
     if (!isPermanentDbError(err) || deps.maxAttempts === undefined || batch.finalize_attempts < deps.maxAttempts) throw err;
     return failFinalize(deps, batch, err);
@@ -109,6 +112,24 @@ async function failFinalize(deps: FinalizerDeps, batch: BatchRow, err: unknown):
   });
   if (!failed) throw new LeaseLost(`failing ${batch.id}`);
   deps.log.error({ err, batch: batch.id, attempts: batch.finalize_attempts }, "finalize refused by Postgres on its last attempt; the batch failed");
+  return "failed";
+}
+
+/**
+ * Fails an expired batch whose input object was replaced since validation, found while writing its
+ * `batch_expired` lines: as when a runner finds it, nothing is published, since the lines would
+ * name requests that were never validated. Its chunks were sealed already.
+ */
+async function failChangedInputAtExpiry(deps: FinalizerDeps, batch: BatchRow, err: InputChanged): Promise<"failed"> {
+  const failed = await transitionBatch(deps.db, {
+    batchId: batch.id,
+    fence: batch.worker_fence,
+    from: [batch.status],
+    to: "failed",
+    set: { errors: JSON.stringify([inputChanged(batch)]) },
+  });
+  if (!failed) throw new LeaseLost(`failing ${batch.id}`);
+  deps.log.warn({ key: err.key, batch: batch.id }, "input object changed since validation; expired batch failed");
   return "failed";
 }
 

@@ -165,7 +165,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
   app.post("/", async (c) => {
     const row = (c.req.header("content-type") ?? "").toLowerCase().startsWith("multipart/form-data")
       ? await createOneShot(c)
-      : await createFromFile(await readJson(c, createBody));
+      : await createFromFile(await readJson(c, createBody, deps.config));
     deps.wake?.();
     return c.json(await presentBatch(deps, row));
   });

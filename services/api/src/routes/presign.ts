@@ -29,7 +29,7 @@ export function presignRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
 
   app.post("/presign", async (c) => {
-    const body = await readJson(c, presignBody);
+    const body = await readJson(c, presignBody, deps.config);
     if (body.bytes > maxBytes) throw fileTooLarge(maxBytes, 400, "bytes");
     const id = newId("file-");
     const key = keys.staging(tenant, id);

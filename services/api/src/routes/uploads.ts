@@ -60,7 +60,7 @@ export function uploadsRoutes(deps: ApiDeps) {
     deleteObjects(deps, keysToDelete).catch((err: unknown) => deps.log.warn({ err, keys: keysToDelete.length }, "could not delete staged upload parts"));
 
   app.post("/", async (c) => {
-    const body = await readJson(c, uploadCreateBody);
+    const body = await readJson(c, uploadCreateBody, deps.config);
     if (body.bytes > deps.config.MAX_FILE_BYTES) throw fileTooLarge(deps.config.MAX_FILE_BYTES, 400, "bytes");
     const now = new Date();
     const upload = await insertUpload(deps.db, {
@@ -101,7 +101,7 @@ export function uploadsRoutes(deps: ApiDeps) {
 
   app.post("/:id/complete", async (c) => {
     const id = c.req.param("id");
-    const body = await readJson(c, uploadCompleteBody);
+    const body = await readJson(c, uploadCompleteBody, deps.config);
     const { upload, file } = await load(id);
     // Idempotent: a client retrying a completion that succeeded gets the same upload back.
     if (upload.status === "completed") return c.json(toOpenAIUpload(upload, file));

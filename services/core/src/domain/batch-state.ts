@@ -62,7 +62,8 @@ export const CHUNK_STATUSES = [
   /** Waiting to be claimed (`claimChunk`), or closed by a cancel or expiry (`cancelBatch`, `expireBatches`, `sealCancelledChunks`). */
   "queued",
   /**
-   * Held by one agent under a fenced lease. Its runner moves it to `done` (`completeChunk`), hands it
+   * Held by one agent under a fenced lease. Its runner moves it to `done` (`completeChunk`, or
+   * `giveUpUnstorableChunk` when Postgres stores none of its results), hands it
    * back to `queued` (`releaseChunk`), or closes it on a cancel (`closeCancelledChunk`); the rescuer
    * returns a lapsed lease to `queued` (`rescueExpiredChunks`); the finalizer of a cancelled or
    * expired batch closes it (`sealCancelledChunks`).
@@ -155,7 +156,8 @@ export const BATCH_TRANSITIONS = {
   in_progress: ["finalizing", "cancelling", "failed"],
   /**
    * `publishBatch`: `expired` when `expired_at` was set by `expireBatches`, else `completed`; the
-   * finalizer (`transitionBatch`) to `failed` when Postgres refused its publish past FINALIZE_MAX_ATTEMPTS.
+   * finalizer (`transitionBatch`) to `failed` when Postgres refused its publish past FINALIZE_MAX_ATTEMPTS,
+   * or when an expired batch's input was replaced since validation (`input_changed`).
    */
   finalizing: ["completed", "expired", "failed"],
   completed: [],

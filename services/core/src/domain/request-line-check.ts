@@ -50,6 +50,8 @@ export function checkRequestLine(b: Buffer, start: number, end: number, firstLin
   const parsed = requestLineSchema.safeParse(json, { reportInput: true });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
+    // An issue at the root: the line is JSON, but not an object; no parameter to name.
+    if (issue.path.length === 0) return problem("invalid_request_line", `This line is not a request object: ${issue.message}.`, null);
     const param = issue.path.join(".");
     // JSON has no undefined, so an issue without an input is a key the line does not have.
     const missing = issue.input === undefined && issue.path.length > 0;
