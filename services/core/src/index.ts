@@ -75,3 +75,4 @@ export * from "./domain/storable-text.js";
 export * from "./queue/release-unstorable-chunk.js";
 export * from "./domain/batch-events.js";
 export * from "./queue/record-batch-event.js";
+export * from "./domain/gpu-limits.js";
