@@ -7,7 +7,7 @@ import { openApiDocument } from "./openapi.js";
 import { batchErrorsRoutes } from "./routes/batch-errors.js";
 import { batchesRoutes } from "./routes/batches.js";
 import { filesRoutes } from "./routes/files.js";
-import { healthRoutes } from "./routes/health.js";
+import { healthRoutes, probeRoutes } from "./routes/health.js";
 import { modelsRoutes } from "./routes/models.js";
 import { presignRoutes } from "./routes/presign.js";
 import { uploadsRoutes } from "./routes/uploads.js";
@@ -29,5 +29,6 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.route("/v1/batches", batchesRoutes(deps));
   app.route("/v1/batches", batchErrorsRoutes(deps));
   app.route("/v1/models", modelsRoutes(deps));
+  app.route("/", probeRoutes(deps));
   return app;
 }

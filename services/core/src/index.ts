@@ -76,3 +76,4 @@ export * from "./queue/release-unstorable-chunk.js";
 export * from "./domain/batch-events.js";
 export * from "./queue/record-batch-event.js";
 export * from "./domain/gpu-limits.js";
+export * from "./storage/probe-bucket.js";
