@@ -1,4 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
 import { GpuReadError, NVIDIA_SMI_ARGS, parseNvidiaSmiCsv, readGpus } from "./nvidia-smi.js";
 
 // Lines as nvidia-smi 535 prints them for `--format=csv,noheader,nounits`: an H100 under load,
@@ -52,6 +55,33 @@ describe("nvidia-smi CSV", () => {
     }
     expect(err).toBeInstanceOf(GpuReadError);
     expect((err as Error).message).toContain(message);
+  });
+
+  // Stand-ins for nvidia-smi (this machine has no GPU): shell scripts first on the PATH given.
+  const bin = mkdtempSync(join(tmpdir(), "stand-in-nvidia-smi-"));
+  afterAll(() => rmSync(bin, { recursive: true, force: true }));
+  const standIn = (script: string) => {
+    const dir = mkdtempSync(join(bin, "d-"));
+    writeFileSync(join(dir, "nvidia-smi"), `#!/bin/sh\n${script}\n`);
+    chmodSync(join(dir, "nvidia-smi"), 0o755);
+    return { PATH: `${dir}:${process.env.PATH}` };
+  };
+
+  it("stand-in nvidia-smi: reads the recorded lines it prints, with the queried arguments", async () => {
+    const env = standIn(`[ "$1 $2" = "${NVIDIA_SMI_ARGS.join(" ")}" ] || exit 7\nprintf '%s\\n' '${RECORDED.split("\n")[0]}'`);
+    expect(await readGpus({ env, timeoutMs: 10_000 })).toEqual([parseNvidiaSmiCsv(RECORDED)[0]]);
+  });
+
+  it("stand-in nvidia-smi: a failing run, a hung one and garbage each reject with a GpuReadError", async () => {
+    const failed = await readGpus({ env: standIn("echo 'NVIDIA-SMI has failed' >&2; exit 9"), timeoutMs: 10_000 }).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(GpuReadError);
+    expect((failed as Error).message).toContain("nvidia-smi failed");
+    const hung = await readGpus({ env: standIn("exec sleep 30"), timeoutMs: 300 }).catch((e: unknown) => e);
+    expect(hung).toBeInstanceOf(GpuReadError);
+    expect((hung as Error).message).toBe("nvidia-smi timed out after 300 ms");
+    const garbage = await readGpus({ env: standIn("echo '<html>'"), timeoutMs: 10_000 }).catch((e: unknown) => e);
+    expect(garbage).toBeInstanceOf(GpuReadError);
+    expect((garbage as Error).message).toBe("line 1: expected 7 fields, got 1");
   });
 
   it("reads nothing, without an error, where nvidia-smi is not on PATH", async () => {
