@@ -15,20 +15,26 @@ const h100 = (tempC: number) => `0, NVIDIA H100 80GB HBM3, 93, 71234, 81559, ${t
 
 // This machine has no GPU. The agent process gets a STAND-IN `nvidia-smi` first on its PATH: a
 // shell script printing recorded CSV from a file this test rewrites to heat and cool the GPU.
+/** A stand-in nvidia-smi printing `gpus.csv` (written at `tempC` now), and a PATH with it first. */
+function standInIn(dir: string, tempC: number): { csv: string; PATH: string } {
+  const csv = join(dir, "gpus.csv");
+  writeFileSync(csv, h100(tempC));
+  writeFileSync(join(dir, "nvidia-smi"), `#!/bin/sh\n# Stand-in for nvidia-smi: prints the recorded CSV the test wrote.\ncat '${csv}'\n`);
+  chmodSync(join(dir, "nvidia-smi"), 0o755);
+  return { csv, PATH: `${dir}:${process.env.PATH}` };
+}
+
 describe("agent: GPU protection, with a stand-in nvidia-smi (no GPU here)", () => {
   const suite = faultSuite();
   const { children } = suite;
+  const standIn = (tempC: number) => standInIn(suite.tempDir("stand-in-nvidia-smi-"), tempC);
 
   it("stand-in nvidia-smi: a GPU over 85 °C pauses claims (queued chunks stay queued), hysteresis holds at 82 °C, 70 °C resumes and the batch completes", { timeout: 120_000 }, async () => {
     const ctx = await suite.context({ CHUNK_SIZE: "4", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", GPU_MAX_TEMP_C: "85", GPU_RESUME_MARGIN: "5" });
     const sim = await suite.sim({ models: ["barge-sim-1"] });
-    const bin = suite.tempDir("stand-in-nvidia-smi-");
-    const csv = join(bin, "gpus.csv");
-    writeFileSync(csv, h100(64));
-    writeFileSync(join(bin, "nvidia-smi"), `#!/bin/sh\n# Stand-in for nvidia-smi: prints the recorded CSV the test wrote.\ncat '${csv}'\n`);
-    chmodSync(join(bin, "nvidia-smi"), 0o755);
+    const { csv, PATH } = standIn(64);
     const agentRow = () => ctx.db.selectFrom("agents").selectAll().where("id", "=", "gpu-agent").executeTakeFirst();
-    const agent = children.agent({ ...ctx.env, VLLM_URL: sim.url, PATH: `${bin}:${process.env.PATH}` }, "gpu-agent");
+    const agent = children.agent({ ...ctx.env, VLLM_URL: sim.url, PATH }, "gpu-agent");
 
     const cool = await eventually("the agent to record its GPU", async () => (await agentRow())?.gpus ?? undefined, STEP_MS);
     expect(cool).toEqual([{ index: 0, name: "NVIDIA H100 80GB HBM3", utilization_percent: 93, memory_used_mib: 71234, memory_total_mib: 81559, temperature_c: 64, power_w: 402.17 }]);
@@ -67,5 +73,30 @@ describe("agent: GPU protection, with a stand-in nvidia-smi (no GPU here)", () =
       ["GPU over its limit: claiming no new chunks", "gpu 0 at 91 °C (limit 85)"],
       ["GPUs back under their limits: claiming again", "gpu 0 at 82 °C (limit 85)"],
     ]);
+  });
+
+  it("stand-in nvidia-smi: a GPU that gets hot mid-chunk lets the running chunk finish, and the next stays queued until it cools", { timeout: 120_000 }, async () => {
+    const ctx = await suite.context({ CHUNK_SIZE: "4", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", AGENT_CONCURRENCY: "1", AGENT_MAX_CONCURRENCY: "1", SEGMENT_MAX_LINES: "1" });
+    // Long prompts at 100 prompt tokens/s, one request at a time: the first chunk runs for several heartbeats.
+    const sim = await suite.sim({ models: ["barge-sim-1"], prefillTokensPerSec: 100 });
+    const { csv, PATH } = standIn(60);
+    const { batchId } = await seedBatch(ctx, Array.from({ length: 5 }, (_, i) => chatLine(`r-${i}`, `${"word ".repeat(200)}${i}`)));
+    const agentRow = () => ctx.db.selectFrom("agents").selectAll().where("id", "=", "hot-mid-run").executeTakeFirst();
+    children.agent({ ...ctx.env, VLLM_URL: sim.url, PATH }, "hot-mid-run");
+
+    await eventually("the first chunk to be leased", async () => (await chunkRows(ctx, batchId))[0]!.status === "leased", STEP_MS);
+    writeFileSync(csv, h100(90));
+    await eventually("claims to pause", async () => (await agentRow())?.claims_paused_reason === "gpu 0 at 90 °C (limit 85)", STEP_MS);
+    const hot = await chunkRows(ctx, batchId);
+    // Paused while the first chunk still ran: had it finished first, this would prove nothing.
+    expect(hot.map((c) => [c.idx, c.status])).toEqual([[0, "leased"], [1, "queued"]]);
+
+    await eventually("the running chunk to finish while hot", async () => (await chunkRows(ctx, batchId))[0]!.status === "done", STEP_MS);
+    expect((await chunkRows(ctx, batchId)).map((c) => [c.idx, c.status, c.committed, c.attempts])).toEqual([[0, "done", 4, 1], [1, "queued", 0, 0]]);
+    expect((await agentRow())!.claims_paused_reason).toBe("gpu 0 at 90 °C (limit 85)");
+
+    writeFileSync(csv, h100(60));
+    await eventually("the batch to complete once cooled", async () => (await batchRow(ctx, batchId)).status === "completed", STEP_MS);
+    expect((await chunkRows(ctx, batchId)).map((c) => [c.idx, c.status, c.committed])).toEqual([[0, "done", 4], [1, "done", 1]]);
   });
 });
