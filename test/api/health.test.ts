@@ -28,7 +28,7 @@ async function fleet(ctx: TestContext) {
 }
 
 const limits = { max_requests_per_job: 50_000, max_queue_depth: 1, max_total_queued_requests: 10_000_000, max_file_bytes: 200 * 1024 * 1024 };
-const reasons = ["agent worker-2 paused: gpu 1 at 91 °C (limit 85)", "queue full: 1 active batches (limit 1)"];
+const reasons = ["agent worker-2 paused: gpu 1 at 91 °C (limit 85)", "queue full: active batches at 1 (limit 1)"];
 const gpus = [
   { agent_id: "worker-1", ...cool, memory_percent: 96.9, healthy: true },
   { agent_id: "worker-2", ...hot, memory_percent: 50, healthy: false },

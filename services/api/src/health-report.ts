@@ -63,9 +63,9 @@ export async function healthReport(deps: ApiDeps, now: Date, full: boolean): Pro
   const queueFull = counts.activeBatches >= limits.max_queue_depth || counts.queuedRequests >= limits.max_total_queued_requests;
   if (agents.length === 0) reasons.push("no live agent");
   for (const a of agents) if (a.claims_paused_reason !== null) reasons.push(`agent ${a.id} paused: ${a.claims_paused_reason}`);
-  if (counts.activeBatches >= limits.max_queue_depth) reasons.push(`queue full: ${counts.activeBatches} active batches (limit ${limits.max_queue_depth})`);
+  if (counts.activeBatches >= limits.max_queue_depth) reasons.push(`queue full: active batches at ${counts.activeBatches} (limit ${limits.max_queue_depth})`);
   if (counts.queuedRequests >= limits.max_total_queued_requests) {
-    reasons.push(`queue full: ${counts.queuedRequests} queued requests (limit ${limits.max_total_queued_requests})`);
+    reasons.push(`queue full: queued requests at ${counts.queuedRequests} (limit ${limits.max_total_queued_requests})`);
   }
   return {
     status: reasons.some((r) => r.endsWith("unreachable")) ? "unhealthy" : reasons.length > 0 ? "degraded" : "healthy",
