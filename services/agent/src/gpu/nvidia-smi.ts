@@ -23,14 +23,14 @@ const gpuLine = z.object({
   power_w: measured,
 });
 
-/** Output that is not nvidia-smi's CSV: the reading is dropped, the agent goes on. */
+/** A reading that failed (nvidia-smi erred, hung, or printed something other than its CSV); the agent goes on without it. */
 export class GpuReadError extends Error {
   override readonly name = "GpuReadError";
 }
 
 /**
  * Parses `nvidia-smi --query-gpu=... --format=csv,noheader,nounits` output, one GPU a line.
- * Strict: a line without exactly the queried fields, or a field that is neither a number nor an
+ * Strict: a line with fewer than the queried fields, or a field that is neither a number nor an
  * "unavailable" marker, is a GpuReadError naming its line.
  */
 export function parseNvidiaSmiCsv(text: string): GpuReading[] {
