@@ -1,5 +1,11 @@
-import { claimChunk, createS3Client, registerAgent, type GpuReading } from "@barge/core";
+import { serve } from "@hono/node-server";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createApp } from "@barge/api";
+import { claimChunk, createDb, createS3Client, registerAgent, type GpuReading } from "@barge/core";
+import { freePort } from "@barge/devstack";
 import { describe, expect, it } from "vitest";
+import { testLog } from "../support/context.js";
 import type { TestContext } from "../support/context.js";
 import { faultSuite } from "../support/fault-suite.js";
 import { embeddedS3rver } from "../support/s3-servers.js";
@@ -102,5 +108,22 @@ describe("GET /health, /livez, /readyz", () => {
     expect([health.status, health.body.status, health.body.reasons]).toEqual([503, "unhealthy", ["bucket unreachable", "no live agent"]]);
     // The process itself is up.
     expect(await get(api.url, "/livez")).toMatchObject({ status: 200, body: { status: "ok" } });
+  });
+
+  it("with Postgres unreachable (nothing listens where DATABASE_URL points): /health and /readyz are 503 naming the database; /livez is still ok", async () => {
+    const ctx = await suite.context();
+    const db = createDb({ url: `postgres://barge:barge@127.0.0.1:${await freePort()}/barge`, schema: "public" });
+    suite.cleanup(() => db.destroy());
+    const app = createApp({ db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog });
+    const server = await new Promise<Server>((resolve) => {
+      const srv = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(srv as Server)) as Server;
+    });
+    suite.cleanup(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const health = await get(url, "/health");
+    expect(health.status).toBe(503);
+    expect(health.body).toEqual({ status: "unhealthy", reasons: ["database unreachable"], gpu: [], workers: [], queue: null, limits: { ...limits, max_queue_depth: 1000 } });
+    expect(await get(url, "/readyz")).toMatchObject({ status: 503, body: { status: "unready", checks: { database: "unreachable", bucket: "ok" } } });
+    expect(await get(url, "/livez")).toMatchObject({ status: 200, body: { status: "ok" } });
   });
 });
