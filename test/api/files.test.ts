@@ -186,8 +186,8 @@ describe("files", () => {
     });
   });
 
-  test("health answers ok", async () => {
-    expect(await call(t.url, "/health")).toMatchObject({ status: 200, body: { status: "ok" } });
+  test("health answers 200, degraded while no agent is live", async () => {
+    expect(await call(t.url, "/health")).toMatchObject({ status: 200, body: { status: "degraded", reasons: ["no live agent"] } });
   });
 });
 

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { startTicker, type AgentConfig, type Bucket, type Db, type Logger, type Loop } from "@barge/core";
+import { gpuLimits, startTicker, type AgentConfig, type Bucket, type Db, type Logger, type Loop } from "@barge/core";
 import { AgentMetrics } from "./agent-metrics.js";
 import { ChunkRuns } from "./chunk-runs.js";
 import { runClaimLoop } from "./claim-loop.js";
@@ -9,6 +9,8 @@ import type { EngineProcess } from "./engine/engine-process.js";
 import { createEngineClient, type HttpEngineClient } from "./engine/engine-client.js";
 import { EngineModels } from "./engine/models.js";
 import type { FinalizerDeps } from "./finalize/finalizer.js";
+import { GpuGuard } from "./gpu/gpu-guard.js";
+import { GpuWatch } from "./gpu/gpu-watch.js";
 import { startMetricsServer, type MetricsServer } from "./metrics-server.js";
 import { RequestSlots } from "./engine/request-slots.js";
 import { startRescuer } from "./maintenance/rescuer.js";
@@ -63,6 +65,8 @@ export function createAgent(deps: AgentDeps): Agent {
   const slots = new RequestSlots(concurrency, config.AGENT_CONCURRENCY);
   const metrics: AgentMetrics = new AgentMetrics({ concurrencyLimit: () => slots.limit, inflight: () => slots.inflight, activeRuns: (): number => runs.count });
   const runs: ChunkRuns = new ChunkRuns({ db: deps.db, s3: deps.s3, bucket: deps.bucket, log, config, concurrency, slots, metrics });
+  // Read on every heartbeat; a read takes at most half a lease, so the beat stays within one.
+  const gpus = new GpuWatch({ guard: new GpuGuard(gpuLimits(config)), log, timeoutMs: Math.min(5000, config.LEASE_SECONDS * 500) });
   let engine: HttpEngineClient | undefined;
   let started = false;
   let stopping: Promise<void> | undefined;
@@ -114,6 +118,13 @@ export function createAgent(deps: AgentDeps): Agent {
       agentId: id,
       hostname: hostname(),
       signal: stopCtl.signal,
+      heartbeat: () => ({
+        gpus: gpus.gpus,
+        kvCacheUsage: metrics.engineLoad?.kvCacheUsage ?? null,
+        inFlight: slots.inflight,
+        concurrencyLimit: slots.limit,
+        claimsPausedReason: gpus.pausedReason,
+      }),
     });
     // Housekeeping needs no engine: an agent whose engine is still loading (or never answers)
     // still requeues other agents' lapsed chunks and expires overdue batches.
@@ -121,6 +132,8 @@ export function createAgent(deps: AgentDeps): Agent {
     if (deps.engineProcess) await models.loadFirstModel(deps.engineProcess);
     models.list = await models.waitForModels();
     if (stopCtl.signal.aborted) return;
+    // A GPU already hot at start-up gates the very first claim.
+    await gpus.sample();
     await models.register();
     if (config.AGENT_METRICS_PORT > 0 && !stopCtl.signal.aborted) {
       metricsServer = await startMetricsServer({ host: config.AGENT_METRICS_HOST, port: config.AGENT_METRICS_PORT, render: () => metrics.render() });
@@ -141,13 +154,21 @@ export function createAgent(deps: AgentDeps): Agent {
         onLoad: (load) => (metrics.engineLoad = load),
       }),
     );
+    // One heartbeat: read the GPUs (which may pause or resume claims), then record it all with the models.
+    const beat = async () => {
+      const wasPaused = gpus.pausedReason !== null;
+      await gpus.sample();
+      // Resumed: the claim loop polls anyway, but need not wait for its next poll.
+      if (wasPaused && gpus.pausedReason === null) runs.wake();
+      await models.refresh();
+    };
     // The presence heartbeat: registering just marked the agent alive, so the first beat is a lease period away.
     background.push(
-      startTicker("heartbeat", log, config.LEASE_SECONDS * 1000, () => models.refresh().catch((err: unknown) => log.warn({ err }, "agent heartbeat failed")), {
+      startTicker("heartbeat", log, config.LEASE_SECONDS * 1000, () => beat().catch((err: unknown) => log.warn({ err }, "agent heartbeat failed")), {
         delayFirst: true,
       }),
     );
-    loop = runClaimLoop({ db: deps.db, log, config, agentId: id, engine: client, models, runs, finalizer, signal: stopCtl.signal });
+    loop = runClaimLoop({ db: deps.db, log, config, agentId: id, engine: client, models, runs, finalizer, signal: stopCtl.signal, claimsPaused: () => gpus.pausedReason });
   }
 
   return {

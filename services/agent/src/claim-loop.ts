@@ -15,6 +15,8 @@ export interface ClaimLoopDeps {
   finalizer: FinalizerDeps;
   /** The agent's stop: the loop claims nothing more once it aborts. */
   signal: AbortSignal;
+  /** Why no new chunk may be claimed now (GPU protection); null to claim. Runs going on are not affected. */
+  claimsPaused: () => string | null;
 }
 
 /**
@@ -33,7 +35,8 @@ export async function finalizeOne(deps: Pick<ClaimLoopDeps, "agentId" | "finaliz
 
 /**
  * One pass of the claim loop: finalize what the runs made ready (and any other finalizable
- * batch), then wait for a downed engine, or claim a chunk, or swap the engine's model. True when
+ * batch), then wait for a downed engine, or claim a chunk (unless claims are paused), or swap
+ * the engine's model. True when
  * it did something, so the loop looks again at once; a failure is logged, and what was done
  * before it still counts.
  */
@@ -56,7 +59,7 @@ async function claimStep(deps: ClaimLoopDeps): Promise<boolean> {
       }
       runs.engineDown = false;
       worked = true;
-    } else if (runs.wantsRun() && Date.now() >= runs.claimNotBefore) {
+    } else if (runs.wantsRun() && Date.now() >= runs.claimNotBefore && deps.claimsPaused() === null) {
       const chunk = await claimChunk(deps.db, { agentId: deps.agentId, models: models.list, leaseSeconds: deps.config.LEASE_SECONDS });
       if (chunk) {
         runs.start(deps.engine, chunk);

@@ -9,7 +9,7 @@ import { batchErrorsRoutes } from "./routes/batch-errors.js";
 import { batchResultsRoutes } from "./routes/batch-results.js";
 import { batchesRoutes } from "./routes/batches.js";
 import { filesRoutes } from "./routes/files.js";
-import { healthRoutes } from "./routes/health.js";
+import { healthRoutes, probeRoutes } from "./routes/health.js";
 import { modelsRoutes } from "./routes/models.js";
 import { presignRoutes } from "./routes/presign.js";
 import { uploadsRoutes } from "./routes/uploads.js";
@@ -33,5 +33,6 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.route("/v1/batches", batchResultsRoutes(deps));
   app.route("/v1/batches", batchControlsRoutes(deps));
   app.route("/v1/models", modelsRoutes(deps));
+  app.route("/", probeRoutes(deps));
   return app;
 }

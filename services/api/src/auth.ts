@@ -42,3 +42,13 @@ export function requireApiKey(key: string | undefined, tenant: string): Middlewa
     await next();
   };
 }
+
+/**
+ * Whether a request carries the configured API key (true when none is configured), for routes
+ * open to all that show more to a caller with the key; never a 401.
+ */
+export function hasApiKey(key: string | undefined, authorization: string | undefined): boolean {
+  if (!key) return true;
+  const given = bearerToken(authorization ?? "");
+  return given !== "" && timingSafeEqual(digest(given), digest(key));
+}

@@ -112,7 +112,64 @@ export const modelListObject = z.object({
   data: z.array(z.object({ id: z.string(), object: z.literal("model"), created: unix, owned_by: z.string() })),
 });
 
-export const healthObject = z.object({ status: z.enum(["ok", "unavailable"]), error: z.string().optional() });
+/** One GPU of one live agent, as its last heartbeat read it; null fields are ones nvidia-smi did not report. */
+const healthGpu = z.object({
+  agent_id: z.string(),
+  index: z.number().int(),
+  name: z.string(),
+  utilization_percent: z.number().nullable(),
+  memory_used_mib: z.number().nullable(),
+  memory_total_mib: z.number().nullable(),
+  memory_percent: z.number().nullable(),
+  temperature_c: z.number().nullable(),
+  power_w: z.number().nullable(),
+  /** Within GPU_MAX_TEMP_C and GPU_MAX_MEMORY_PERCENT. */
+  healthy: z.boolean(),
+});
+
+const healthWorker = z.object({
+  id: z.string(),
+  host: z.string(),
+  models: z.array(z.string()),
+  status: z.enum(["processing", "idle", "paused"]),
+  paused_reason: z.string().nullable(),
+  current_batch_ids: z.array(z.string()),
+  heartbeat_age_seconds: z.number(),
+  in_flight: z.number().int().nullable(),
+  concurrency_limit: z.number().int().nullable(),
+  kv_cache_usage: z.number().nullable(),
+});
+
+export const healthObject = z.object({
+  status: z.enum(["healthy", "degraded", "unhealthy"]),
+  reasons: z.array(z.string()),
+  gpu: z.array(healthGpu),
+  /** Absent for a caller without the API key when one is configured: it names batches. */
+  workers: z.array(healthWorker).optional(),
+  /** Null while Postgres is unreachable. */
+  queue: z
+    .object({
+      active_jobs: z.number().int(),
+      max_queue_depth: z.number().int(),
+      queue_available: z.boolean(),
+      total_queued_requests: z.number().int(),
+      oldest_waiting_seconds: z.number().nullable(),
+    })
+    .nullable(),
+  limits: z.object({
+    max_requests_per_job: z.number().int(),
+    max_queue_depth: z.number().int(),
+    max_total_queued_requests: z.number().int(),
+    max_file_bytes: z.number().int(),
+  }),
+});
+
+export const livezObject = z.object({ status: z.literal("ok") });
+
+export const readyzObject = z.object({
+  status: z.enum(["ready", "unready"]),
+  checks: z.object({ database: z.enum(["ok", "unreachable"]), bucket: z.enum(["ok", "unreachable"]) }),
+});
 
 export const errorObject = z.object({
   error: z.object({ message: z.string(), type: z.string(), param: z.string().nullable(), code: z.string().nullable() }),

@@ -6,8 +6,10 @@ import {
   fileObject,
   healthObject,
   listObject,
+  livezObject,
   modelListObject,
   presignObject,
+  readyzObject,
   requestErrorObject,
   uploadObject,
   uploadPartObject,
@@ -41,7 +43,14 @@ interface Operation {
 
 /** Every route the app serves. The OpenAPI test fails when one is added to the app but not here. */
 export const operations: Operation[] = [
-  { method: "get", path: "/health", summary: "Liveness, with a database check (503 when unreachable).", response: healthObject },
+  {
+    method: "get",
+    path: "/health",
+    summary: "Status with reasons, GPUs, workers (with the API key, when one is set), queue and limits; 503 when Postgres or the bucket is unreachable.",
+    response: healthObject,
+  },
+  { method: "get", path: "/livez", summary: "Liveness: the process is up (no I/O).", response: livezObject },
+  { method: "get", path: "/readyz", summary: "Readiness: Postgres and the bucket answer (503 naming the one that does not).", response: readyzObject },
   { method: "get", path: "/openapi.json", summary: "This document.", response: z.record(z.string(), z.unknown()) },
   {
     method: "post",

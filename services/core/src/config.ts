@@ -128,6 +128,12 @@ export const configSchema = z.object({
   UPLOAD_STALE_MULTIPART_HOURS: z.coerce.number().positive().default(24),
   /** How long a client may take to send a request's headers; the API's guard against slowloris. */
   API_HEADERS_TIMEOUT_SECONDS: z.coerce.number().positive().default(60),
+  /** The agent claims no new chunk while a GPU is hotter than this, in °C; running chunks go on. */
+  GPU_MAX_TEMP_C: z.coerce.number().positive().default(85),
+  /** The agent claims no new chunk while a GPU's memory is fuller than this percent; unset by default, since vLLM preallocates memory. */
+  GPU_MAX_MEMORY_PERCENT: z.coerce.number().positive().max(100).optional(),
+  /** Hysteresis of GPU protection: claims resume once every GPU is this far (°C, and memory points) under its limit. */
+  GPU_RESUME_MARGIN: z.coerce.number().nonnegative().default(5),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -143,6 +149,9 @@ export type ApiConfig = Pick<
   | "BARGE_API_KEY"
   | "BARGE_TENANT"
   | "CHUNK_SIZE"
+  | "GPU_MAX_MEMORY_PERCENT"
+  | "GPU_MAX_TEMP_C"
+  | "GPU_RESUME_MARGIN"
   | "LEASE_SECONDS"
   | "MAX_ACTIVE_BATCHES"
   | "MAX_FILE_BYTES"
@@ -177,6 +186,9 @@ export type AgentConfig = Pick<
   | "ENGINE_SWAP_AFTER_SECONDS"
   | "ENGINE_TIMEOUT_MS"
   | "FINALIZE_MAX_ATTEMPTS"
+  | "GPU_MAX_MEMORY_PERCENT"
+  | "GPU_MAX_TEMP_C"
+  | "GPU_RESUME_MARGIN"
   | "LEASE_SECONDS"
   | "MAX_LINE_BYTES"
   | "SEGMENT_MAX_LINES"

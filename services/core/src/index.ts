@@ -83,3 +83,5 @@ export * from "./queue/resume-batch.js";
 export * from "./domain/failure-threshold.js";
 export * from "./queue/failure-threshold-crossed.js";
 export * from "./work/cancel-on-failure-threshold.js";
+export * from "./domain/gpu-limits.js";
+export * from "./storage/probe-bucket.js";

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { backoffDelay, registerAgent, waitingModels, type AgentConfig, type Db, type Logger } from "@barge/core";
+import { backoffDelay, registerAgent, waitingModels, type AgentConfig, type AgentHeartbeat, type Db, type Logger } from "@barge/core";
 import type { EngineClient } from "./engine-client.js";
 import type { EngineProcess } from "./engine-process.js";
 
@@ -17,6 +17,8 @@ export interface EngineModelsDeps {
   hostname: string;
   /** The agent's stop: every wait here ends with it. */
   signal: AbortSignal;
+  /** The agent's state as of now, recorded with every registration. */
+  heartbeat?: () => AgentHeartbeat;
 }
 
 /**
@@ -30,9 +32,9 @@ export class EngineModels {
 
   constructor(private readonly deps: EngineModelsDeps) {}
 
-  /** Records the agent, its models and that it is alive. */
+  /** Records the agent, its models, its heartbeat state and that it is alive. */
   register(): Promise<void> {
-    return registerAgent(this.deps.db, { id: this.deps.agentId, hostname: this.deps.hostname, models: this.list });
+    return registerAgent(this.deps.db, { id: this.deps.agentId, hostname: this.deps.hostname, models: this.list, ...this.deps.heartbeat?.() });
   }
 
   /** Waits until the engine lists at least one model (retrying with backoff) and returns them; empty once the agent stops. */

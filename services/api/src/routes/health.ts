@@ -1,17 +1,41 @@
+import { bucketReachable } from "@barge/core";
+import { sql } from "kysely";
 import { Hono } from "hono";
+import { hasApiKey } from "../auth.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
+import { BUCKET_PROBE_MS, healthReport } from "../health-report.js";
 
-/** Liveness that means something: the API answers only while it can reach Postgres. */
+/**
+ * The seeds' health page, and more: status with reasons, GPUs, workers, queue and limits. Open to
+ * every caller (a load balancer has no key); with API keys configured, only a caller with one
+ * sees the workers, which name batches. 503 only when unhealthy.
+ */
 export function healthRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
   app.get("/", async (c) => {
-    try {
-      await deps.db.selectNoFrom((eb) => eb.lit(1).as("one")).execute();
-      return c.json({ status: "ok" as const });
-    } catch (err) {
-      deps.log.warn({ err }, "health check: database unreachable");
-      return c.json({ status: "unavailable" as const, error: "database unreachable" }, 503);
-    }
+    const report = await healthReport(deps, new Date(), hasApiKey(deps.config.BARGE_API_KEY, c.req.header("authorization")));
+    return c.json(report, report.status === "unhealthy" ? 503 : 200);
+  });
+  return app;
+}
+
+/** Kubernetes-style probes: `/livez` says the process is up (no I/O); `/readyz` that Postgres and the bucket answer. */
+export function probeRoutes(deps: ApiDeps) {
+  const app = new Hono<AppEnv>();
+  app.get("/livez", (c) => c.json({ status: "ok" as const }));
+  app.get("/readyz", async (c) => {
+    const [database, bucket] = await Promise.all([
+      sql`SELECT 1`.execute(deps.db).then(
+        () => "ok" as const,
+        (err: unknown) => {
+          deps.log.warn({ err }, "readiness: database unreachable");
+          return "unreachable" as const;
+        },
+      ),
+      bucketReachable(deps, BUCKET_PROBE_MS).then((ok) => (ok ? ("ok" as const) : ("unreachable" as const))),
+    ]);
+    const ready = database === "ok" && bucket === "ok";
+    return c.json({ status: ready ? ("ready" as const) : ("unready" as const), checks: { database, bucket } }, ready ? 200 : 503);
   });
   return app;
 }

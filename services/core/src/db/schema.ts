@@ -204,10 +204,11 @@ export interface AgentsTable {
 export interface GpuReading {
   index: number;
   name: string;
-  utilization_percent: number;
-  memory_used_mib: number;
-  memory_total_mib: number;
-  temperature_c: number;
+  // null: nvidia-smi printed "[N/A]" (or "[Not Supported]") for that field on this GPU.
+  utilization_percent: number | null;
+  memory_used_mib: number | null;
+  memory_total_mib: number | null;
+  temperature_c: number | null;
   power_w: number | null;
 }
 
