@@ -5,6 +5,7 @@ import type { ApiDeps, AppEnv } from "./deps.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
 import { openApiDocument } from "./openapi.js";
 import { batchErrorsRoutes } from "./routes/batch-errors.js";
+import { batchLogsRoutes } from "./routes/batch-logs.js";
 import { batchesRoutes } from "./routes/batches.js";
 import { filesRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
@@ -28,6 +29,7 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.route("/v1/uploads", uploadsRoutes(deps));
   app.route("/v1/batches", batchesRoutes(deps));
   app.route("/v1/batches", batchErrorsRoutes(deps));
+  app.route("/v1/batches", batchLogsRoutes(deps));
   app.route("/v1/models", modelsRoutes(deps));
   return app;
 }
