@@ -1,5 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { claimBatchWork, claimChunk, newId, rescueExpiredChunks, validateBatch } from "@barge/core";
+import {
+  cancelBatch,
+  claimBatchWork,
+  claimChunk,
+  expireBatches,
+  failChangedInput,
+  newId,
+  releaseChunk,
+  releaseUnstorableChunk,
+  rescueExpiredChunks,
+  validateBatch,
+} from "@barge/core";
 import { testLog, type TestContext } from "../support/context.js";
 import { batchRow } from "../support/results.js";
 import { chatLine, insertBatch, putInputFile, seedBatch, waitFor } from "../support/seed.js";
@@ -148,5 +159,55 @@ describe("agent: the batch timeline", () => {
     expect(failed.errors).toEqual(stored.slice(0, 10));
     expect(failed.errors.map((e) => e.line)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(entries[1]).toEqual({ kind: "final", data: { status: "failed", total: 0, completed: 0, failed: 0 } });
+  });
+
+  it("statement by statement: each release reason, a fenced-out release, expiry, a changed input and a cancel while validating", async () => {
+    const ctx = await suite.context(CONFIG);
+    const lines = Array.from({ length: 8 }, (_, i) => chatLine(`s-${i}`, `step ${i}`));
+    const { batchId } = await seedBatch(ctx, lines);
+    const claim = async (agentId: string) => (await claimChunk(ctx.db, { agentId, models: ["barge-sim-1"], leaseSeconds: 30, poisonAt: 2 }))!;
+    const ref = (c: { batch_id: string; idx: number; fence: number }) => ({ batchId: c.batch_id, idx: c.idx, fence: c.fence });
+
+    const first = await claim("a1");
+    expect(await releaseChunk(ctx.db, ref(first))).toBe(true);
+    expect(await releaseChunk(ctx.db, { ...ref(await claim("a1")), failed: true, reason: "engine_outage" })).toBe(true);
+    expect(await releaseChunk(ctx.db, { ...ref(await claim("a2")), failed: true })).toBe(true);
+    // A holder fenced out by a later claim releases nothing and writes nothing.
+    const poisoned = await claim("a3");
+    expect(await releaseChunk(ctx.db, { ...ref(poisoned), fence: poisoned.fence - 1, failed: true })).toBe(false);
+    expect(await releaseUnstorableChunk(ctx.db, { ...ref(poisoned), error: "refused" })).toBe(true);
+    await ctx.db.updateTable("batches").set({ expires_at: new Date(Date.now() - 1000) }).where("id", "=", batchId).execute();
+    expect(await expireBatches(ctx.db)).toEqual([batchId]);
+
+    expect(await timeline(ctx, batchId)).toEqual([
+      await validatedEntry(ctx, batchId, 8, 2),
+      { kind: "chunk_claimed", data: { chunk: 0, agent: "a1", attempt: 1 } },
+      { kind: "chunk_retried", data: { chunk: 0, agent: "a1", reason: "released" } },
+      { kind: "chunk_claimed", data: { chunk: 0, agent: "a1", attempt: 2 } },
+      { kind: "engine_outage", data: { chunk: 0, agent: "a1" } },
+      { kind: "chunk_claimed", data: { chunk: 0, agent: "a2", attempt: 3 } },
+      { kind: "chunk_retried", data: { chunk: 0, agent: "a2", reason: "failed" } },
+      { kind: "chunk_claimed", data: { chunk: 0, agent: "a3", attempt: 4 } },
+      { kind: "poison_chunk", data: { chunk: 0, failures: 2, code: "chunk_failed" } },
+      { kind: "chunk_retried", data: { chunk: 0, agent: "a3", reason: "unstorable" } },
+      { kind: "finalizing", data: { completed: 0, failed: 0, expired: true } },
+    ]);
+
+    // A runner that finds its input replaced fails the batch: `final` with its counts.
+    const changed = await seedBatch(ctx, lines.slice(0, 4));
+    const held = await claim("a4");
+    expect(held.batch_id).toBe(changed.batchId);
+    expect(await failChangedInput(ctx.db, { ...ref(held), errors: [{ code: "input_changed", message: "changed", line: null, param: "input_file_id" }] })).toBe(true);
+    expect((await timeline(ctx, changed.batchId)).slice(-2)).toEqual([
+      { kind: "chunk_claimed", data: { chunk: 0, agent: "a4", attempt: 1 } },
+      { kind: "final", data: { status: "failed", total: 4, completed: 0, failed: 0 } },
+    ]);
+
+    // A cancel while validating goes straight to cancelled.
+    const { fileId } = await putInputFile(ctx, "{}\n");
+    const validating = newId("batch_");
+    await insertBatch(ctx.db, { id: validating, input_file_id: fileId });
+    await ctx.db.transaction().execute((tx) => cancelBatch(tx, validating));
+    expect(await timeline(ctx, validating)).toEqual([{ kind: "final", data: { status: "cancelled", total: 0, completed: 0, failed: 0 } }]);
   });
 });
