@@ -7,7 +7,7 @@ import { finalizeNext, type FinalizerDeps } from "./finalize/finalizer.js";
 export interface ClaimLoopDeps {
   db: Db;
   log: Logger;
-  config: Pick<AgentConfig, "LEASE_SECONDS">;
+  config: Pick<AgentConfig, "LEASE_SECONDS" | "CHUNK_MAX_ATTEMPTS">;
   agentId: string;
   engine: EngineClient;
   models: EngineModels;
@@ -60,7 +60,12 @@ async function claimStep(deps: ClaimLoopDeps): Promise<boolean> {
       runs.engineDown = false;
       worked = true;
     } else if (runs.wantsRun() && Date.now() >= runs.claimNotBefore && deps.claimsPaused() === null) {
-      const chunk = await claimChunk(deps.db, { agentId: deps.agentId, models: models.list, leaseSeconds: deps.config.LEASE_SECONDS });
+      const chunk = await claimChunk(deps.db, {
+        agentId: deps.agentId,
+        models: models.list,
+        leaseSeconds: deps.config.LEASE_SECONDS,
+        poisonAt: deps.config.CHUNK_MAX_ATTEMPTS,
+      });
       if (chunk) {
         runs.start(deps.engine, chunk);
         worked = true;

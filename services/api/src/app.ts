@@ -7,6 +7,7 @@ import { openApiDocument } from "./openapi.js";
 import { batchControlsRoutes } from "./routes/batch-controls.js";
 import { batchErrorsRoutes } from "./routes/batch-errors.js";
 import { batchResultsRoutes } from "./routes/batch-results.js";
+import { batchLogsRoutes } from "./routes/batch-logs.js";
 import { batchesRoutes } from "./routes/batches.js";
 import { filesRoutes } from "./routes/files.js";
 import { healthRoutes, probeRoutes } from "./routes/health.js";
@@ -32,6 +33,7 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.route("/v1/batches", batchErrorsRoutes(deps));
   app.route("/v1/batches", batchResultsRoutes(deps));
   app.route("/v1/batches", batchControlsRoutes(deps));
+  app.route("/v1/batches", batchLogsRoutes(deps));
   app.route("/v1/models", modelsRoutes(deps));
   app.route("/", probeRoutes(deps));
   return app;

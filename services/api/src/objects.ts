@@ -98,6 +98,15 @@ export const requestErrorObject = z.object({
   line: z.number().int(),
 });
 
+/** One entry of a batch's timeline in `GET /v1/batches/{id}/logs`. */
+export const batchEventObject = z.object({
+  object: z.literal("batch.event"),
+  id: z.string(),
+  kind: z.string(),
+  created_at: z.number().int(),
+  data: z.record(z.string(), z.unknown()),
+});
+
 export const presignObject = z.object({
   id: z.string(),
   object: z.literal("file.upload"),

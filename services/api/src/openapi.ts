@@ -1,5 +1,6 @@
 import { z } from "zod";
 import {
+  batchEventObject,
   batchObject,
   errorObject,
   fileDeletedObject,
@@ -15,6 +16,7 @@ import {
   uploadPartObject,
 } from "./objects.js";
 import { errorsListQuery } from "./routes/batch-errors.js";
+import { logsQuery } from "./routes/batch-logs.js";
 import { createBody, listQuery as batchListQuery, oneShotFields } from "./routes/batches.js";
 import { fileFormFields, listQuery as fileListQuery } from "./routes/files.js";
 import { presignBody } from "./routes/presign.js";
@@ -114,6 +116,13 @@ export const operations: Operation[] = [
     response: "binary",
   },
   { method: "post", path: "/v1/batches/{batch_id}/retry", summary: "Barge: re-run the batch's failed requests as a new batch.", response: batchObject },
+  {
+    method: "get",
+    path: "/v1/batches/{batch_id}/logs",
+    summary: "Barge: the batch's timeline, oldest first (paged by entry id; format=text for one line per entry).",
+    query: logsQuery,
+    response: listObject(batchEventObject),
+  },
   { method: "get", path: "/v1/models", summary: "Models served by agents seen in the last minute.", response: modelListObject },
 ];
 

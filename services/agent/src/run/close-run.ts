@@ -62,7 +62,7 @@ export async function closeRun(o: CloseRunOptions): Promise<ChunkOutcome> {
   if (reason === "pause") return (await releaseChunk(db, { ...ref, paused: true })) ? "paused" : "lost";
   // An outage counts towards the poison cap: a request that crashes the engine would otherwise
   // take it down again on every claim, forever.
-  if (reason === "outage") return (await releaseChunk(db, { ...ref, failed: true })) ? "engine_down" : "lost";
+  if (reason === "outage") return (await releaseChunk(db, { ...ref, failed: true, reason: "engine_outage" })) ? "engine_down" : "lost";
   throw o.unfinished();
 }
 

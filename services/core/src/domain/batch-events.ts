@@ -9,21 +9,21 @@ export const BATCH_EVENT_KINDS = [
   "created",
   /** Validation passed (`data`: lines, chunks, seconds). */
   "validated",
-  /** Validation rejected the input, or could not finish (`data`: code, errors). */
+  /** Validation rejected the input, or could not finish (`data`: code, error_count, errors: the first 10). */
   "validation_failed",
   /** An agent claimed a chunk (`data`: chunk, agent, attempt). */
   "chunk_claimed",
-  /** A chunk was handed back to the queue to run again (`data`: chunk, agent, reason). */
+  /** A chunk was handed back to the queue to run again (`data`: chunk, agent, reason: released, failed or unstorable). */
   "chunk_retried",
   /** The rescuer took back a chunk whose lease lapsed (`data`: chunk, agent). */
   "lease_lost",
   /** The engine was unreachable; the chunk waits for it (`data`: chunk, agent). */
   "engine_outage",
-  /** A chunk failed too many times and its requests were failed (`data`: chunk, failures). */
+  /** A chunk failed too many times, or holds results Postgres refused; its requests are failed unsent (`data`: chunk, failures, code). */
   "poison_chunk",
-  /** A part of the output object was uploaded (`data`: part, chunks, bytes). */
+  /** A part of the output object was uploaded (`data`: part, chunks, first_chunk, bytes). */
   "output_part_uploaded",
-  /** No chunk is left to run; results are being stitched (`data`: completed, failed). */
+  /** No chunk is left to run; results are being stitched (`data`: completed, failed; expired when it expired). Written by the `batches_status_event` trigger. */
   "finalizing",
   /** Paused by the user (`POST /v1/batches/{id}/pause`). */
   "paused",
@@ -33,7 +33,7 @@ export const BATCH_EVENT_KINDS = [
   "cancel_requested",
   /** The committed failure rate crossed `max_failure_rate`; the batch is cancelled (`data`: done, failed, rate). */
   "failure_threshold",
-  /** The batch reached a final state (`data`: status, total, completed, failed). */
+  /** The batch reached a final state (`data`: status, total, completed, failed; cancel_reason when set). Written by the `batches_status_event` trigger. */
   "final",
 ] as const;
 

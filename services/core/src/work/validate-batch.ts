@@ -5,8 +5,10 @@ import { storableText } from "../domain/storable-text.js";
 import { validateBatchInput, type ValidationLimits } from "../domain/validate.js";
 import { LeaseLost } from "../errors.js";
 import type { Logger } from "../log.js";
+import { batchStartSeconds } from "../queue/batch-start-seconds.js";
 import { enqueueChunks } from "../queue/enqueue-chunks.js";
 import { findFile } from "../queue/find-file.js";
+import { recordBatchEvent } from "../queue/record-batch-event.js";
 import { transitionBatch } from "../queue/transition-batch.js";
 import { readLineBlocks } from "../storage/lines.js";
 import { getObjectStream, headObject, type Bucket } from "../storage/objects.js";
@@ -97,7 +99,14 @@ async function validateOnce(deps: ValidateDeps, batch: BatchRow): Promise<"in_pr
         to: "in_progress",
         set: { model, total_requests: result.requests, input_etag: pin },
       });
-      if (moved) await enqueueChunks(tx, batch, model, result.chunks);
+      if (moved) {
+        await enqueueChunks(tx, batch, model, result.chunks);
+        await recordBatchEvent(tx, batch.id, "validated", {
+          lines: result.requests,
+          chunks: result.chunks.length,
+          seconds: await batchStartSeconds(tx, batch.id),
+        });
+      }
       return moved;
     });
     if (!ok) throw new LeaseLost(`validation of ${batch.id}`);
@@ -118,16 +127,29 @@ export function inputChanged(batch: Pick<BatchRow, "input_file_id">): BatchError
   };
 }
 
+/** Errors a `validation_failed` timeline entry carries: the first ones, as the batch's `errors` has them all. */
+const EVENT_ERRORS = 10;
+
 async function fail(deps: ValidateDeps, batch: BatchRow, errors: NonNullable<BatchRow["errors"]>): Promise<"failed"> {
-  const ok = await transitionBatch(deps.db, {
-    batchId: batch.id,
-    fence: batch.worker_fence,
-    from: ["validating"],
-    to: "failed",
-    // Messages may echo input (a model name) or an exception: Postgres refuses U+0000 in jsonb too.
-    set: { errors: JSON.stringify(errors.map((e) => ({ ...e, message: storableText(e.message) }))) },
+  // Messages may echo input (a model name) or an exception: Postgres refuses U+0000 in jsonb too.
+  const stored = errors.map((e) => ({ ...e, message: storableText(e.message) }));
+  await deps.db.transaction().execute(async (tx) => {
+    // Written first: the move fires the trigger that writes `final`, which comes after it.
+    await recordBatchEvent(tx, batch.id, "validation_failed", {
+      code: stored[0]?.code ?? "validation_failed",
+      error_count: stored.length,
+      errors: stored.slice(0, EVENT_ERRORS),
+    });
+    const moved = await transitionBatch(tx, {
+      batchId: batch.id,
+      fence: batch.worker_fence,
+      from: ["validating"],
+      to: "failed",
+      set: { errors: JSON.stringify(stored) },
+    });
+    // Thrown inside, so the entry rolls back with the move that matched nothing.
+    if (!moved) throw new LeaseLost(`validation of ${batch.id}`);
   });
-  if (!ok) throw new LeaseLost(`validation of ${batch.id}`);
   deps.log.info({ batch: batch.id, errors: errors.length }, "batch failed validation");
   return "failed";
 }
