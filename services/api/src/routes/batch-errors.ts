@@ -6,7 +6,7 @@ import type { ApiDeps, AppEnv } from "../deps.js";
 import { presentBatch } from "../present.js";
 import { admitBatch, findBatch, insertBatch } from "../store/batches.js";
 import { findFile, insertFile } from "../store/files.js";
-import { chunksWithErrors, failedIndexes, hasRequestErrors, listRequestErrors, markRetryOf } from "../store/request-errors.js";
+import { chunksWithErrors, failedIndexes, hasRequestErrors, listRequestErrors } from "../store/request-errors.js";
 import { knownId, safeText } from "../params.js";
 import { readQuery } from "../validation.js";
 
@@ -93,6 +93,8 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
         tenant,
         endpoint: old.endpoint,
         model: old.model,
+        // The failed lines still carry the placeholder models an overriding batch replaced.
+        model_override: old.model_override,
         input_file_id: fileId,
         completion_window: old.completion_window,
         metadata: old.metadata,
@@ -101,10 +103,10 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
         expires_at: new Date(created.getTime() + (old.expires_at.getTime() - old.created_at.getTime())),
         output_expires_after_seconds: old.output_expires_after_seconds,
         webhook_url: old.webhook_url,
+        retry_of: old.id,
       });
-      await markRetryOf(tx, batch.id, old.id);
       written = true;
-      return { ...batch, retry_of: old.id };
+      return batch;
     }).catch(async (err: unknown) => {
       // Refused (a create won the last slot meanwhile) or rolled back: no row will ever name the object.
       if (!written) await deleteObject(deps, key).catch((e: unknown) => deps.log.warn({ err: e, key }, "orphaned a refused retry's input object"));

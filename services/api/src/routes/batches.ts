@@ -142,8 +142,9 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
       id: newId("batch_"),
       tenant,
       endpoint: p.endpoint,
-      // A model given up front (one-shot form) is enforced by the validator against the file.
+      // A model given up front (one-shot form) decides: it replaces each line's body `model`.
       model: p.model ?? null,
+      model_override: p.model !== undefined,
       input_file_id: input.id,
       completion_window: p.completion_window,
       metadata: p.metadata ?? null,
@@ -152,6 +153,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
       expires_at: new Date(created.getTime() + COMPLETION_WINDOW_MS),
       output_expires_after_seconds: p.outputExpiresAfterSeconds ?? null,
       webhook_url: webhook,
+      retry_of: null,
     });
   };
 

@@ -1,5 +1,5 @@
 import { sql } from "kysely";
-import { ACTIVE_BATCH_STATUSES, cancelBatch, progressFromSums, PROGRESS_SUMS, RateLimited, type BatchProgress, type BatchRow, type BatchStatus, type Db, type ProgressSums } from "@barge/core";
+import { ACTIVE_BATCH_STATUSES, cancelBatch, progressFromSums, recordBatchEvent, PROGRESS_SUMS, RateLimited, type BatchProgress, type BatchRow, type BatchStatus, type Db, type ProgressSums } from "@barge/core";
 
 /** The columns a new batch row needs. */
 export interface NewBatchRow {
@@ -7,6 +7,8 @@ export interface NewBatchRow {
   tenant: string;
   endpoint: string;
   model: string | null;
+  /** `model` replaces each line's body `model` at run time (the one-shot form's model). */
+  model_override: boolean;
   input_file_id: string;
   completion_window: string;
   metadata: Record<string, string> | null;
@@ -15,12 +17,17 @@ export interface NewBatchRow {
   expires_at: Date;
   output_expires_after_seconds: number | null;
   webhook_url: string | null;
+  /** The batch whose failed requests this one re-runs. */
+  retry_of: string | null;
 }
 
-/** Inserts a batch in `validating` and returns it. */
-export function insertBatch(db: Db, b: NewBatchRow): Promise<BatchRow> {
+/**
+ * Inserts a batch in `validating` with its timeline's `created` entry and returns it. `db` is the
+ * creating transaction, so the entry exists exactly when the row does.
+ */
+export async function insertBatch(db: Db, b: NewBatchRow): Promise<BatchRow> {
   // The repo's convention for the json columns: JSON null, not SQL NULL (both read back as null).
-  return db
+  const row = await db
     .insertInto("batches")
     .values({
       ...b,
@@ -31,6 +38,8 @@ export function insertBatch(db: Db, b: NewBatchRow): Promise<BatchRow> {
     })
     .returningAll()
     .executeTakeFirstOrThrow();
+  await recordBatchEvent(db, row.id, "created", { model: row.model, input_file_id: row.input_file_id, retry_of: row.retry_of });
+  return row;
 }
 
 /** A batch of the tenant. */
