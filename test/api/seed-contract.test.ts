@@ -33,7 +33,7 @@ describe("the seeds' client contract", () => {
     const lines = Array.from({ length: 7 }, (_, i) => seedLine(`s${i}`));
     const r = await submit(svc.apiUrl, lines, SIM_MODEL);
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ object: "batch", status: "validating", model: SIM_MODEL });
+    expect(r.body).toMatchObject({ object: "batch", status: "validating", model: SIM_MODEL, batch_id: r.body.id, total_requests: 7 });
     const done = await waitForBatch(sdkClient(svc.apiUrl), r.body.id, ["completed", "failed", "cancelled", "expired"], 60_000);
     expect(done).toMatchObject({ status: "completed", model: SIM_MODEL, request_counts: { total: 7, completed: 7, failed: 0 } });
 
@@ -44,5 +44,36 @@ describe("the seeds' client contract", () => {
     const seen = svc.sim.requests().filter((e) => e.requestId?.startsWith(`${done.id}:`));
     expect(seen.length).toBe(7);
     expect(new Set(seen.map((e) => e.model))).toEqual(new Set([SIM_MODEL]));
+  });
+
+  test("the one-shot answer counts the upload's lines as it streams: blank lines and CRLF do not count, a last line without a newline does", async () => {
+    const text = `\n${JSON.stringify(seedLine("a"))}\r\n   \n${JSON.stringify(seedLine("b"))}\n\n${JSON.stringify(seedLine("c"))}`;
+    const form = new FormData();
+    form.set("model", SIM_MODEL);
+    form.set("file", new Blob([text]), "seed.jsonl");
+    const r = await call(svc.apiUrl, "/v1/batches", { method: "POST", body: form });
+    expect(r.status).toBe(200);
+    expect([r.body.batch_id, r.body.total_requests]).toEqual([r.body.id, 3]);
+    expect(r.body.id).toMatch(/^batch_/);
+    const done = await waitForBatch(sdkClient(svc.apiUrl), r.body.id, ["completed", "failed"], 60_000);
+    expect(done.request_counts).toEqual({ total: 3, completed: 3, failed: 0 });
+  });
+
+  test("the OpenAI-style JSON create keeps OpenAI's shape: no batch_id, no total_requests", async () => {
+    const file = await sdkClient(svc.apiUrl).files.create({ file: new File([jsonl([seedLine("j")])], "j.jsonl"), purpose: "batch" });
+    const r = await call(svc.apiUrl, "/v1/batches", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" }),
+    });
+    expect(r.status).toBe(200);
+    expect(r.body).not.toHaveProperty("batch_id");
+    expect(r.body).not.toHaveProperty("total_requests");
+    // Without a form model the lines' model is the batch's: its chunk waits for an agent serving gpt-4.
+    const running = await waitForBatch(sdkClient(svc.apiUrl), r.body.id, ["in_progress", "failed"]);
+    expect(running).toMatchObject({ status: "in_progress", model: "gpt-4" });
+    const chunks = await ctx.db.selectFrom("chunks").select(["model", "status"]).where("batch_id", "=", running.id).execute();
+    expect(chunks).toEqual([{ model: "gpt-4", status: "queued" }]);
+    expect((await call(svc.apiUrl, `/v1/batches/${running.id}/cancel`, { method: "POST" })).status).toBe(200);
   });
 });

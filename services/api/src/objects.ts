@@ -67,6 +67,12 @@ export const batchObject = z.object({
   estimated_completion: unix.nullable(),
 });
 
+/** The create's answer: the one-shot form adds the seeds' `batch_id` (the id) and `total_requests` (the upload's lines). */
+export const createdBatchObject = batchObject.extend({
+  batch_id: z.string().optional().describe("One-shot multipart create only: the batch's id, as the seeds' clients read it."),
+  total_requests: z.number().int().optional().describe("One-shot multipart create only: the upload's non-blank lines, counted as it streamed."),
+});
+
 export const uploadObject = z.object({
   id: z.string(),
   object: z.literal("upload"),

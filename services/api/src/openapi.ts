@@ -1,6 +1,7 @@
 import { z } from "zod";
 import {
   batchObject,
+  createdBatchObject,
   errorObject,
   fileDeletedObject,
   fileObject,
@@ -84,7 +85,7 @@ export const operations: Operation[] = [
     summary: "Create a batch from a file (JSON), or upload and create in one request (multipart).",
     json: createBody,
     form: { fields: oneShotFields, file: "file" },
-    response: batchObject,
+    response: createdBatchObject,
   },
   { method: "get", path: "/v1/batches", summary: "List batches, newest first.", query: batchListQuery, response: listObject(batchObject) },
   { method: "get", path: "/v1/batches/{batch_id}", summary: "Retrieve a batch.", response: batchObject },

@@ -158,15 +158,19 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
   };
 
   app.post("/", async (c) => {
-    const row = (c.req.header("content-type") ?? "").toLowerCase().startsWith("multipart/form-data")
-      ? await createOneShot(c)
-      : await createFromFile(await readJson(c, createBody));
+    if (!(c.req.header("content-type") ?? "").toLowerCase().startsWith("multipart/form-data")) {
+      const row = await createFromFile(await readJson(c, createBody));
+      deps.wake?.();
+      return c.json(await presentBatch(deps, row));
+    }
+    const { row, lines } = await createOneShot(c);
     deps.wake?.();
-    return c.json(await presentBatch(deps, row));
+    // The seeds' one-shot answer: the Batch object plus its id as `batch_id` and the lines the upload held.
+    return c.json({ ...(await presentBatch(deps, row)), batch_id: row.id, total_requests: lines });
   });
 
   /** The one-shot form: the file is streamed to S3, then file and batch rows land in one transaction. */
-  async function createOneShot(c: Context<AppEnv>): Promise<BatchRow> {
+  async function createOneShot(c: Context<AppEnv>): Promise<{ row: BatchRow; lines: number }> {
     // Refuse before the upload streams in; the check that counts is repeated in the transaction.
     await deps.db.transaction().execute((tx) => admitBatch(tx, limits));
     return withReceivedFile(deps, c, async (f) => {
@@ -189,7 +193,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
           s3_key: f.key,
           etag: f.etag,
         });
-        return newBatch(tx, file, form);
+        return { row: await newBatch(tx, file, form), lines: f.lines };
       });
     });
   }
