@@ -34,8 +34,11 @@ describe("the seeds' client contract", () => {
     const r = await submit(svc.apiUrl, lines, SIM_MODEL);
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ object: "batch", status: "validating", model: SIM_MODEL, batch_id: r.body.id, total_requests: 7 });
+    // Nothing is validated yet, so the counts start at zero; total_requests already has the lines.
+    expect(r.body.progress).toEqual({ total: 0, completed: 0, failed: 0, percent: 0 });
     const done = await waitForBatch(sdkClient(svc.apiUrl), r.body.id, ["completed", "failed", "cancelled", "expired"], 60_000);
     expect(done).toMatchObject({ status: "completed", model: SIM_MODEL, request_counts: { total: 7, completed: 7, failed: 0 } });
+    expect((done as unknown as { progress: unknown }).progress).toEqual({ total: 7, completed: 7, failed: 0, percent: 100 });
 
     const res = await fetch(`${svc.apiUrl}/v1/files/${done.output_file_id}/content`);
     const outLines = (await res.text()).trim().split("\n").map((l) => JSON.parse(l));

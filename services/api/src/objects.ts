@@ -60,7 +60,7 @@ export const batchObject = z.object({
   output_expires_after: z.object({ anchor: z.literal("created_at"), seconds: z.number().int() }).nullable(),
   priority: z.number().int(),
   retry_of: z.string().nullable(),
-  progress: z.object({ percent: z.number() }),
+  progress: z.object({ total: z.number().int(), completed: z.number().int(), failed: z.number().int(), percent: z.number() }),
   output_location: z.object({ bucket: z.string(), key: z.string(), errors_key: z.string().nullable() }).nullable(),
   results_url: z.string().nullable(),
   throughput_tokens_per_sec: z.number().nullable(),
