@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { call, jsonl, sdkClient, waitForBatch } from "../support/api-harness.js";
 import { createTestContext, type TestContext } from "../support/context.js";
+import { insertBatch, putInputFile } from "../support/seed.js";
 import { startServices, type Services } from "../support/services.js";
 
 // The seeds' web app: plain fetch, a multipart form with `file` and `model`, lines naming a placeholder model.
@@ -17,6 +18,16 @@ function submit(url: string, lines: object[], model?: string) {
   return call(url, "/v1/batches", { method: "POST", body: form });
 }
 
+/** A JSON create on an uploaded file (OpenAI's way), answered as sent. */
+async function createFromFile(url: string, lines: object[]) {
+  const file = await sdkClient(url).files.create({ file: new File([jsonl(lines)], "j.jsonl"), purpose: "batch" });
+  return call(url, "/v1/batches", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" }),
+  });
+}
+
 describe("the seeds' client contract", () => {
   let ctx: TestContext;
   let svc: Services;
@@ -28,6 +39,10 @@ describe("the seeds' client contract", () => {
     await svc?.stop();
     await ctx?.close();
   });
+
+  /** The batch's timeline entries of the given kinds, oldest first. */
+  const events = (batchId: string, kinds: string[]) =>
+    ctx.db.selectFrom("batch_events").select(["kind", "data"]).where("batch_id", "=", batchId).where("kind", "in", kinds).orderBy("seq").execute();
 
   test("the form's model decides: lines naming gpt-4 run on it, and every answer and engine request names it", async () => {
     const lines = Array.from({ length: 7 }, (_, i) => seedLine(`s${i}`));
@@ -63,12 +78,7 @@ describe("the seeds' client contract", () => {
   });
 
   test("the OpenAI-style JSON create keeps OpenAI's shape: no batch_id, no total_requests", async () => {
-    const file = await sdkClient(svc.apiUrl).files.create({ file: new File([jsonl([seedLine("j")])], "j.jsonl"), purpose: "batch" });
-    const r = await call(svc.apiUrl, "/v1/batches", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" }),
-    });
+    const r = await createFromFile(svc.apiUrl, [seedLine("j")]);
     expect(r.status).toBe(200);
     expect(r.body).not.toHaveProperty("batch_id");
     expect(r.body).not.toHaveProperty("total_requests");
@@ -78,5 +88,61 @@ describe("the seeds' client contract", () => {
     const chunks = await ctx.db.selectFrom("chunks").select(["model", "status"]).where("batch_id", "=", running.id).execute();
     expect(chunks).toEqual([{ model: "gpt-4", status: "queued" }]);
     expect((await call(svc.apiUrl, `/v1/batches/${running.id}/cancel`, { method: "POST" })).status).toBe(200);
+  });
+
+  test("DELETE cancels as POST …/cancel does and is idempotent; cancel_requested is written only when the cancel moved the batch", async () => {
+    // Its lines' gpt-4 is served by no agent, so the batch waits in_progress with a queued chunk.
+    const r = await createFromFile(svc.apiUrl, [seedLine("d1"), seedLine("d2")]);
+    const running = await waitForBatch(sdkClient(svc.apiUrl), r.body.id, ["in_progress", "failed"]);
+    expect(running.status).toBe("in_progress");
+    expect(await events(running.id, ["created"])).toEqual([{ kind: "created", data: { model: null, input_file_id: running.input_file_id, retry_of: null } }]);
+
+    const first = await call(svc.apiUrl, `/v1/batches/${running.id}`, { method: "DELETE" });
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ id: running.id, object: "batch", status: "cancelling", cancelled_at: null });
+    expect(first.body.cancelling_at).toEqual(expect.any(Number));
+    const chunks = await ctx.db.selectFrom("chunks").select("status").where("batch_id", "=", running.id).execute();
+    expect(chunks).toEqual([{ status: "cancelled" }]);
+
+    const again = await call(svc.apiUrl, `/v1/batches/${running.id}`, { method: "DELETE" });
+    expect(again.status).toBe(200);
+    expect(again.body.cancelling_at).toBe(first.body.cancelling_at);
+    const cancelled = await waitForBatch(sdkClient(svc.apiUrl), running.id, ["cancelled"]);
+    const final = await call(svc.apiUrl, `/v1/batches/${running.id}`, { method: "DELETE" });
+    expect([final.status, final.body.status, final.body.cancelled_at]).toEqual([200, "cancelled", cancelled.cancelled_at]);
+    // OpenAI's cancel keeps its answer for a final batch.
+    const post = await call(svc.apiUrl, `/v1/batches/${running.id}/cancel`, { method: "POST" });
+    expect([post.status, post.body.error.code]).toEqual([409, "batch_not_cancellable"]);
+    expect(await events(running.id, ["cancel_requested"])).toEqual([{ kind: "cancel_requested", data: { status: "cancelling" } }]);
+  });
+
+  test("POST …/cancel writes cancel_requested once too; DELETE of an unknown or another tenant's batch is 404 and moves nothing", async () => {
+    const r = await createFromFile(svc.apiUrl, [seedLine("p1")]);
+    await waitForBatch(sdkClient(svc.apiUrl), r.body.id, ["in_progress"]);
+    for (let i = 0; i < 2; i++) expect((await call(svc.apiUrl, `/v1/batches/${r.body.id}/cancel`, { method: "POST" })).status).toBe(200);
+    expect(await events(r.body.id, ["cancel_requested"])).toEqual([{ kind: "cancel_requested", data: { status: "cancelling" } }]);
+
+    const missing = await call(svc.apiUrl, "/v1/batches/batch_000000000000000000000000", { method: "DELETE" });
+    expect([missing.status, missing.body.error.code, missing.body.error.param]).toEqual([404, "not_found", "batch_id"]);
+    const { fileId } = await putInputFile(ctx, jsonl([seedLine("o")]), "other");
+    const theirs = await insertBatch(ctx.db, { id: "batch_0therten4ntb4tch00000000", tenant: "other", input_file_id: fileId, status: "in_progress" });
+    const denied = await call(svc.apiUrl, `/v1/batches/${theirs.id}`, { method: "DELETE" });
+    expect([denied.status, denied.body.error.code]).toEqual([404, "not_found"]);
+    const row = await ctx.db.selectFrom("batches").select("status").where("id", "=", theirs.id).executeTakeFirstOrThrow();
+    expect(row.status).toBe("in_progress");
+    expect(await events(theirs.id, ["cancel_requested"])).toEqual([]);
+  });
+
+  test("a retry's created entry names the batch it re-runs, and it keeps the form model's override", async () => {
+    // The engine refuses an empty messages list (400), so that request fails and can be retried.
+    const bad = { ...seedLine("bad"), body: { model: "gpt-4", messages: [] } };
+    const r = await submit(svc.apiUrl, [seedLine("ok"), bad], SIM_MODEL);
+    const done = await waitForBatch(sdkClient(svc.apiUrl), r.body.id, ["completed", "failed"], 60_000);
+    expect(done.request_counts).toEqual({ total: 2, completed: 1, failed: 1 });
+    const retry = await call(svc.apiUrl, `/v1/batches/${done.id}/retry`, { method: "POST" });
+    expect([retry.status, retry.body.retry_of, retry.body.model]).toEqual([200, done.id, SIM_MODEL]);
+    expect(await events(retry.body.id, ["created"])).toEqual([{ kind: "created", data: { model: SIM_MODEL, input_file_id: retry.body.input_file_id, retry_of: done.id } }]);
+    const again = await waitForBatch(sdkClient(svc.apiUrl), retry.body.id, ["completed", "failed"], 60_000);
+    expect(again).toMatchObject({ status: "completed", model: SIM_MODEL, request_counts: { total: 1, completed: 0, failed: 1 } });
   });
 });

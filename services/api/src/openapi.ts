@@ -91,6 +91,12 @@ export const operations: Operation[] = [
   { method: "get", path: "/v1/batches/{batch_id}", summary: "Retrieve a batch.", response: batchObject },
   { method: "post", path: "/v1/batches/{batch_id}/cancel", summary: "Cancel a batch.", response: batchObject },
   {
+    method: "delete",
+    path: "/v1/batches/{batch_id}",
+    summary: "The seeds' cancel: as POST …/cancel, but idempotent (a final batch is answered as it is).",
+    response: batchObject,
+  },
+  {
     method: "get",
     path: "/v1/batches/{batch_id}/errors",
     summary: "Barge: the batch's failed requests, in input order (paged by custom_id).",

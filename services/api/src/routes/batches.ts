@@ -226,11 +226,16 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
     return c.json(await presentBatchView(deps, view));
   });
 
-  app.post("/:id/cancel", async (c) => {
-    const id = knownId(c.req.param("id"), "batch_", "batch", "batch_id");
+  /**
+   * The one cancel, behind OpenAI's `POST /:id/cancel` and the seeds' `DELETE /:id`. They differ
+   * only on a final batch: OpenAI's answers 409, while DELETE is idempotent and answers the batch
+   * as it is, since whoever deletes wants it stopped and it is.
+   */
+  const cancel = (finalIsConflict: boolean) => async (c: Context<AppEnv>) => {
+    const id = knownId(c.req.param("id") ?? "", "batch_", "batch", "batch_id");
     const batch = await findBatch(deps.db, tenant, id);
     if (!batch) throw new NotFound("batch", id, "batch_id");
-    if (isFinalBatchStatus(batch.status)) throw new Conflict(`Batch is ${batch.status} and cannot be cancelled.`, "batch_not_cancellable");
+    if (finalIsConflict && isFinalBatchStatus(batch.status)) throw new Conflict(`Batch is ${batch.status} and cannot be cancelled.`, "batch_not_cancellable");
     // Cancelling or finalizing already: the cancel (or the results) are on their way, so it is returned as is.
     let after = batch;
     if (isCancellableBatchStatus(batch.status)) {
@@ -238,7 +243,9 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
       after = (await cancelBatchRow(deps.db, id)) ?? (await findBatch(deps.db, tenant, id)) ?? batch;
     }
     return c.json(await presentBatch(deps, after));
-  });
+  };
+  app.post("/:id/cancel", cancel(true));
+  app.delete("/:id", cancel(false));
 
   return app;
 }

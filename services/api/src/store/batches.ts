@@ -86,9 +86,16 @@ export async function listBatches(
   return { rows: rows.slice(0, q.limit), hasMore: rows.length > q.limit };
 }
 
-/** Starts cancelling a batch (core's statement, in its own transaction); undefined if it was no longer cancellable. */
+/**
+ * Starts cancelling a batch (core's statement) and, when it moved, writes the timeline's
+ * `cancel_requested` in the same transaction; undefined if it was no longer cancellable.
+ */
 export function cancelBatchRow(db: Db, id: string): Promise<BatchRow | undefined> {
-  return db.transaction().execute((tx) => cancelBatch(tx, id));
+  return db.transaction().execute(async (tx) => {
+    const moved = await cancelBatch(tx, id);
+    if (moved) await recordBatchEvent(tx, id, "cancel_requested", { status: moved.status });
+    return moved;
+  });
 }
 
 /** What a client over a global limit is told to wait; the queue drains at the fleet's pace, not a known one. */
