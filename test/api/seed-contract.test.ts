@@ -116,7 +116,7 @@ describe("the seeds' client contract", () => {
     expect(await events(running.id, ["cancel_requested"])).toEqual([{ kind: "cancel_requested", data: { status: "cancelling" } }]);
   });
 
-  test("POST …/cancel writes cancel_requested once too; DELETE of an unknown or another tenant's batch is 404 and moves nothing", async () => {
+  test("POST …/cancel writes cancel_requested once too; DELETE (and /failed) of an unknown or another tenant's batch is 404 and moves nothing", async () => {
     const r = await createFromFile(svc.apiUrl, [seedLine("p1")]);
     await waitForBatch(sdkClient(svc.apiUrl), r.body.id, ["in_progress"]);
     for (let i = 0; i < 2; i++) expect((await call(svc.apiUrl, `/v1/batches/${r.body.id}/cancel`, { method: "POST" })).status).toBe(200);
@@ -128,17 +128,27 @@ describe("the seeds' client contract", () => {
     const theirs = await insertBatch(ctx.db, { id: "batch_0therten4ntb4tch00000000", tenant: "other", input_file_id: fileId, status: "in_progress" });
     const denied = await call(svc.apiUrl, `/v1/batches/${theirs.id}`, { method: "DELETE" });
     expect([denied.status, denied.body.error.code]).toEqual([404, "not_found"]);
+    const theirFailed = await call(svc.apiUrl, `/v1/batches/${theirs.id}/failed`);
+    expect([theirFailed.status, theirFailed.body.error.code]).toEqual([404, "not_found"]);
     const row = await ctx.db.selectFrom("batches").select("status").where("id", "=", theirs.id).executeTakeFirstOrThrow();
     expect(row.status).toBe("in_progress");
     expect(await events(theirs.id, ["cancel_requested"])).toEqual([]);
   });
 
-  test("a retry's created entry names the batch it re-runs, and it keeps the form model's override", async () => {
+  test("/failed is /errors under the seeds' name; a retry's created entry names the batch it re-runs, and it keeps the form model's override", async () => {
     // The engine refuses an empty messages list (400), so that request fails and can be retried.
     const bad = { ...seedLine("bad"), body: { model: "gpt-4", messages: [] } };
     const r = await submit(svc.apiUrl, [seedLine("ok"), bad], SIM_MODEL);
     const done = await waitForBatch(sdkClient(svc.apiUrl), r.body.id, ["completed", "failed"], 60_000);
     expect(done.request_counts).toEqual({ total: 2, completed: 1, failed: 1 });
+    const failed = await fetch(`${svc.apiUrl}/v1/batches/${done.id}/failed?limit=5`);
+    const errors = await fetch(`${svc.apiUrl}/v1/batches/${done.id}/errors?limit=5`);
+    expect([failed.status, failed.headers.get("content-type")]).toEqual([errors.status, errors.headers.get("content-type")]);
+    const body = await failed.text();
+    expect(body).toBe(await errors.text());
+    expect(JSON.parse(body)).toMatchObject({ object: "list", has_more: false, first_id: "bad", data: [{ custom_id: "bad", line: 2, status_code: 400 }] });
+    const unknown = await call(svc.apiUrl, "/v1/batches/batch_000000000000000000000000/failed");
+    expect([unknown.status, unknown.body.error.code]).toEqual([404, "not_found"]);
     const retry = await call(svc.apiUrl, `/v1/batches/${done.id}/retry`, { method: "POST" });
     expect([retry.status, retry.body.retry_of, retry.body.model]).toEqual([200, done.id, SIM_MODEL]);
     expect(await events(retry.body.id, ["created"])).toEqual([{ kind: "created", data: { model: SIM_MODEL, input_file_id: retry.body.input_file_id, retry_of: done.id } }]);

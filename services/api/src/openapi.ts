@@ -103,6 +103,13 @@ export const operations: Operation[] = [
     query: errorsListQuery,
     response: listObject(requestErrorObject),
   },
+  {
+    method: "get",
+    path: "/v1/batches/{batch_id}/failed",
+    summary: "The seeds' name for …/errors: the same list.",
+    query: errorsListQuery,
+    response: listObject(requestErrorObject),
+  },
   { method: "post", path: "/v1/batches/{batch_id}/retry", summary: "Barge: re-run the batch's failed requests as a new batch.", response: batchObject },
   { method: "get", path: "/v1/models", summary: "Models served by agents seen in the last minute.", response: modelListObject },
 ];

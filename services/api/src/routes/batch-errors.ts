@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import { Conflict, deleteObject, getObjectStream, isBlankLine, isPreconditionFailed, isRetryableBatchStatus, keys, newId, NotFound, readLines, uploadStream, type BatchRow, type RequestErrorRow } from "@barge/core";
@@ -31,8 +31,8 @@ function toRequestError(r: RequestErrorRow) {
 }
 
 /**
- * A batch's failed requests: `GET /:id/errors` lists them in input order (OpenAI's list shape,
- * paged by custom_id), and `POST /:id/retry` re-runs exactly them as a new batch.
+ * A batch's failed requests: `GET /:id/errors` (or the seeds' `/:id/failed`) lists them in input
+ * order (OpenAI's list shape, paged by custom_id), and `POST /:id/retry` re-runs exactly them as a new batch.
  */
 export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
   const tenant = deps.config.BARGE_TENANT;
@@ -44,8 +44,8 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
     return batch;
   };
 
-  app.get("/:id/errors", async (c) => {
-    const batch = await batchOf(c.req.param("id"));
+  const listErrors = async (c: Context<AppEnv>) => {
+    const batch = await batchOf(c.req.param("id") ?? "");
     const q = readQuery(c, errorsListQuery);
     const { rows, hasMore } = await listRequestErrors(deps.db, batch.id, q);
     const data = rows.map(toRequestError);
@@ -56,7 +56,10 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
       last_id: data[data.length - 1]?.custom_id ?? null,
       has_more: hasMore,
     });
-  });
+  };
+  app.get("/:id/errors", listErrors);
+  // The seeds' name for the same list.
+  app.get("/:id/failed", listErrors);
 
   app.post("/:id/retry", async (c) => {
     const old = await batchOf(c.req.param("id"));
