@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { call, jsonl, sdkClient, waitForBatch } from "../support/api-harness.js";
+import { call, jsonl, sdkClient, startBareApi, waitForBatch } from "../support/api-harness.js";
 import { createTestContext, type TestContext } from "../support/context.js";
 import { insertBatch, putInputFile } from "../support/seed.js";
 import { startServices, type Services } from "../support/services.js";
@@ -154,5 +154,49 @@ describe("the seeds' client contract", () => {
     expect(await events(retry.body.id, ["created"])).toEqual([{ kind: "created", data: { model: SIM_MODEL, input_file_id: retry.body.input_file_id, retry_of: done.id } }]);
     const again = await waitForBatch(sdkClient(svc.apiUrl), retry.body.id, ["completed", "failed"], 60_000);
     expect(again).toMatchObject({ status: "completed", model: SIM_MODEL, request_counts: { total: 1, completed: 0, failed: 1 } });
+  });
+
+  test("the list filters by one or more comma-separated statuses, pages with after, and names a bad status", async () => {
+    const t = await startBareApi();
+    try {
+      const { fileId } = await putInputFile(t.ctx, jsonl([seedLine("x")]));
+      const statuses = ["completed", "failed", "in_progress", "cancelled"] as const;
+      const ids = Array.from({ length: 12 }, (_, i) => `batch_${String(i).padStart(24, "0")}`);
+      for (const [i, id] of ids.entries()) await insertBatch(t.ctx.db, { id, input_file_id: fileId, status: statuses[i % 4]! });
+      const { fileId: theirFile } = await putInputFile(t.ctx, jsonl([seedLine("y")]), "other");
+      await insertBatch(t.ctx.db, { id: `batch_${"z".repeat(24)}`, tenant: "other", input_file_id: theirFile, status: "completed" });
+      /** The ids of the batches in `want`, newest first. */
+      const newest = (want: string[]) => ids.filter((_, i) => want.includes(statuses[i % 4]!)).reverse();
+
+      const both = await call(t.url, "/v1/batches?status=completed,failed&limit=10");
+      expect(both.status).toBe(200);
+      expect(both.body.data.map((b: { id: string }) => b.id)).toEqual(newest(["completed", "failed"]));
+      expect(both.body.data.map((b: { status: string }) => b.status)).toEqual(["failed", "completed", "failed", "completed", "failed", "completed"]);
+      expect(both.body.has_more).toBe(false);
+
+      const walked: string[] = [];
+      let after = "";
+      for (let page = 0; page < 3; page++) {
+        const r = await call(t.url, `/v1/batches?status=completed,failed&limit=2${after}`);
+        walked.push(...r.body.data.map((b: { id: string }) => b.id));
+        expect(r.body.has_more).toBe(page < 2);
+        after = `&after=${r.body.last_id}`;
+      }
+      expect(walked).toEqual(newest(["completed", "failed"]));
+
+      const one = await call(t.url, "/v1/batches?status=completed,%20completed");
+      expect(one.body.data.map((b: { id: string }) => b.id)).toEqual(newest(["completed"]));
+
+      const bad = await call(t.url, "/v1/batches?status=completed,bogus");
+      expect(bad.status).toBe(400);
+      expect(bad.body.error).toMatchObject({ type: "invalid_request_error", param: "status", code: "invalid_value" });
+      expect(bad.body.error.message).toContain("'bogus' is not a batch status; supported values are 'validating', 'failed'");
+      const empty = await call(t.url, "/v1/batches?status=completed,");
+      expect([empty.status, empty.body.error.message]).toEqual([400, expect.stringContaining("'' is not a batch status")]);
+      const many = await call(t.url, `/v1/batches?status=${Array(9).fill("completed").join(",")}`);
+      expect([many.status, many.body.error.param, many.body.error.message]).toEqual([400, "status", "Invalid value for 'status': at most 8 statuses are allowed, got 9."]);
+    } finally {
+      await t.close();
+    }
   });
 });

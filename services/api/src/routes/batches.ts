@@ -5,12 +5,14 @@ import {
   Conflict,
   InvalidRequest,
   isCancellableBatchStatus,
+  isBatchStatus,
   isFinalBatchStatus,
   isStorableText,
   newId,
   NotFound,
   SUPPORTED_ENDPOINTS,
   type BatchRow,
+  type BatchStatus,
   type Db,
   type FileRow,
 } from "@barge/core";
@@ -91,10 +93,30 @@ export const oneShotFields = z.object({
   ...formExpiresAfterFields("output_expires_after"),
 });
 
+/** Statuses one list filter may name: more than there are is a client mistake, not a filter. */
+const MAX_STATUS_FILTER = 8;
+
+/** The list's `status`: one status or several, comma-separated (the seeds' `status=completed,failed`). */
+const statusFilter = safeText
+  .transform((s, ctx): BatchStatus[] => {
+    const values = s.split(",").map((v) => v.trim());
+    if (values.length > MAX_STATUS_FILTER) {
+      ctx.addIssue({ code: "custom", message: `at most ${MAX_STATUS_FILTER} statuses are allowed, got ${values.length}`, input: s });
+      return z.NEVER;
+    }
+    const unknown = values.find((v) => !isBatchStatus(v));
+    if (unknown !== undefined) {
+      ctx.addIssue({ code: "custom", message: `'${unknown}' is not a batch status; supported values are ${BATCH_STATUSES.map((v) => `'${v}'`).join(", ")}`, input: s });
+      return z.NEVER;
+    }
+    return [...new Set(values as BatchStatus[])];
+  })
+  .meta({ description: `One batch status, or up to ${MAX_STATUS_FILTER} comma-separated: ${BATCH_STATUSES.join(", ")}.` });
+
 export const listQuery = z.object({
   after: safeText.optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  status: z.enum(BATCH_STATUSES).optional(),
+  status: statusFilter.optional(),
 });
 
 interface BatchParams {
