@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { loadConfig } from "@barge/core";
 import { call, jsonl, sdkClient, startBareApi, waitForBatch } from "../support/api-harness.js";
 import { createTestContext, type TestContext } from "../support/context.js";
 import { insertBatch, putInputFile } from "../support/seed.js";
@@ -199,4 +200,9 @@ describe("the seeds' client contract", () => {
       await t.close();
     }
   });
+});
+
+test("the defaults follow the seeds: 200,000 requests per batch and 500 MB per file", () => {
+  const config = loadConfig({});
+  expect([config.MAX_REQUESTS_PER_BATCH, config.MAX_FILE_BYTES]).toEqual([200_000, 500 * 1024 * 1024]);
 });
