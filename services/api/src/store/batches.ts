@@ -75,8 +75,8 @@ export async function findBatchView(db: Db, tenant: string, id: string): Promise
 
 /**
  * One page of the tenant's batches, newest first (ids are time-ordered), after a cursor, in any
- * of `status` when given. Why no index of its own: the walk is the (tenant, id) index's range and
- * the statuses a filter on it.
+ * of `status` when given. Why no index of its own: the walk is a backward range on an id index
+ * (the primary key or (tenant, id)) that stops after `limit` matches, the statuses a filter on it.
  */
 export async function listBatches(
   db: Db,
