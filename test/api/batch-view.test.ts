@@ -36,6 +36,7 @@ describe("GET /v1/batches/{id}", () => {
       status: "in_progress",
       model: "m",
       request_counts: { total: 10, completed: 5, failed: 1 },
+      progress: { total: 10, completed: 5, failed: 1, percent: 60 },
       usage: {
         input_tokens: 50,
         output_tokens: 12,

@@ -126,16 +126,29 @@ describe("validation of input files", () => {
     expect(content.status).toBe(404);
   });
 
-  test("one-shot form with a model the lines do not name fails with model_mismatch", async () => {
+  test("one-shot form's model decides: lines naming other models, mixed or none, validate and the chunks take the form's model", async () => {
+    const noModel = { custom_id: "c", method: "POST", url: "/v1/chat/completions", body: { messages: [] } };
+    const numeric = { custom_id: "d", method: "POST", url: "/v1/chat/completions", body: { model: 7, messages: [] } };
     const form = new FormData();
     form.set("model", "wanted");
-    form.set("file", new Blob([jsonl([chatLine("a"), chatLine("b")])]), "in.jsonl");
+    form.set("file", new Blob([jsonl([chatLine("a", { model: "gpt-4" }), chatLine("b", { model: "other" }), noModel, numeric])]), "in.jsonl");
     const r = await call(t.url, "/v1/batches", { method: "POST", body: form });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ status: "validating", model: "wanted" });
     const b = await waitForBatch(t.client, r.body.id, ["failed", "in_progress"]);
-    expect(b.status).toBe("failed");
-    expect(b.errors!.data!.map((e) => ({ code: e.code, line: e.line }))).toEqual([{ code: "model_mismatch", line: 1 }]);
+    expect(b).toMatchObject({ status: "in_progress", model: "wanted", errors: null, request_counts: { total: 4, completed: 0, failed: 0 } });
+    const row = await t.ctx.db.selectFrom("batches").select(["model", "model_override"]).where("id", "=", b.id).executeTakeFirstOrThrow();
+    expect(row).toEqual({ model: "wanted", model_override: true });
+    const chunks = await t.ctx.db.selectFrom("chunks").select("model").where("batch_id", "=", b.id).execute();
+    expect(chunks).toEqual([{ model: "wanted" }]);
+  });
+
+  test("without a form model the lines' model rules stay: mixed models fail, a missing one is missing_required_parameter", async () => {
+    const noModel = { custom_id: "c", method: "POST", url: "/v1/chat/completions", body: { messages: [] } };
+    expect(await failure(t, jsonl([chatLine("a", { model: "gpt-4" }), chatLine("b", { model: "other" }), noModel]))).toEqual([
+      { code: "model_mismatch", line: 2, param: "body.model" },
+      { code: "missing_required_parameter", line: 3, param: "body.model" },
+    ]);
   });
 });
 

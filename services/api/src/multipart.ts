@@ -3,11 +3,14 @@ import { Transform, type Readable } from "node:stream";
 import { BargeError, InvalidRequest } from "@barge/core";
 import { watchBodyIdle } from "./body-idle.js";
 import { fileName } from "./filename.js";
+import { LineCounter } from "./line-count.js";
 
 /** The file part of a form, as received. */
 export interface FormFile {
   filename: string;
   bytes: number;
+  /** Its non-blank lines, counted as it streamed (the requests of a batch input). */
+  lines: number;
 }
 
 /** A parsed multipart form: its small text fields, and its file part if there was one. */
@@ -40,7 +43,7 @@ export interface FormOptions {
 
 /**
  * Reads a multipart/form-data body, streaming the part named `fileField` into `sink` while
- * counting its bytes, and keeping the other (small) fields. The file is never buffered whole:
+ * counting its bytes and lines, and keeping the other (small) fields. The file is never buffered whole:
  * busboy pushes it through with backpressure. The moment the part grows past `maxFileBytes` it
  * rejects (file_too_large, or `tooLarge`) and aborts the sink, without reading the rest of the request.
  */
@@ -94,16 +97,18 @@ export function readMultipartForm(body: Readable, opts: FormOptions, sink: FileS
       }
       const filename = named.data;
       let bytes = 0;
+      const lines = new LineCounter();
       counter = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           bytes += chunk.length;
+          lines.add(chunk);
           cb(null, chunk);
         },
       });
       stream.on("limit", () => fail(tooLarge()));
       stream.on("error", malformed);
       stream.pipe(counter);
-      stored = sink(counter, filename, abort.signal).then(() => ({ filename, bytes }));
+      stored = sink(counter, filename, abort.signal).then(() => ({ filename, bytes, lines: lines.lines }));
       stored.catch(fail);
     });
     bb.on("field", (name, value, info) => {

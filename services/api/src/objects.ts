@@ -66,11 +66,17 @@ export const batchObject = z.object({
   min_requests: z.number().int().nullable(),
   cancel_reason: z.string().nullable(),
   retry_of: z.string().nullable(),
-  progress: z.object({ percent: z.number() }),
+  progress: z.object({ total: z.number().int(), completed: z.number().int(), failed: z.number().int(), percent: z.number() }),
   output_location: z.object({ bucket: z.string(), key: z.string(), errors_key: z.string().nullable() }).nullable(),
   results_url: z.string().nullable(),
   throughput_tokens_per_sec: z.number().nullable(),
   estimated_completion: unix.nullable(),
+});
+
+/** The create's answer: the one-shot form adds the seeds' `batch_id` (the id) and `total_requests` (the upload's lines). */
+export const createdBatchObject = batchObject.extend({
+  batch_id: z.string().optional().describe("One-shot multipart create only: the batch's id, as the seeds' clients read it."),
+  total_requests: z.number().int().optional().describe("One-shot multipart create only: the upload's non-blank lines, counted as it streamed."),
 });
 
 export const uploadObject = z.object({

@@ -2,6 +2,7 @@ import { z } from "zod";
 import {
   batchEventObject,
   batchObject,
+  createdBatchObject,
   errorObject,
   fileDeletedObject,
   fileObject,
@@ -95,13 +96,19 @@ export const operations: Operation[] = [
     summary: "Create a batch from a file (JSON), or upload and create in one request (multipart).",
     json: createBody,
     form: { fields: oneShotFields, file: "file" },
-    response: batchObject,
+    response: createdBatchObject,
   },
   { method: "get", path: "/v1/batches", summary: "List batches, newest first.", query: batchListQuery, response: listObject(batchObject) },
   { method: "get", path: "/v1/batches/{batch_id}", summary: "Retrieve a batch.", response: batchObject },
   { method: "post", path: "/v1/batches/{batch_id}/cancel", summary: "Cancel a batch.", response: batchObject },
   { method: "post", path: "/v1/batches/{batch_id}/pause", summary: "Barge: pause a running batch (idempotent); it stays in_progress with paused_at set.", response: batchObject },
   { method: "post", path: "/v1/batches/{batch_id}/resume", summary: "Barge: resume a paused batch (idempotent).", response: batchObject },
+  {
+    method: "delete",
+    path: "/v1/batches/{batch_id}",
+    summary: "The seeds' cancel: as POST …/cancel, but idempotent (a final batch is answered as it is).",
+    response: batchObject,
+  },
   {
     method: "get",
     path: "/v1/batches/{batch_id}/errors",
@@ -114,6 +121,13 @@ export const operations: Operation[] = [
     path: "/v1/batches/{batch_id}/results",
     summary: "Stream the batch's output lines (NDJSON, byte ranges); while it runs, the results committed so far, in input order (x-barge-partial: true).",
     response: "binary",
+  },
+  {
+    method: "get",
+    path: "/v1/batches/{batch_id}/failed",
+    summary: "The seeds' name for …/errors: the same list.",
+    query: errorsListQuery,
+    response: listObject(requestErrorObject),
   },
   { method: "post", path: "/v1/batches/{batch_id}/retry", summary: "Barge: re-run the batch's failed requests as a new batch.", response: batchObject },
   {

@@ -76,8 +76,10 @@ export const configSchema = z.object({
   FINALIZE_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(5),
   /** How long a SIGTERMed agent lets in-flight requests finish before it aborts them, commits and releases. */
   AGENT_SHUTDOWN_GRACE_MS: int(10_000),
-  MAX_REQUESTS_PER_BATCH: z.coerce.number().int().min(1).default(50_000),
-  MAX_FILE_BYTES: z.coerce.number().int().min(1).default(200 * 1024 * 1024),
+  /** Requests one batch input may hold; the default is the seeds' (vllm-batch-server's) limit. */
+  MAX_REQUESTS_PER_BATCH: z.coerce.number().int().min(1).default(200_000),
+  /** Bytes one uploaded file may hold; the default is the seeds' 500 MB. */
+  MAX_FILE_BYTES: z.coerce.number().int().min(1).default(500 * 1024 * 1024),
   /** The longest request line, in bytes without its newline; longer lines are `line_too_large` and never read whole. */
   MAX_LINE_BYTES: z.coerce.number().int().min(1024).default(16 * 1024 * 1024),
   PRESIGN_EXPIRES_SECONDS: z.coerce.number().int().min(1).max(604800).default(3600),

@@ -1,4 +1,4 @@
-/** Validation limits raised above the defaults (50,000 requests, 200 MB) for benchmark-sized batches. */
+/** Validation limits raised above the defaults (200,000 requests, 500 MB) for benchmark-sized batches. */
 export const BENCH_LIMITS: Record<string, string> = {
   MAX_REQUESTS_PER_BATCH: "2000000",
   MAX_FILE_BYTES: String(2 * 1024 ** 3),

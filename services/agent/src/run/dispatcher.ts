@@ -113,9 +113,13 @@ export class Dispatcher {
 
   /** The result of sending one request to the engine. */
   private sent(req: ReturnType<typeof parseRequest>, requestId: string, sentAt: number): Promise<ResultLine | undefined> {
-    const { stop, controller } = this.o;
+    const { stop, controller, chunk } = this.o;
+    // The chunk's model is its batch's. Validation made every line of a batch name it, unless the
+    // batch's model overrides the lines' (the one-shot form), so setting it always is exact either
+    // way. Shallow: the parsed body is copied one level, never re-read.
+    const body = { ...(req.body as Record<string, unknown>), model: chunk.model };
     return this.o.engine
-      .send({ url: req.url, body: req.body, requestId }, stop.signal)
+      .send({ url: req.url, body, requestId }, stop.signal)
       .then(
         (res): ResultLine => {
           const backpressure = res.backpressure === true || res.status === 429 || res.status === 503;

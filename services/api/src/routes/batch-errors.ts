@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import { Conflict, deleteObject, getObjectStream, isBlankLine, isPreconditionFailed, isRetryableBatchStatus, keys, newId, NotFound, readLines, uploadStream, type BatchRow, type RequestErrorRow } from "@barge/core";
@@ -6,7 +6,7 @@ import type { ApiDeps, AppEnv } from "../deps.js";
 import { presentBatch } from "../present.js";
 import { admitBatch, findBatch, insertBatch } from "../store/batches.js";
 import { findFile, insertFile } from "../store/files.js";
-import { chunksWithErrors, failedIndexes, hasRequestErrors, listRequestErrors, markRetryOf } from "../store/request-errors.js";
+import { chunksWithErrors, failedIndexes, hasRequestErrors, listRequestErrors } from "../store/request-errors.js";
 import { knownId, safeText } from "../params.js";
 import { readQuery } from "../validation.js";
 
@@ -31,8 +31,8 @@ function toRequestError(r: RequestErrorRow) {
 }
 
 /**
- * A batch's failed requests: `GET /:id/errors` lists them in input order (OpenAI's list shape,
- * paged by custom_id), and `POST /:id/retry` re-runs exactly them as a new batch.
+ * A batch's failed requests: `GET /:id/errors` (or the seeds' `/:id/failed`) lists them in input
+ * order (OpenAI's list shape, paged by custom_id), and `POST /:id/retry` re-runs exactly them as a new batch.
  */
 export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
   const tenant = deps.config.BARGE_TENANT;
@@ -44,8 +44,8 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
     return batch;
   };
 
-  app.get("/:id/errors", async (c) => {
-    const batch = await batchOf(c.req.param("id"));
+  const listErrors = async (c: Context<AppEnv>) => {
+    const batch = await batchOf(c.req.param("id") ?? "");
     const q = readQuery(c, errorsListQuery);
     const { rows, hasMore } = await listRequestErrors(deps.db, batch.id, q);
     const data = rows.map(toRequestError);
@@ -56,7 +56,10 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
       last_id: data[data.length - 1]?.custom_id ?? null,
       has_more: hasMore,
     });
-  });
+  };
+  app.get("/:id/errors", listErrors);
+  // The seeds' name for the same list.
+  app.get("/:id/failed", listErrors);
 
   app.post("/:id/retry", async (c) => {
     const old = await batchOf(c.req.param("id"));
@@ -93,6 +96,8 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
         tenant,
         endpoint: old.endpoint,
         model: old.model,
+        // The failed lines still carry the placeholder models an overriding batch replaced.
+        model_override: old.model_override,
         input_file_id: fileId,
         completion_window: old.completion_window,
         metadata: old.metadata,
@@ -101,10 +106,10 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
         expires_at: new Date(created.getTime() + (old.expires_at.getTime() - old.created_at.getTime())),
         output_expires_after_seconds: old.output_expires_after_seconds,
         webhook_url: old.webhook_url,
+        retry_of: old.id,
       });
-      await markRetryOf(tx, batch.id, old.id);
       written = true;
-      return { ...batch, retry_of: old.id };
+      return batch;
     }).catch(async (err: unknown) => {
       // Refused (a create won the last slot meanwhile) or rolled back: no row will ever name the object.
       if (!written) await deleteObject(deps, key).catch((e: unknown) => deps.log.warn({ err: e, key }, "orphaned a refused retry's input object"));

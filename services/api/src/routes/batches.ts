@@ -5,12 +5,14 @@ import {
   Conflict,
   InvalidRequest,
   isCancellableBatchStatus,
+  isBatchStatus,
   isFinalBatchStatus,
   isStorableText,
   newId,
   NotFound,
   SUPPORTED_ENDPOINTS,
   type BatchRow,
+  type BatchStatus,
   type Db,
   type FileRow,
 } from "@barge/core";
@@ -95,10 +97,30 @@ export const oneShotFields = z.object({
   ...formFailureThresholdFields,
 });
 
+/** Statuses one list filter may name: more than there are is a client mistake, not a filter. */
+const MAX_STATUS_FILTER = 8;
+
+/** The list's `status`: one status or several, comma-separated (the seeds' `status=completed,failed`). */
+const statusFilter = safeText
+  .transform((s, ctx): BatchStatus[] => {
+    const values = s.split(",").map((v) => v.trim());
+    if (values.length > MAX_STATUS_FILTER) {
+      ctx.addIssue({ code: "custom", message: `at most ${MAX_STATUS_FILTER} statuses are allowed, got ${values.length}`, input: s });
+      return z.NEVER;
+    }
+    const unknown = values.find((v) => !isBatchStatus(v));
+    if (unknown !== undefined) {
+      ctx.addIssue({ code: "custom", message: `'${unknown}' is not a batch status; supported values are ${BATCH_STATUSES.map((v) => `'${v}'`).join(", ")}`, input: s });
+      return z.NEVER;
+    }
+    return [...new Set(values as BatchStatus[])];
+  })
+  .meta({ description: `One batch status, or up to ${MAX_STATUS_FILTER} comma-separated: ${BATCH_STATUSES.join(", ")}.` });
+
 export const listQuery = z.object({
   after: safeText.optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  status: z.enum(BATCH_STATUSES).optional(),
+  status: statusFilter.optional(),
 });
 
 interface BatchParams {
@@ -148,8 +170,9 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
       id: newId("batch_"),
       tenant,
       endpoint: p.endpoint,
-      // A model given up front (one-shot form) is enforced by the validator against the file.
+      // A model given up front (one-shot form) decides: it replaces each line's body `model`.
       model: p.model ?? null,
+      model_override: p.model !== undefined,
       input_file_id: input.id,
       completion_window: p.completion_window,
       metadata: p.metadata ?? null,
@@ -159,19 +182,24 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
       output_expires_after_seconds: p.outputExpiresAfterSeconds ?? null,
       webhook_url: webhook,
       ...failureThreshold(p, p.metadata),
+      retry_of: null,
     });
   };
 
   app.post("/", async (c) => {
-    const row = (c.req.header("content-type") ?? "").toLowerCase().startsWith("multipart/form-data")
-      ? await createOneShot(c)
-      : await createFromFile(await readJson(c, createBody, deps.config));
+    if (!(c.req.header("content-type") ?? "").toLowerCase().startsWith("multipart/form-data")) {
+      const row = await createFromFile(await readJson(c, createBody, deps.config));
+      deps.wake?.();
+      return c.json(await presentBatch(deps, row));
+    }
+    const { row, lines } = await createOneShot(c);
     deps.wake?.();
-    return c.json(await presentBatch(deps, row));
+    // The seeds' one-shot answer: the Batch object plus its id as `batch_id` and the lines the upload held.
+    return c.json({ ...(await presentBatch(deps, row)), batch_id: row.id, total_requests: lines });
   });
 
   /** The one-shot form: the file is streamed to S3, then file and batch rows land in one transaction. */
-  async function createOneShot(c: Context<AppEnv>): Promise<BatchRow> {
+  async function createOneShot(c: Context<AppEnv>): Promise<{ row: BatchRow; lines: number }> {
     // Refuse before the upload streams in; the check that counts is repeated in the transaction.
     await deps.db.transaction().execute((tx) => admitBatch(tx, limits));
     return withReceivedFile(deps, c, async (f) => {
@@ -194,7 +222,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
           s3_key: f.key,
           etag: f.etag,
         });
-        return newBatch(tx, file, form);
+        return { row: await newBatch(tx, file, form), lines: f.lines };
       });
     });
   }
@@ -227,11 +255,16 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
     return c.json(await presentBatchView(deps, view));
   });
 
-  app.post("/:id/cancel", async (c) => {
-    const id = knownId(c.req.param("id"), "batch_", "batch", "batch_id");
+  /**
+   * The one cancel, behind OpenAI's `POST /:id/cancel` and the seeds' `DELETE /:id`. They differ
+   * only on a final batch: OpenAI's answers 409, while DELETE is idempotent and answers the batch
+   * as it is, since whoever deletes wants it stopped and it is.
+   */
+  const cancel = (finalIsConflict: boolean) => async (c: Context<AppEnv>) => {
+    const id = knownId(c.req.param("id") ?? "", "batch_", "batch", "batch_id");
     const batch = await findBatch(deps.db, tenant, id);
     if (!batch) throw new NotFound("batch", id, "batch_id");
-    if (isFinalBatchStatus(batch.status)) throw new Conflict(`Batch is ${batch.status} and cannot be cancelled.`, "batch_not_cancellable");
+    if (finalIsConflict && isFinalBatchStatus(batch.status)) throw new Conflict(`Batch is ${batch.status} and cannot be cancelled.`, "batch_not_cancellable");
     // Cancelling or finalizing already: the cancel (or the results) are on their way, so it is returned as is.
     let after = batch;
     if (isCancellableBatchStatus(batch.status)) {
@@ -239,7 +272,9 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
       after = (await cancelBatchRow(deps.db, id)) ?? (await findBatch(deps.db, tenant, id)) ?? batch;
     }
     return c.json(await presentBatch(deps, after));
-  });
+  };
+  app.post("/:id/cancel", cancel(true));
+  app.delete("/:id", cancel(false));
 
   return app;
 }

@@ -1,5 +1,5 @@
 import { sql } from "kysely";
-import { ACTIVE_BATCH_STATUSES, cancelBatch, progressFromSums, PROGRESS_SUMS, RateLimited, type BatchProgress, type BatchRow, type BatchStatus, type Db, type ProgressSums } from "@barge/core";
+import { ACTIVE_BATCH_STATUSES, cancelBatch, progressFromSums, recordBatchEvent, PROGRESS_SUMS, RateLimited, type BatchProgress, type BatchRow, type BatchStatus, type Db, type ProgressSums } from "@barge/core";
 
 /** The columns a new batch row needs. */
 export interface NewBatchRow {
@@ -7,6 +7,8 @@ export interface NewBatchRow {
   tenant: string;
   endpoint: string;
   model: string | null;
+  /** `model` replaces each line's body `model` at run time (the one-shot form's model). */
+  model_override: boolean;
   input_file_id: string;
   completion_window: string;
   metadata: Record<string, string> | null;
@@ -18,12 +20,17 @@ export interface NewBatchRow {
   /** The failure threshold (see failure-threshold-params.ts); null: none. */
   max_failure_rate?: number | null;
   min_requests?: number | null;
+  /** The batch whose failed requests this one re-runs. */
+  retry_of: string | null;
 }
 
-/** Inserts a batch in `validating` and returns it. */
-export function insertBatch(db: Db, b: NewBatchRow): Promise<BatchRow> {
+/**
+ * Inserts a batch in `validating` with its timeline's `created` entry and returns it. `db` is the
+ * creating transaction, so the entry exists exactly when the row does.
+ */
+export async function insertBatch(db: Db, b: NewBatchRow): Promise<BatchRow> {
   // The repo's convention for the json columns: JSON null, not SQL NULL (both read back as null).
-  return db
+  const row = await db
     .insertInto("batches")
     .values({
       ...b,
@@ -34,6 +41,8 @@ export function insertBatch(db: Db, b: NewBatchRow): Promise<BatchRow> {
     })
     .returningAll()
     .executeTakeFirstOrThrow();
+  await recordBatchEvent(db, row.id, "created", { model: row.model, input_file_id: row.input_file_id, retry_of: row.retry_of });
+  return row;
 }
 
 /** A batch of the tenant. */
@@ -67,22 +76,33 @@ export async function findBatchView(db: Db, tenant: string, id: string): Promise
   return { row, progress: progressFromSums(progress), requestsPerSec: t_requests_per_sec ?? undefined };
 }
 
-/** One page of the tenant's batches, newest first (ids are time-ordered), after a cursor. */
+/**
+ * One page of the tenant's batches, newest first (ids are time-ordered), after a cursor, in any
+ * of `status` when given. Why no index of its own: the walk is a backward range on an id index
+ * (the primary key or (tenant, id)) that stops after `limit` matches, the statuses a filter on it.
+ */
 export async function listBatches(
   db: Db,
   tenant: string,
-  q: { after?: string | undefined; limit: number; status?: BatchStatus | undefined },
+  q: { after?: string | undefined; limit: number; status?: BatchStatus[] | undefined },
 ): Promise<{ rows: BatchRow[]; hasMore: boolean }> {
   let query = db.selectFrom("batches").selectAll().where("tenant", "=", tenant);
   if (q.after) query = query.where("id", "<", q.after);
-  if (q.status) query = query.where("status", "=", q.status);
+  if (q.status) query = query.where("status", "in", q.status);
   const rows = await query.orderBy("id", "desc").limit(q.limit + 1).execute();
   return { rows: rows.slice(0, q.limit), hasMore: rows.length > q.limit };
 }
 
-/** Starts cancelling a batch (core's statement, in its own transaction); undefined if it was no longer cancellable. */
+/**
+ * Starts cancelling a batch (core's statement) and, when it moved, writes the timeline's
+ * `cancel_requested` in the same transaction; undefined if it was no longer cancellable.
+ */
 export function cancelBatchRow(db: Db, id: string): Promise<BatchRow | undefined> {
-  return db.transaction().execute((tx) => cancelBatch(tx, id));
+  return db.transaction().execute(async (tx) => {
+    const moved = await cancelBatch(tx, id);
+    if (moved) await recordBatchEvent(tx, id, "cancel_requested", { status: moved.status });
+    return moved;
+  });
 }
 
 /** What a client over a global limit is told to wait; the queue drains at the fleet's pace, not a known one. */

@@ -46,8 +46,3 @@ export async function failedIndexes(db: Db, batchId: string, from: number, to: n
     .execute();
   return rows.map((r) => r.request_index);
 }
-
-/** Links a retry batch to the batch whose failures it re-runs. */
-export async function markRetryOf(db: Db, batchId: string, retryOf: string): Promise<void> {
-  await db.updateTable("batches").set({ retry_of: retryOf }).where("id", "=", batchId).execute();
-}

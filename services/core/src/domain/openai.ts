@@ -96,7 +96,8 @@ export function toOpenAIBatch(b: BatchRow, p: BatchProgress, extras: BatchExtras
     cancel_reason: b.cancel_reason,
     /** The batch whose failed requests this one re-runs (`POST /v1/batches/{id}/retry`). */
     retry_of: b.retry_of,
-    progress: { percent: total > 0 ? Math.round((done / total) * 1000) / 10 : 0 },
+    /** The seeds' progress: the committed counts beside the percent done (one decimal). */
+    progress: { total, completed: p.completed, failed: p.failed, percent: total > 0 ? Math.round((done / total) * 1000) / 10 : 0 },
     ...extras,
   };
 }

@@ -1,4 +1,5 @@
 import { isUtf8 } from "node:buffer";
+import { z } from "zod";
 import { isBlankLine } from "../storage/lines.js";
 import { requestLineSchema } from "./request-line.js";
 import { isStorableText } from "./storable-text.js";
@@ -26,12 +27,17 @@ export interface LineProblem {
 /** The fields whose text Barge stores or routes on, so they must be well-formed text. */
 const STORED_FIELDS = ["custom_id", "method", "url", "body.model"] as const;
 
+// A batch whose model overrides the lines' (the one-shot form's `model`) never reads or stores
+// the body's `model`, so it may be anything or absent.
+const anyModelLineSchema = requestLineSchema.extend({ body: z.looseObject({}) });
+
 /**
  * The slow path, and the declared contract for one request line `b[start, end)` (no newline):
  * UTF-8 (R1), no byte order mark on the file's first line (R2), JSON, nesting depth (R5), no NUL
- * or lone surrogate in the stored fields (R3), then `requestLineSchema`. Null for a blank line.
+ * or lone surrogate in the stored fields (R3), then `requestLineSchema`. Null for a blank line. With `anyModel` the body's `model` is not checked
+ * (and `model` in the answer is empty).
  */
-export function checkRequestLine(b: Buffer, start: number, end: number, firstLine: boolean): CheckedRequest | LineProblem | null {
+export function checkRequestLine(b: Buffer, start: number, end: number, firstLine: boolean, anyModel = false): CheckedRequest | LineProblem | null {
   const bytes = b.subarray(start, end);
   if (firstLine && bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
     return problem("bom", "The file starts with a UTF-8 byte order mark (BOM); save the file without it.", null);
@@ -44,10 +50,10 @@ export function checkRequestLine(b: Buffer, start: number, end: number, firstLin
   if (nestsDeeperThan(text)) {
     return problem("too_deeply_nested", `This line nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep.`, null);
   }
-  const bad = STORED_FIELDS.find((f) => !isStorableString(fieldOf(json, f)));
+  const bad = STORED_FIELDS.find((f) => !(anyModel && f === "body.model") && !isStorableString(fieldOf(json, f)));
   if (bad) return problem("invalid_string", `Invalid value for '${bad}': it contains a NUL character (U+0000) or a lone surrogate.`, bad);
   // reportInput: without it zod 4 leaves `issue.input` unset, so a wrong type looked missing.
-  const parsed = requestLineSchema.safeParse(json, { reportInput: true });
+  const parsed = (anyModel ? anyModelLineSchema : requestLineSchema).safeParse(json, { reportInput: true });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     // An issue at the root: the line is JSON, but not an object; no parameter to name.
@@ -60,7 +66,8 @@ export function checkRequestLine(b: Buffer, start: number, end: number, firstLin
       : problem("invalid_request_line", `Invalid value for '${param}': ${issue.message}.`, param);
   }
   const req = parsed.data;
-  return { ok: true, customId: req.custom_id, url: req.url, model: req.body.model, stream: req.body.stream === true };
+  const model = typeof req.body.model === "string" ? req.body.model : "";
+  return { ok: true, customId: req.custom_id, url: req.url, model, stream: req.body.stream === true };
 }
 
 /** The `url` of a line, if it is JSON with one (the first line names an upload's endpoint). */

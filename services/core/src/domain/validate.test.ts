@@ -33,6 +33,30 @@ function run(
 }
 
 describe("validateBatchInput", () => {
+  it("with anyModel, lines of any model, a non-string one or none pass, and the other rules still hold", async () => {
+    const body = (model: unknown) => ({ body: model === undefined ? { messages: [] } : { model, messages: [] } });
+    const text = [line("a", body("gpt-4")), line("b", body("other")), line("c", body(undefined)), line("d", body(7)), line("e", body("x\u0000y")), line("a"), line("f", { url: "/v1/embeddings" })].join("\n");
+    const bytes = Buffer.from(text);
+    const r = await validateBatchInput(readLineBlocks(Readable.from(pieces(bytes))), bytes.length, "/v1/chat/completions", { chunkSize: 2, maxRequests: 100, maxBytes: 1 << 20 }, { anyModel: true });
+    expect(r.model).toBeNull();
+    expect(r.requests).toBe(7);
+    expect(r.errors.map((e) => [e.code, e.line, e.param])).toEqual([
+      ["duplicate_custom_id", 6, "custom_id"],
+      ["url_mismatch", 7, "url"],
+    ]);
+    const strict = await run(text);
+    expect(strict.errors.map((e) => [e.code, e.line])).toEqual([
+      ["model_mismatch", 2],
+      ["missing_required_parameter", 3],
+      ["invalid_request_line", 4],
+      ["invalid_string", 5],
+      ["model_mismatch", 6],
+      ["duplicate_custom_id", 6],
+      ["url_mismatch", 7],
+      ["model_mismatch", 7],
+    ]);
+  });
+
   it("indexes chunks by byte offset and line, skipping blank lines", async () => {
     const text = [line("a"), line("b"), "", line("c"), line("d"), line("e")].join("\n") + "\n";
     const r = await run(text);

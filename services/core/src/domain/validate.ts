@@ -26,6 +26,12 @@ export interface ValidationLimits {
 }
 
 
+/** How lines are judged beyond the limits. */
+export interface ValidationRules {
+  /** The batch's model replaces each line's body `model` (the one-shot form), so any or none is accepted. */
+  anyModel?: boolean;
+}
+
 export interface ValidationResult {
   requests: number;
   bytes: number;
@@ -42,13 +48,16 @@ export interface ValidationResult {
  * `expectedEndpoint` is the batch's `endpoint`; every line's `url` must equal it. With none (an
  * upload, before any batch names one) the first request line's `url` sets it, or
  * /v1/chat/completions when that is not a supported endpoint (the line then reports it).
+ * With `rules.anyModel` no line's model is checked, and `model` stays null.
  */
 export async function validateBatchInput(
   blocks: AsyncIterable<LineBlock>,
   totalBytes: number,
   expectedEndpoint: string | null,
   limits: ValidationLimits,
+  rules: ValidationRules = {},
 ): Promise<ValidationResult> {
+  const anyModel = rules.anyModel === true;
   const maxErrors = limits.maxErrors ?? 100;
   const errors: BatchErrorEntry[] = [];
   let errorCount = 0;
@@ -127,10 +136,10 @@ export async function validateBatchInput(
         if (!count(offset, line)) break blocks;
         const { customIdStart: from, customIdEnd: to } = scanned;
         const duplicate = seen.addUtf8(b, from, to) ? null : b.toString("utf8", from, to);
-        checkRequest(scanned.url, scanned.model, scanned.stream, duplicate, line, endpoint, result, fail);
+        checkRequest(scanned.url, anyModel ? null : scanned.model, scanned.stream, duplicate, line, endpoint, result, fail);
         continue;
       }
-      const checked = checkRequestLine(b, start, endNoCr, offset === 0);
+      const checked = checkRequestLine(b, start, endNoCr, offset === 0, anyModel);
       if (checked === null) continue;
       if (result.requests === 0 && expectedEndpoint === null) endpoint = result.endpoint = endpointNamed(urlOfLine(b, start, endNoCr));
       if (!count(offset, line)) break blocks;
@@ -139,7 +148,7 @@ export async function validateBatchInput(
         continue;
       }
       const duplicate = seen.add(checked.customId) ? null : checked.customId;
-      checkRequest(checked.url, checked.model, checked.stream, duplicate, line, endpoint, result, fail);
+      checkRequest(checked.url, anyModel ? null : checked.model, checked.stream, duplicate, line, endpoint, result, fail);
     }
     if (!sized && result.requests > 0) {
       // Sized once from the first block's bytes per request, so the duplicate check's table is
@@ -168,10 +177,13 @@ function endpointNamed(url: unknown): string {
 
 type Fail = (code: string, message: string, line: number | null, param?: string | null) => void;
 
-/** The checks past the schema, on a line either path accepted; `duplicate` is its custom_id when an earlier line had it. */
+/**
+ * The checks past the schema, on a line either path accepted; `duplicate` is its custom_id when
+ * an earlier line had it, and `model` is null when the batch's model overrides the line's.
+ */
 function checkRequest(
   url: string,
-  model: string,
+  model: string | null,
   stream: boolean,
   duplicate: string | null,
   lineNo: number,
@@ -187,8 +199,8 @@ function checkRequest(
   if (stream) {
     fail("stream_unsupported", "Streaming ('stream': true) is not supported in batch requests.", lineNo, "body.stream");
   }
-  if (result.model === null) result.model = model;
-  else if (model !== result.model) {
+  if (model !== null && result.model === null) result.model = model;
+  else if (model !== null && model !== result.model) {
     fail("model_mismatch", `The model '${model}' differs from '${result.model}' on earlier lines; a batch serves one model.`, lineNo, "body.model");
   }
   if (duplicate !== null) {

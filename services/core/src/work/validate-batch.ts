@@ -73,15 +73,16 @@ async function validateOnce(deps: ValidateDeps, batch: BatchRow): Promise<"in_pr
         head.bytes,
         batch.endpoint,
         deps.limits,
+        { anyModel: batch.model_override },
       );
     } catch (err) {
       if (isPreconditionFailed(err)) return await fail(deps, batch, [inputChanged(batch)]);
       throw err;
     }
     if (result.errors.length > 0) return await fail(deps, batch, result.errors);
-    // A batch created with a model (the one-shot form) only accepts files naming that model;
-    // every line names the same one by now, so the first request is the first offender.
-    if (batch.model !== null && result.model !== batch.model) {
+    // A batch created with a model it does not override with (a retry) only accepts files naming
+    // that model; every line names the same one by now, so the first request is the first offender.
+    if (batch.model !== null && !batch.model_override && result.model !== batch.model) {
       return await fail(deps, batch, [{
         code: "model_mismatch",
         message: `The model '${result.model}' differs from the batch's model '${batch.model}'.`,
@@ -90,7 +91,8 @@ async function validateOnce(deps: ValidateDeps, batch: BatchRow): Promise<"in_pr
       }]);
     }
 
-    const model = result.model!;
+    // An overriding batch's model came with it; otherwise every line named the same one.
+    const model = batch.model_override && batch.model !== null ? batch.model : result.model!;
     const ok = await deps.db.transaction().execute(async (tx) => {
       const moved = await transitionBatch(tx, {
         batchId: batch.id,
