@@ -17,7 +17,6 @@ import { startTcpProxy } from "../support/tcp-proxy.js";
 // takes S3 away and restarts Postgres. Only end states are asserted, never how long anything took.
 
 const SEED = Number(process.env.SOAK_SEED ?? 20261204);
-const GOOD = 6;
 const GOOD_LINES = 200;
 const CANCEL_LINES = 300;
 /** Requests of the engine-poisoned batch the engine-sim always answers 400. */
@@ -98,14 +97,13 @@ describe("fault: the combined-fault soak", () => {
     const nul = Buffer.from(JSON.stringify(chatLine("v0-nul\u0000", "hi")));
     const [head, tail] = JSON.stringify(chatLine("v1-@", "hi")).split("@");
     const badUtf8 = Buffer.concat([Buffer.from(head!), Buffer.from([0xff, 0xfe]), Buffer.from(tail!)]);
-    for (const [name, bytes, want] of [
-      ["nul-custom-id", poisonedFile("v0", NUL_LINE, nul), { code: "invalid_string", line: NUL_LINE, param: "custom_id" }],
-      ["invalid-utf8", poisonedFile("v1", UTF8_LINE, badUtf8), { code: "invalid_utf8", line: UTF8_LINE, param: null }],
-    ] as const) {
-      const f = await client.files.create({ file: await toFile(bytes, `${name}.jsonl`), purpose: "batch" });
-      const b = await client.batches.create({ input_file_id: f.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    /** Uploads and batches a bad file through the SDK; a call the API could not serve (an outage just ended) is made again. */
+    const submitInvalid = async (name: string, bytes: Buffer, want: { code: string; line: number; param: string | null }) => {
+      const f = await eventually(`${name} to upload`, async () => client.files.create({ file: await toFile(bytes, `${name}.jsonl`), purpose: "batch" }));
+      const b = await eventually(`${name}'s batch to be created`, () => client.batches.create({ input_file_id: f.id, endpoint: "/v1/chat/completions", completion_window: "24h" }));
       invalid.set(b.id, { name, ...want });
-    }
+    };
+    await submitInvalid("nul-custom-id", poisonedFile("v0", NUL_LINE, nul), { code: "invalid_string", line: NUL_LINE, param: "custom_id" });
     const ids = [...seeded.keys()];
     const probeFileId = (await ctx.db.selectFrom("batches").select("input_file_id").where("id", "=", ids[0]!).executeTakeFirstOrThrow()).input_file_id;
     const idOf = (name: string) => ids.find((id) => seeded.get(id)!.name === name)!;
@@ -181,6 +179,8 @@ describe("fault: the combined-fault soak", () => {
             outageAnswers.push((await fetch(`${api.url}/v1/batches/${ids[0]}`)).status);
             await sleep(Math.max(0, downUntil - Date.now()));
             await pg.start();
+            // A bad file arrives on the restarted database, while the others run.
+            await submitInvalid("invalid-utf8", poisonedFile("v1", UTF8_LINE, badUtf8), { code: "invalid_utf8", line: UTF8_LINE, param: null });
           }
           await sleep(1_000);
           const now = warnings();
