@@ -33,7 +33,7 @@ async function fleet(ctx: TestContext) {
   return batchId;
 }
 
-const limits = { max_requests_per_job: 50_000, max_queue_depth: 1, max_total_queued_requests: 10_000_000, max_file_bytes: 200 * 1024 * 1024 };
+const limits = { max_requests_per_job: 200_000, max_queue_depth: 1, max_total_queued_requests: 10_000_000, max_file_bytes: 500 * 1024 * 1024 };
 const reasons = ["agent worker-2 paused: gpu 1 at 91 °C (limit 85)", "queue full: active batches at 1 (limit 1)"];
 const gpus = [
   { agent_id: "worker-1", ...cool, memory_percent: 96.9, healthy: true },
@@ -125,5 +125,9 @@ describe("GET /health, /livez, /readyz", () => {
     expect(health.body).toEqual({ status: "unhealthy", reasons: ["database unreachable"], gpu: [], workers: [], queue: null, limits: { ...limits, max_queue_depth: 1000 } });
     expect(await get(url, "/readyz")).toMatchObject({ status: 503, body: { status: "unready", checks: { database: "unreachable", bucket: "ok" } } });
     expect(await get(url, "/livez")).toMatchObject({ status: 200, body: { status: "ok" } });
+    // Any other route: a 503 that says to come back, never a 500 that suggests a bug.
+    const res = await fetch(`${url}/v1/batches`);
+    expect([res.status, res.headers.get("retry-after")]).toEqual([503, "5"]);
+    expect(((await res.json()) as { error: { code: string; type: string } }).error).toMatchObject({ code: "service_unavailable", type: "server_error" });
   });
 });

@@ -38,10 +38,10 @@ describe("fault: Postgres restarted mid-batch", () => {
     expect((await batchRow(ctx, batchId)).status).toBe("in_progress");
 
     await pg.stop();
-    // While the database is down the API answers 500 in OpenAI's shape, and stays up.
+    // While the database is down the API answers 503 to retry in OpenAI's shape, and stays up.
     const during = await fetch(`${api.url}/v1/batches/${batchId}`);
-    expect(during.status).toBe(500);
-    expect(((await during.json()) as { error: { type: string } }).error.type).toBe("server_error");
+    expect([during.status, during.headers.get("retry-after")]).toEqual([503, "5"]);
+    expect(((await during.json()) as { error: { type: string; code: string } }).error).toMatchObject({ type: "server_error", code: "service_unavailable" });
     await eventually("the agent to notice the outage", async () => agent.logs().some((l) => (l.level as number) >= 40));
     await pg.start();
 

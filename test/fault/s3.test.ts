@@ -31,9 +31,10 @@ describe("fault: S3 unreachable for 10 s mid-batch", () => {
 
     await proxy.down();
     const outageEnds = Date.now() + OUTAGE_MS;
-    // The API answers a read it cannot serve with a 500 in OpenAI's shape, and stays up.
+    // The API answers a read it cannot serve with a 503 to retry in OpenAI's shape, and stays up.
     const during = await fetch(`${api.url}/v1/files/${fileId}/content`);
-    expect(during.status).toBe(500);
+    expect([during.status, during.headers.get("retry-after")]).toEqual([503, "5"]);
+    expect(((await during.json()) as { error: { code: string } }).error.code).toBe("service_unavailable");
     await eventually("the agent to hit the outage", async () => agent.logs().some((l) => l.msg === "segment commit failed; retrying"));
     const stalled = await committedCount(ctx, batchId);
     expect(stalled).toBeLessThan(TOTAL);

@@ -202,8 +202,8 @@ describe("fault: the combined-fault soak", () => {
     };
     await Promise.all([runSchedule(), cancelMidRun("cancel-0"), cancelMidRun("cancel-1")]);
     expect(killed).toEqual([null, null]);
-    // Each S3 pause and the Postgres restart refused the API a read: a 500, in the schedule's order.
-    expect(outageAnswers).toEqual([500, 500, 500]);
+    // Each S3 pause and the Postgres restart refused the API a read: a 503 to retry, in the schedule's order.
+    expect(outageAnswers).toEqual([503, 503, 503]);
 
     // Every batch reaches a final state; a stall names each batch still moving and where it is.
     const all = [...ids, ...invalid.keys()];

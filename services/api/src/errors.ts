@@ -2,7 +2,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
-import { BargeError, RateLimited, sqlState, type Logger } from "@barge/core";
+import { BargeError, isDbUnavailable, isTransient, RateLimited, sqlState, type Logger } from "@barge/core";
 
 /** OpenAI's error body. */
 export function errorBody(message: string, type: string, param: string | null, code: string | null) {
@@ -23,7 +23,13 @@ export function sendError(
   return c.json(errorBody(message, type, param, code), status);
 }
 
-/** The one error handler: Barge errors and zod failures become 4xx in OpenAI's shape; anything else is a logged 500. */
+/** Seconds a client is told to wait when Postgres or S3 is unreachable. */
+const OUTAGE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * The one error handler: Barge errors and zod failures become 4xx in OpenAI's shape; Postgres or
+ * S3 out of reach is a 503 with Retry-After; anything else is a logged 500.
+ */
 export function errorHandler(log: Logger): ErrorHandler {
   return (err, c) => {
     if (err instanceof BargeError) {
@@ -40,6 +46,13 @@ export function errorHandler(log: Logger): ErrorHandler {
       // is the request's fault: no retry of the same request can succeed.
       log.warn({ sqlState: state, method: c.req.method, path: c.req.routePath }, "request refused by the database as invalid data");
       return sendError(c, 400, "The request holds a value the database cannot store (such as a U+0000 character).", "invalid_request_error", null, "invalid_value");
+    }
+    if (isDbUnavailable(err) || isTransient(err)) {
+      // The request was fine; a dependency is down or restarting. A 503 with Retry-After tells
+      // clients (the OpenAI SDKs retry it) to come back, where a 500 would suggest a bug.
+      log.warn({ err, method: c.req.method, path: c.req.routePath }, "request failed: Postgres or S3 unreachable");
+      c.header("Retry-After", String(OUTAGE_RETRY_AFTER_SECONDS));
+      return sendError(c, 503, "A service Barge depends on (Postgres or S3) is unreachable; retry shortly.", "server_error", null, "service_unavailable");
     }
     if (err instanceof HTTPException) {
       return sendError(c, err.status as ContentfulStatusCode, err.message || "Bad request.", "invalid_request_error");

@@ -51,7 +51,7 @@ export { uploadSegmentsPart } from "./storage/upload-part.js";
 export * from "./storage/stitch.js";
 export * from "./domain/batch-state.js";
 export * from "./queue/publish-batch.js";
-export { isMissingUpload, isRefusal } from "./storage/s3-errors.js";
+export { isMissingUpload, isRefusal, isTransient } from "./storage/s3-errors.js";
 export { isPreconditionFailed } from "./storage/s3-errors.js";
 export * from "./storage/bulk-delete.js";
 export * from "./storage/run-pool.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isPermanentDbError, sqlState } from "./pg-errors.js";
+import { isDbUnavailable, isPermanentDbError, sqlState } from "./pg-errors.js";
 
 // pg puts the SQLSTATE on its DatabaseError as `code`; Node's own errors use `code` too (ECONNREFUSED).
 const pgError = (code: string) => Object.assign(new Error("refused"), { code });
@@ -19,5 +19,14 @@ describe("pg errors", () => {
     // 40001 serialization failure, 57P01 admin shutdown, 08006 connection failure, 53300 too many connections.
     for (const code of ["40001", "57P01", "08006", "53300", "ECONNRESET"]) expect(isPermanentDbError(pgError(code))).toBe(false);
     expect(isPermanentDbError(new Error("no code"))).toBe(false);
+  });
+
+  it("calls a database out of reach unavailable: connection classes, shutdowns, refused and dropped sockets", () => {
+    for (const code of ["08006", "08001", "57P01", "57P03", "53300", "ECONNREFUSED", "ECONNRESET"]) expect(isDbUnavailable(pgError(code))).toBe(true);
+    expect(isDbUnavailable(new Error("Connection terminated unexpectedly"))).toBe(true);
+    // A refused value, a serialization failure and an error with no code are something else.
+    for (const code of ["22021", "23505", "40001"]) expect(isDbUnavailable(pgError(code))).toBe(false);
+    expect(isDbUnavailable(new Error("no code"))).toBe(false);
+    expect(isDbUnavailable(null)).toBe(false);
   });
 });

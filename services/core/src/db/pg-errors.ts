@@ -15,3 +15,21 @@ export function isPermanentDbError(err: unknown): boolean {
   const state = sqlState(err);
   return state !== undefined && (state.startsWith("22") || state.startsWith("23"));
 }
+
+const UNAVAILABLE_STATES = new Set(["57P01", "57P02", "57P03", "53300"]);
+const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH"]);
+
+/**
+ * Whether the statement failed because Postgres could not be reached or was going away (a
+ * connection refused or dropped, SQLSTATE class 08, a shutdown, too many connections): the
+ * request was fine, and the same request may pass once the database is back.
+ */
+export function isDbUnavailable(err: unknown): boolean {
+  const state = sqlState(err);
+  if (state !== undefined) return state.startsWith("08") || UNAVAILABLE_STATES.has(state);
+  if (typeof err !== "object" || err === null) return false;
+  const { code, message } = err as { code?: unknown; message?: unknown };
+  if (typeof code === "string" && NETWORK_CODES.has(code)) return true;
+  // pg reports a connection the server closed mid-query with this message and no code.
+  return typeof message === "string" && message.startsWith("Connection terminated");
+}
