@@ -42,7 +42,7 @@ async function runBatch(): Promise<string[]> {
 }
 
 describe("the embedded S3 of `pnpm start`", () => {
-  it("runs in a child process: the dicer payload gets 400 and the stack still serves and runs a batch", async () => {
+  it("runs in a child process: the unsigned dicer payload gets 403 and the stack still serves and runs a batch", async () => {
     expect(stack.embedded.s3).toBe(true);
     const pid = stack.s3Pid()!;
     expect(pid).not.toBe(process.pid);
@@ -52,8 +52,8 @@ describe("the embedded S3 of `pnpm start`", () => {
       headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
       body: `--${boundary}\r\n Content-Disposition: form-data; name="bildbeschreibung"\r\n\r\n\r\n--${boundary}--`,
     });
-    expect(res.status).toBe(400);
-    expect(await res.text()).toContain("<Code>MalformedPOSTRequest</Code>");
+    expect(res.status).toBe(403);
+    expect(await res.text()).toContain("<Code>AccessDenied</Code>");
     expect((await fetch(`${stack.apiUrl}/health`)).status).toBe(200);
     expect(stack.s3Pid()).toBe(pid);
     expect((await runBatch()).sort()).toEqual([...input].sort());

@@ -1,10 +1,15 @@
-// Entry of the embedded S3's own process. s3rver parses whatever reaches its port; run here, a
-// crash in it (or in its parsers) ends only this process, which the stack's supervisor restarts.
-// argv: <directory> <port> <buckets as JSON>. Tells the parent `{ ready: endpoint }` over IPC.
+// Entry of the embedded S3's own process. s3rver parses whatever reaches it; run here, a crash
+// in it (or in its parsers) ends only this process, which the stack's supervisor restarts.
+// s3rver listens on a private loopback port and checks no signatures, so the public port is a
+// SigV4-verifying proxy in front of it, in this same process.
+// argv: <directory> <port> <buckets as JSON> <credentials file>. Tells the parent `{ ready: endpoint }` over IPC.
 import { z } from "zod";
+import { freePort } from "./ports.js";
+import { startS3AuthProxy } from "./s3-auth-proxy.js";
+import { readS3Credentials } from "./s3-credentials.js";
 import { startEmbeddedS3 } from "./s3.js";
 
-const args = z.tuple([z.string().min(1), z.coerce.number().int().min(1).max(65535), z.string()]).parse(process.argv.slice(2));
+const args = z.tuple([z.string().min(1), z.coerce.number().int().min(1).max(65535), z.string(), z.string().min(1)]).parse(process.argv.slice(2));
 const buckets = z.array(z.string().min(1)).parse(JSON.parse(args[2]));
 let started = false;
 /** Ends the process on any failure with one line (not a stack trace), which the parent quotes or logs. */
@@ -14,7 +19,17 @@ const fail = (err: unknown) => {
   process.exit(1);
 };
 process.on("uncaughtException", fail);
-const s3 = await startEmbeddedS3(args[0], buckets, { port: args[1] }).catch(fail);
+/** s3rver on a private port, then the verifying proxy on the public one. */
+const start = async () => {
+  const creds = readS3Credentials(args[3]);
+  const inner = await startEmbeddedS3(args[0], buckets, { port: await freePort() });
+  const proxy = await startS3AuthProxy({ port: args[1], upstreamPort: Number(new URL(inner.endpoint).port), creds }).catch(async (err: unknown) => {
+    await inner.stop();
+    throw err;
+  });
+  return { endpoint: `http://127.0.0.1:${proxy.port}`, stop: () => proxy.close().finally(() => inner.stop()) };
+};
+const s3 = await start().catch(fail);
 started = true;
 
 let stopping = false;

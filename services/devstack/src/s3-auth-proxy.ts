@@ -1,0 +1,118 @@
+import { randomBytes } from "node:crypto";
+import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
+import { PRESIGN_PARAMS, SigV4Verifier, type AuthRefusal } from "./sigv4-verify.js";
+import type { S3Credentials } from "./s3-credentials.js";
+
+/** A listening SigV4-checking front for an S3 server on another loopback port. */
+export interface S3AuthProxy {
+  port: number;
+  close(): Promise<void>;
+}
+
+const PRESIGN_KEYS = new Set<string>(PRESIGN_PARAMS);
+/** How much of a refused request's body is read (and dropped) before answering anyway. */
+const DRAIN_LIMIT_BYTES = 1024 * 1024;
+
+/**
+ * Listens on `port` (loopback) and lets through to `upstreamPort` only requests signed with
+ * `creds`; everything else, browser-form POSTs included, gets S3's 403 XML before a byte of its
+ * body is read. Accepted requests are piped both ways unbuffered, with their authentication
+ * removed: the lenient server behind sees them as anonymous and never judges signatures itself.
+ */
+export async function startS3AuthProxy(opts: { port: number; upstreamPort: number; creds: S3Credentials }): Promise<S3AuthProxy> {
+  const verifier = new SigV4Verifier(opts.creds);
+  const agent = new Agent({ keepAlive: true });
+  const server = createServer((req, res) => {
+    verifier.verify({ method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers }).then(
+      (refusal) => (refusal ? refuse(req, res, refusal) : forward(req, res, opts.upstreamPort, agent)),
+      () => refuse(req, res, { code: "AccessDenied", message: "The request's authentication could not be checked" }),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, "127.0.0.1", () => resolve());
+  });
+  return {
+    port: opts.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        agent.destroy();
+      }),
+  };
+}
+
+/** Pipes an accepted request to the S3 server and its answer back; an unreachable server is S3's 503. */
+function forward(req: IncomingMessage, res: ServerResponse, upstreamPort: number, agent: Agent): void {
+  const headers = { ...req.headers };
+  delete headers.authorization;
+  const up = request({ host: "127.0.0.1", port: upstreamPort, method: req.method, path: withoutPresignParams(req.url ?? "/"), headers, agent }, (upRes) => {
+    res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+    upRes.pipe(res);
+  });
+  up.on("error", () => {
+    if (res.headersSent) res.destroy();
+    else sendError(req, res, 503, { code: "ServiceUnavailable", message: "The embedded S3 is restarting; retry." }, false);
+  });
+  res.on("close", () => {
+    if (!res.writableFinished) up.destroy();
+  });
+  req.pipe(up);
+}
+
+/**
+ * Answers 403 once a small body has been read and dropped, so the client sees the answer
+ * rather than a broken pipe; a larger body is cut off after the answer instead of being drained.
+ */
+function refuse(req: IncomingMessage, res: ServerResponse, refusal: AuthRefusal | { code: string; message: string }): void {
+  let seen = 0;
+  const answer = () => {
+    if (!res.headersSent) sendError(req, res, 403, refusal, true);
+  };
+  req.on("data", (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > DRAIN_LIMIT_BYTES) {
+      req.pause();
+      answer();
+    }
+  });
+  req.once("end", answer);
+  req.once("error", () => res.destroy());
+}
+
+/** S3's error document; `close` ends the connection so an unread upload body is dropped, not drained. */
+function sendError(req: IncomingMessage, res: ServerResponse, status: number, e: { code: string; message: string }, close: boolean): void {
+  const body =
+    `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${e.code}</Code><Message>${xmlText(e.message)}</Message>` +
+    `<Resource>${xmlText((req.url ?? "/").split("?")[0]!)}</Resource><RequestId>${randomBytes(8).toString("hex").toUpperCase()}</RequestId></Error>`;
+  res.writeHead(status, {
+    "content-type": "application/xml",
+    "content-length": Buffer.byteLength(body),
+    ...(close ? { connection: "close" } : {}),
+  });
+  res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/** The target without the presigned URL's own parameters, every other byte as sent. */
+function withoutPresignParams(url: string): string {
+  const q = url.indexOf("?");
+  if (q < 0) return url;
+  const kept = url
+    .slice(q + 1)
+    .split("&")
+    .filter((pair) => !PRESIGN_KEYS.has(safeDecode(pair.split("=")[0]!)));
+  return kept.length ? `${url.slice(0, q)}?${kept.join("&")}` : url.slice(0, q);
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+function xmlText(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
