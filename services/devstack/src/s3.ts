@@ -12,7 +12,8 @@ export interface EmbeddedS3 {
 
 /**
  * Starts s3rver on a free loopback port, storing objects under `dir`. It speaks real S3 over
- * HTTP with SigV4 (fixed key S3RVER/S3RVER) but is lenient, so the conformance suite runs on RGW.
+ * HTTP but checks no SigV4 signatures (its fixed key is S3RVER/S3RVER), so the conformance suite
+ * runs on RGW and the embedded stack puts it behind the verifying proxy (s3-auth-proxy.ts).
  */
 export async function startEmbeddedS3(dir: string, buckets: string[], opts: { port?: number } = {}): Promise<EmbeddedS3> {
   mkdirSync(dir, { recursive: true });
