@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
+import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import { PRESIGN_PARAMS, SigV4Verifier, type AuthRefusal } from "./sigv4-verify.js";
 import type { S3Credentials } from "./s3-credentials.js";
 
@@ -22,12 +22,19 @@ const DRAIN_LIMIT_BYTES = 1024 * 1024;
 export async function startS3AuthProxy(opts: { port: number; upstreamPort: number; creds: S3Credentials }): Promise<S3AuthProxy> {
   const verifier = new SigV4Verifier(opts.creds);
   const agent = new Agent({ keepAlive: true });
-  const server = createServer((req, res) => {
+  /** Verifies first; a client waiting on `Expect: 100-continue` is told to send its body only once accepted. */
+  const handle = (req: IncomingMessage, res: ServerResponse, awaitsContinue: boolean) => {
     verifier.verify({ method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers }).then(
-      (refusal) => (refusal ? refuse(req, res, refusal) : forward(req, res, opts.upstreamPort, agent)),
-      () => refuse(req, res, { code: "AccessDenied", message: "The request's authentication could not be checked" }),
+      (refusal) => {
+        if (refusal) return refuse(req, res, refusal, awaitsContinue);
+        if (awaitsContinue) res.writeContinue();
+        forward(req, res, opts.upstreamPort, agent);
+      },
+      () => refuse(req, res, { code: "AccessDenied", message: "The request's authentication could not be checked" }, awaitsContinue),
     );
-  });
+  };
+  const server = createServer((req, res) => handle(req, res, false));
+  server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => handle(req, res, true));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, "127.0.0.1", () => resolve());
@@ -45,10 +52,12 @@ export async function startS3AuthProxy(opts: { port: number; upstreamPort: numbe
 
 /** Pipes an accepted request to the S3 server and its answer back; an unreachable server is S3's 503. */
 function forward(req: IncomingMessage, res: ServerResponse, upstreamPort: number, agent: Agent): void {
-  const headers = { ...req.headers };
+  const headers = withoutHopHeaders(req.headers);
   delete headers.authorization;
+  // Already answered here; the body follows right away.
+  delete headers.expect;
   const up = request({ host: "127.0.0.1", port: upstreamPort, method: req.method, path: withoutPresignParams(req.url ?? "/"), headers, agent }, (upRes) => {
-    res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+    res.writeHead(upRes.statusCode ?? 502, withoutHopHeaders(upRes.headers));
     upRes.pipe(res);
   });
   up.on("error", () => {
@@ -65,7 +74,9 @@ function forward(req: IncomingMessage, res: ServerResponse, upstreamPort: number
  * Answers 403 once a small body has been read and dropped, so the client sees the answer
  * rather than a broken pipe; a larger body is cut off after the answer instead of being drained.
  */
-function refuse(req: IncomingMessage, res: ServerResponse, refusal: AuthRefusal | { code: string; message: string }): void {
+function refuse(req: IncomingMessage, res: ServerResponse, refusal: AuthRefusal | { code: string; message: string }, awaitsContinue: boolean): void {
+  // A client waiting for 100 Continue sends no body: answer now.
+  if (awaitsContinue) return sendError(req, res, 403, refusal, true);
   let seen = 0;
   const answer = () => {
     if (!res.headersSent) sendError(req, res, 403, refusal, true);
@@ -92,6 +103,14 @@ function sendError(req: IncomingMessage, res: ServerResponse, status: number, e:
     ...(close ? { connection: "close" } : {}),
   });
   res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/** Headers of one hop only: each side of the proxy keeps its own connection. */
+function withoutHopHeaders(h: IncomingHttpHeaders): IncomingHttpHeaders {
+  const out = { ...h };
+  delete out.connection;
+  delete out["keep-alive"];
+  return out;
 }
 
 /** The target without the presigned URL's own parameters, every other byte as sent. */

@@ -3,6 +3,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -123,6 +124,40 @@ describe("the embedded S3 accepts only SigV4 requests signed with its own creden
     const partial = new URL(url);
     partial.searchParams.delete("X-Amz-Signature");
     expect(await xmlError(await fetch(partial))).toMatchObject({ status: 403, code: "AuthorizationQueryParametersError" });
+  });
+
+  it("holds a presigned PUT to its signed Content-Length: another size gets 403 and stores nothing", async () => {
+    const put = (Key: string, bytes: number) =>
+      getSignedUrl(client, new PutObjectCommand({ Bucket: BUCKET, Key, ContentLength: bytes }), { expiresIn: 60, signableHeaders: new Set(["content-length"]) });
+    const url = await put("sized.txt", 5);
+    expect(new URL(url).searchParams.get("X-Amz-SignedHeaders")).toBe("content-length;host");
+    expect(await xmlError(await fetch(url, { method: "PUT", body: "longer than five" }))).toMatchObject({ status: 403, code: "SignatureDoesNotMatch" });
+    expect(await sdkError(client.send(new GetObjectCommand({ Bucket: BUCKET, Key: "sized.txt" })))).toEqual({ name: "NoSuchKey", status: 404 });
+    expect((await fetch(url, { method: "PUT", body: "five!" })).status).toBe(200);
+    expect(await read(client, "sized.txt")).toBe("five!");
+  });
+
+  it("answers an unsigned `Expect: 100-continue` upload with 403 before asking for its body", async () => {
+    const { hostname, port } = new URL(s3.endpoint);
+    const answer = await new Promise<{ status: number | undefined; continued: boolean; body: string }>((resolve, reject) => {
+      let continued = false;
+      const req = httpRequest({ hostname, port, method: "PUT", path: `/${BUCKET}/awaited.bin`, headers: { expect: "100-continue", "content-length": 4 } });
+      req.on("continue", () => {
+        continued = true;
+        req.end("body");
+      });
+      req.on("response", (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode, continued, body }));
+      });
+      req.on("error", reject);
+      req.flushHeaders();
+    });
+    expect(answer.status).toBe(403);
+    expect(answer.continued).toBe(false);
+    expect(answer.body).toContain("<Code>AccessDenied</Code>");
   });
 
   it("keeps its generated credentials in an owner-only file and reuses them after a restart", async () => {
