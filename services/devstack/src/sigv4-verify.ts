@@ -109,7 +109,7 @@ export class SigV4Verifier {
   private async verifyHeader(auth: string, input: CanonicalInput, headers: IncomingHttpHeaders): Promise<AuthRefusal | undefined> {
     const m = AUTH_HEADER.exec(auth);
     if (!m) return { code: "AccessDenied", message: "The Authorization header is not AWS Signature Version 4 (AWS4-HMAC-SHA256)" };
-    const [, credential, signedHeaders, signature] = m as unknown as [string, string, string, string];
+    const [, credential = "", signedHeaders = "", signature = ""] = m;
     const longDate = single(headers["x-amz-date"]);
     if (longDate === undefined || !AMZ_DATE.test(longDate)) return { code: "AccessDenied", message: "AWS authentication requires a valid x-amz-date header" };
     const payloadHash = single(headers["x-amz-content-sha256"]);
@@ -125,23 +125,28 @@ export class SigV4Verifier {
   }
 
   private async verifyPresigned(input: CanonicalInput, headers: IncomingHttpHeaders): Promise<AuthRefusal | undefined> {
-    const p = Object.fromEntries(PRESIGN_PARAMS.map((k) => [k, input.query[k]]));
-    const [algorithm, credential, longDate, expires, signedHeaders, signature] = PRESIGN_PARAMS.slice(0, 6).map((k) => p[k]);
-    if ([algorithm, credential, longDate, expires, signedHeaders, signature].some((v) => typeof v !== "string")) return QUERY_PARAMS_MISSING;
-    if (algorithm !== ALGORITHM_IDENTIFIER) return { code: "AuthorizationQueryParametersError", message: "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"" };
-    if (!AMZ_DATE.test(longDate as string)) return { code: "AuthorizationQueryParametersError", message: "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"" };
-    if (!/^\d{1,7}$/.test(expires as string) || Number(expires) < 1 || Number(expires) > MAX_PRESIGN_SECONDS) {
-      return { code: "AuthorizationQueryParametersError", message: "X-Amz-Expires must be between 1 and 604800 seconds" };
+    const param = (k: (typeof PRESIGN_PARAMS)[number]) => single(input.query[k]);
+    const credential = param("X-Amz-Credential");
+    const longDate = param("X-Amz-Date");
+    const expires = param("X-Amz-Expires");
+    const signedHeaders = param("X-Amz-SignedHeaders");
+    const signature = param("X-Amz-Signature");
+    if (!credential || !longDate || !expires || !signedHeaders || !signature) return QUERY_PARAMS_MISSING;
+    if (param("X-Amz-Algorithm") !== ALGORITHM_IDENTIFIER) {
+      return { code: "AuthorizationQueryParametersError", message: 'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"' };
     }
-    if (!/^[0-9a-f]{64}$/.test(signature as string)) return MISMATCH;
-    const scoped = this.checkScope(credential as string, longDate as string);
+    if (!AMZ_DATE.test(longDate)) return { code: "AuthorizationQueryParametersError", message: "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"" };
+    const ttl = /^\d{1,7}$/.test(expires) ? Number(expires) : 0;
+    if (ttl < 1 || ttl > MAX_PRESIGN_SECONDS) return { code: "AuthorizationQueryParametersError", message: "X-Amz-Expires must be between 1 and 604800 seconds" };
+    if (!/^[0-9a-f]{64}$/.test(signature)) return MISMATCH;
+    const scoped = this.checkScope(credential, longDate);
     if ("code" in scoped) return scoped;
-    const signedAt = amzTime(longDate as string);
+    const signedAt = amzTime(longDate);
     if (signedAt - this.now() > MAX_SKEW_MS) return { code: "AccessDenied", message: "Request is not valid yet" };
-    if (this.now() > signedAt + Number(expires) * 1000) return { code: "AccessDenied", message: "Request has expired" };
+    if (this.now() > signedAt + ttl * 1000) return { code: "AccessDenied", message: "Request has expired" };
     // A presigned URL never signs its body; the SDK's presigner names that in the query.
     const payloadHash = single(input.query["X-Amz-Content-Sha256"]) ?? UNSIGNED_PAYLOAD;
-    return this.compare(scoped, longDate as string, input, headers, signedHeaders as string, payloadHash, signature as string);
+    return this.compare(scoped, longDate, input, headers, signedHeaders, payloadHash, signature);
   }
 
   /** The credential scope `<key>/<yyyymmdd>/<region>/s3/aws4_request`, for this server's key and the signing day. */
