@@ -1,9 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
+import { UNSIGNED_PAYLOAD } from "@smithy/signature-v4";
 import { PRESIGN_PARAMS, SigV4Verifier, type AuthRefusal } from "./sigv4-verify.js";
 import type { S3Credentials } from "./s3-credentials.js";
+import { S3RVER_KEY } from "./s3.js";
 
-/** A listening SigV4-checking front for an S3 server on another loopback port. */
+/** A listening SigV4-checking front for an S3 server on a private Unix socket. */
 export interface S3AuthProxy {
   port: number;
   close(): Promise<void>;
@@ -14,12 +16,12 @@ const PRESIGN_KEYS = new Set<string>(PRESIGN_PARAMS);
 const DRAIN_LIMIT_BYTES = 1024 * 1024;
 
 /**
- * Listens on `port` (loopback) and lets through to `upstreamPort` only requests signed with
- * `creds`; everything else, browser-form POSTs included, gets S3's 403 XML before a byte of its
- * body is read. Accepted requests are piped both ways unbuffered, with their authentication
- * removed: the lenient server behind sees them as anonymous and never judges signatures itself.
+ * Listens on `port` (loopback) and lets through to `upstreamSocket` only requests signed with
+ * `creds`; everything else, browser-form POSTs included, gets S3's 403 XML and its body is never
+ * parsed (a small one is read and dropped). Accepted requests are piped both ways unbuffered,
+ * vouched for to the lenient s3rver behind as its own account (see `vouched`).
  */
-export async function startS3AuthProxy(opts: { port: number; upstreamPort: number; creds: S3Credentials }): Promise<S3AuthProxy> {
+export async function startS3AuthProxy(opts: { port: number; upstreamSocket: string; creds: S3Credentials }): Promise<S3AuthProxy> {
   const verifier = new SigV4Verifier(opts.creds);
   const agent = new Agent({ keepAlive: true });
   /** Verifies first; a client waiting on `Expect: 100-continue` is told to send its body only once accepted. */
@@ -28,7 +30,7 @@ export async function startS3AuthProxy(opts: { port: number; upstreamPort: numbe
       (refusal) => {
         if (refusal) return refuse(req, res, refusal, awaitsContinue);
         if (awaitsContinue) res.writeContinue();
-        forward(req, res, opts.upstreamPort, agent);
+        forward(req, res, opts.upstreamSocket, agent);
       },
       () => refuse(req, res, { code: "AccessDenied", message: "The request's authentication could not be checked" }, awaitsContinue),
     );
@@ -51,18 +53,15 @@ export async function startS3AuthProxy(opts: { port: number; upstreamPort: numbe
 }
 
 /** Pipes an accepted request to the S3 server and its answer back; an unreachable server is S3's 503. */
-function forward(req: IncomingMessage, res: ServerResponse, upstreamPort: number, agent: Agent): void {
-  const headers = withoutHopHeaders(req.headers);
-  delete headers.authorization;
-  // Already answered here; the body follows right away.
-  delete headers.expect;
-  const up = request({ host: "127.0.0.1", port: upstreamPort, method: req.method, path: withoutPresignParams(req.url ?? "/"), headers, agent }, (upRes) => {
+function forward(req: IncomingMessage, res: ServerResponse, upstreamSocket: string, agent: Agent): void {
+  const headers = vouched(withoutHopHeaders(req.headers));
+  const up = request({ socketPath: upstreamSocket, method: req.method, path: withoutPresignParams(req.url ?? "/"), headers, agent }, (upRes) => {
     res.writeHead(upRes.statusCode ?? 502, withoutHopHeaders(upRes.headers));
     upRes.pipe(res);
   });
   up.on("error", () => {
     if (res.headersSent) res.destroy();
-    else sendError(req, res, 503, { code: "ServiceUnavailable", message: "The embedded S3 is restarting; retry." }, false);
+    else sendError(req, res, 503, { code: "ServiceUnavailable", message: "The embedded S3 did not answer; retry." }, false);
   });
   res.on("close", () => {
     if (!res.writableFinished) up.destroy();
@@ -103,6 +102,21 @@ function sendError(req: IncomingMessage, res: ServerResponse, status: number, e:
     ...(close ? { connection: "close" } : {}),
   });
   res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/**
+ * The headers s3rver wants to see a request as its own account's: a V4 Authorization naming its
+ * built-in key (it checks the key, not the signature, which was checked here) and a current
+ * x-amz-date. Anonymous requests would do for most calls, but s3rver refuses response-header
+ * overrides (`response-content-disposition`...) on those.
+ */
+function vouched(h: IncomingHttpHeaders): IncomingHttpHeaders {
+  const longDate = new Date().toISOString().replace(/[-:]|\.\d{3}/g, "");
+  const out = { ...h, "x-amz-date": longDate, "x-amz-content-sha256": h["x-amz-content-sha256"] ?? UNSIGNED_PAYLOAD };
+  out.authorization = `AWS4-HMAC-SHA256 Credential=${S3RVER_KEY}/${longDate.slice(0, 8)}/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=${"0".repeat(64)}`;
+  // Already answered here; the body follows right away.
+  delete out.expect;
+  return out;
 }
 
 /** Headers of one hop only: each side of the proxy keeps its own connection. */

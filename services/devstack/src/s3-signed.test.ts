@@ -2,7 +2,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } fr
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -57,6 +57,14 @@ async function sdkError(p: Promise<unknown>): Promise<{ name: string; status: nu
 
 async function read(c: S3Client, Key: string): Promise<string> {
   return (await c.send(new GetObjectCommand({ Bucket: BUCKET, Key }))).Body!.transformToString();
+}
+
+function safeReadlink(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return "";
+  }
 }
 
 const accessDenied = { status: 403, code: "AccessDenied", message: "Access Denied" };
@@ -158,6 +166,23 @@ describe("the embedded S3 accepts only SigV4 requests signed with its own creden
     expect(answer.status).toBe(403);
     expect(answer.continued).toBe(false);
     expect(answer.body).toContain("<Code>AccessDenied</Code>");
+  });
+
+  it("lets s3rver listen on no TCP port: the child's only listening TCP socket is the proxy's", () => {
+    const pid = s3.pid()!;
+    const inodes = new Set(readdirSync(`/proc/${pid}/fd`).map((fd) => /^socket:\[(\d+)\]$/.exec(safeReadlink(`/proc/${pid}/fd/${fd}`))?.[1]));
+    const listening = ["/proc/net/tcp", "/proc/net/tcp6"]
+      .flatMap((f) => readFileSync(f, "utf8").trim().split("\n").slice(1))
+      .map((line) => line.trim().split(/\s+/))
+      .filter((cols) => cols[3] === "0A" && inodes.has(cols[9]))
+      .map((cols) => parseInt(cols[1]!.split(":")[1]!, 16));
+    expect(listening).toEqual([Number(new URL(s3.endpoint).port)]);
+  });
+
+  it("passes response-header overrides of a signed GET through to s3rver", async () => {
+    const got = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: "seed.txt", ResponseContentDisposition: 'attachment; filename="seed.txt"' }));
+    expect(got.ContentDisposition).toBe('attachment; filename="seed.txt"');
+    expect(await got.Body!.transformToString()).toBe("seeded");
   });
 
   it("keeps its generated credentials in an owner-only file and reuses them after a restart", async () => {

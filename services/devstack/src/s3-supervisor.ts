@@ -1,5 +1,7 @@
 import { fork, type ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { createLogger } from "@barge/core";
 import type { EmbeddedS3 } from "./s3.js";
@@ -42,6 +44,10 @@ export async function startSupervisedS3(
 ): Promise<SupervisedS3> {
   mkdirSync(dir, { recursive: true });
   const creds = loadOrCreateS3Credentials(dir);
+  // mkdtemp makes it owner-only: s3rver's socket in it is reachable by no other user. Kept here
+  // (not in the child) so a SIGKILLed child's socket is still cleaned up at stop.
+  const socketDir = mkdtempSync(join(tmpdir(), "barge-s3-"));
+  const socketPath = join(socketDir, "s3rver.sock");
   const port = opts.port ?? (await freePort());
   const backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
   const log = opts.log;
@@ -54,7 +60,7 @@ export async function startSupervisedS3(
   /** Forks one child and resolves with it once it serves; rejects, with what it wrote, if it exits first. */
   const spawnChild = () =>
     new Promise<ChildProcess>((resolve, reject) => {
-      const c = fork(CHILD_ENTRY, [dir, String(port), JSON.stringify(buckets), s3CredentialsFile(dir)], {
+      const c = fork(CHILD_ENTRY, [dir, String(port), JSON.stringify(buckets), s3CredentialsFile(dir), socketPath], {
         execArgv: ["--import", "tsx"],
         stdio: ["ignore", "inherit", "pipe", "ipc"],
       });
@@ -111,7 +117,10 @@ export async function startSupervisedS3(
     }, delay);
   };
 
-  await run();
+  await run().catch((err: unknown) => {
+    rmSync(socketDir, { recursive: true, force: true });
+    throw err;
+  });
   return {
     endpoint: `http://127.0.0.1:${port}`,
     accessKeyId: creds.accessKeyId,
@@ -122,6 +131,7 @@ export async function startSupervisedS3(
       stopping = true;
       if (timer) clearTimeout(timer);
       if (child) await stopChild(child);
+      rmSync(socketDir, { recursive: true, force: true });
     },
   };
 }
