@@ -4,6 +4,7 @@ import { isFinalBatchStatus, loadConfig } from "@barge/core";
 import { ApiError, BargeClient } from "./client.js";
 import { demo } from "./commands/demo.js";
 import { dev } from "./commands/dev.js";
+import { s3Env } from "./commands/s3-env.js";
 import { submit, waitForBatch } from "./commands/submit.js";
 import { describeError, StackStartError } from "@barge/devstack";
 
@@ -15,6 +16,7 @@ const USAGE = `usage: barge <command> [options]
   list
   dev                 run the embedded stack until Ctrl-C (same as pnpm start)
   demo                run examples/chat.jsonl through the embedded stack and exit
+  s3-env              print the embedded S3's credentials as shell exports (eval "$(pnpm -s barge s3-env)")
 
 Environment: BARGE_API_URL (default http://127.0.0.1:4080), BARGE_API_KEY.`;
 
@@ -39,6 +41,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === "demo") return demo();
 
   const config = loadConfig();
+  if (command === "s3-env") {
+    console.log(s3Env(config));
+    return 0;
+  }
   const client = new BargeClient(config.BARGE_API_URL, config.BARGE_API_KEY);
   const need = (what: string) => {
     if (!arg) throw new UsageError(`${command} needs ${what}`);

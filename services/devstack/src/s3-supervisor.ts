@@ -1,9 +1,12 @@
 import { fork, type ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { createLogger } from "@barge/core";
 import type { EmbeddedS3 } from "./s3.js";
 import { freePort } from "./ports.js";
+import { loadOrCreateS3Credentials, s3CredentialsFile } from "./s3-credentials.js";
 import { LogTail } from "./start-failure.js";
 
 /** The embedded S3 in a child process the stack restarts when it dies. */
@@ -31,7 +34,8 @@ const CHILD_ENTRY = fileURLToPath(new URL("./s3-child.ts", import.meta.url));
 /**
  * Starts s3rver in its own process on a loopback port, storing under `dir`, and keeps it running:
  * an unexpected exit is logged and the child restarted on the same port and directory, so the
- * API's and the agent's S3 calls fail only until it is back, as in any S3 outage.
+ * API's and the agent's S3 calls fail only until it is back, as in any S3 outage. Only requests
+ * signed with `dir`'s own credentials (`<dir>/credentials.json`, made on first start) are served.
  */
 export async function startSupervisedS3(
   dir: string,
@@ -39,6 +43,11 @@ export async function startSupervisedS3(
   opts: { log: SupervisorLog; port?: number; backoff?: Partial<Backoff> },
 ): Promise<SupervisedS3> {
   mkdirSync(dir, { recursive: true });
+  const creds = loadOrCreateS3Credentials(dir);
+  // mkdtemp makes it owner-only: s3rver's socket in it is reachable by no other user. Kept here
+  // (not in the child) so a SIGKILLed child's socket is still cleaned up at stop.
+  const socketDir = mkdtempSync(join(tmpdir(), "barge-s3-"));
+  const socketPath = join(socketDir, "s3rver.sock");
   const port = opts.port ?? (await freePort());
   const backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
   const log = opts.log;
@@ -51,7 +60,7 @@ export async function startSupervisedS3(
   /** Forks one child and resolves with it once it serves; rejects, with what it wrote, if it exits first. */
   const spawnChild = () =>
     new Promise<ChildProcess>((resolve, reject) => {
-      const c = fork(CHILD_ENTRY, [dir, String(port), JSON.stringify(buckets)], {
+      const c = fork(CHILD_ENTRY, [dir, String(port), JSON.stringify(buckets), s3CredentialsFile(dir), socketPath], {
         execArgv: ["--import", "tsx"],
         stdio: ["ignore", "inherit", "pipe", "ipc"],
       });
@@ -108,17 +117,21 @@ export async function startSupervisedS3(
     }, delay);
   };
 
-  await run();
+  await run().catch((err: unknown) => {
+    rmSync(socketDir, { recursive: true, force: true });
+    throw err;
+  });
   return {
     endpoint: `http://127.0.0.1:${port}`,
-    accessKeyId: "S3RVER",
-    secretAccessKey: "S3RVER",
+    accessKeyId: creds.accessKeyId,
+    secretAccessKey: creds.secretAccessKey,
     pid: () => child?.pid,
     restarts: () => restarts,
     stop: async () => {
       stopping = true;
       if (timer) clearTimeout(timer);
       if (child) await stopChild(child);
+      rmSync(socketDir, { recursive: true, force: true });
     },
   };
 }

@@ -12,23 +12,41 @@ export interface EmbeddedS3 {
 
 /**
  * Starts s3rver on a free loopback port, storing objects under `dir`. It speaks real S3 over
- * HTTP with SigV4 (fixed key S3RVER/S3RVER) but is lenient, so the conformance suite runs on RGW.
+ * HTTP but checks no SigV4 signatures (its fixed key is S3RVER/S3RVER), so the conformance suite
+ * runs on RGW and the embedded stack puts it behind the verifying proxy (s3-auth-proxy.ts).
  */
 export async function startEmbeddedS3(dir: string, buckets: string[], opts: { port?: number } = {}): Promise<EmbeddedS3> {
-  mkdirSync(dir, { recursive: true });
   const port = opts.port ?? (await freePort());
+  const server = await runS3rver(dir, buckets, port);
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    accessKeyId: S3RVER_KEY,
+    secretAccessKey: S3RVER_KEY,
+    stop: () => server.close(),
+  };
+}
+
+/** s3rver's one built-in key; any request naming it in a V4 Authorization header counts as its account. */
+export const S3RVER_KEY = "S3RVER";
+
+/**
+ * Starts s3rver on a Unix socket, for the embedded stack's proxy alone: unlike a loopback port,
+ * nothing else on the machine can reach it when the socket's directory is owner-only.
+ */
+export async function startS3rverOnSocket(dir: string, buckets: string[], socketPath: string): Promise<{ stop(): Promise<void> }> {
+  const server = await runS3rver(dir, buckets, socketPath);
+  return { stop: () => server.close() };
+}
+
+async function runS3rver(dir: string, buckets: string[], listenOn: number | string): Promise<S3rver> {
+  mkdirSync(dir, { recursive: true });
   const server = new S3rver({
-    address: "127.0.0.1",
-    port,
+    // A socket path in `port` goes to server.listen(path), which s3rver passes through.
+    ...(typeof listenOn === "number" ? { address: "127.0.0.1", port: listenOn } : { port: listenOn as unknown as number }),
     directory: dir,
     silent: true,
     configureBuckets: buckets.map((name) => ({ name, configs: [] })),
   });
   await server.run();
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    accessKeyId: "S3RVER",
-    secretAccessKey: "S3RVER",
-    stop: () => server.close(),
-  };
+  return server;
 }

@@ -5,6 +5,7 @@ import { startApi } from "@barge/api";
 import { createDb, createLogger, createS3Client, loadConfig, migrate, s3Settings, type Config } from "@barge/core";
 import { createEngineSim, type EngineSimOptions } from "@barge/engine-sim";
 import { leaveSignalsToCaller, startEmbeddedPostgres } from "./postgres.js";
+import { s3CredentialsFile } from "./s3-credentials.js";
 import { startSupervisedS3, type SupervisedS3 } from "./s3-supervisor.js";
 import { describeError, startPart } from "./start-failure.js";
 
@@ -25,6 +26,8 @@ export interface Stack {
   engineUrl: string;
   /** Which parts were started here rather than taken from env. */
   embedded: { postgres: boolean; s3: boolean; engine: boolean };
+  /** The embedded S3's credentials file (undefined if S3 is external). */
+  s3CredentialsFile: string | undefined;
   /** The PID of the embedded S3's child process now serving (undefined if S3 is external or restarting). */
   s3Pid(): number | undefined;
   stop(): Promise<void>;
@@ -33,7 +36,8 @@ export interface Stack {
 /**
  * Starts Barge on embedded defaults: PostgreSQL, s3rver and engine-sim are started only for the
  * settings env leaves empty (DATABASE_URL, S3_ENDPOINT, VLLM_URL); then the API and one agent.
- * s3rver runs in a supervised child process, so a crash in it never takes the API or agent down.
+ * s3rver runs in a supervised child process, so a crash in it never takes the API or agent down,
+ * behind a proxy that serves only requests signed with the data dir's own generated credentials.
  * The caller owns SIGINT/SIGTERM and calls `stop()`, which stops the parts in order.
  */
 export async function startStack(o: StackOptions = {}): Promise<Stack> {
@@ -45,6 +49,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   const stops: Stop[] = [];
   const embedded = { postgres: false, s3: false, engine: false };
   let embeddedS3: SupervisedS3 | undefined;
+  let credentialsFile: string | undefined;
 
   try {
     if (!env.DATABASE_URL) {
@@ -58,6 +63,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       const s3Dir = join(dataDir, "s3");
       const s3 = await startPart("embedded S3 (s3rver)", s3Dir, () => startSupervisedS3(s3Dir, [base.S3_BUCKET], { log: log.child({ svc: "s3" }) }));
       embeddedS3 = s3;
+      credentialsFile = s3CredentialsFile(s3Dir);
       stops.push({ part: "embedded S3", stop: () => s3.stop() });
       env.S3_ENDPOINT = s3.endpoint;
       env.S3_ACCESS_KEY_ID = s3.accessKeyId;
@@ -92,6 +98,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       s3Endpoint: config.S3_ENDPOINT!,
       engineUrl: config.VLLM_URL!,
       embedded,
+      s3CredentialsFile: credentialsFile,
       s3Pid: () => embeddedS3?.pid(),
       stop: () => stopAll(stops, log),
     };

@@ -24,7 +24,7 @@ function printBanner(s: Stack): void {
   API          ${s.apiUrl}
   Postgres     ${tag(s.embedded.postgres)} ${c.DATABASE_URL}
   S3           ${tag(s.embedded.s3)} ${s.s3Endpoint}  bucket=${c.S3_BUCKET}
-               ${c.S3_ACCESS_KEY_ID ? `S3_ACCESS_KEY_ID=${c.S3_ACCESS_KEY_ID} S3_SECRET_ACCESS_KEY=${c.S3_SECRET_ACCESS_KEY}` : "credentials from the AWS SDK's default chain"}
+               ${c.S3_ACCESS_KEY_ID ? `S3_ACCESS_KEY_ID=${c.S3_ACCESS_KEY_ID} S3_SECRET_ACCESS_KEY=${c.S3_SECRET_ACCESS_KEY}` : "credentials from the AWS SDK's default chain"}${s.s3CredentialsFile ? embeddedS3Hint(s, s.s3CredentialsFile) : ""}
   Engine       ${s.embedded.engine ? "engine-sim (simulated, not a model)" : "external"} ${s.engineUrl}
 
 Try it:
@@ -36,4 +36,11 @@ or in one step:
   curl -s ${s.apiUrl}/v1/batches -F file=@examples/chat.jsonl -F model=barge-sim-1
 or with the CLI:
   BARGE_API_URL=${s.apiUrl} pnpm barge submit examples/chat.jsonl --wait --out results.jsonl`);
+}
+
+/** How to reach the embedded S3 with the `aws` CLI: it answers only requests signed with the data dir's keys. */
+function embeddedS3Hint(s: Stack, file: string): string {
+  return `
+               signed requests only; keys in ${file}:
+               eval "$(pnpm -s barge s3-env)"; aws --endpoint-url ${s.s3Endpoint} s3 ls s3://${s.config.S3_BUCKET}/`;
 }
