@@ -69,8 +69,11 @@ describeStrict("a batch of many tiny segments", () => {
     // (chunks 0-5 may just reach 5 MiB). Part 1 starts at chunk 0; the parts listed add up to it all.
     expect(rec.of("UploadPartCopyCommand", (k) => k === outKey)).toEqual([]);
     const completes = rec.of("CompleteMultipartUploadCommand", (k) => k === outKey);
-    expect(completes).toHaveLength(1);
+    // One complete, or its repeat after an answer lost under load (RGW answers a repeated complete
+    // of the same parts with success): every one names the same parts.
+    expect(completes.length).toBeGreaterThanOrEqual(1);
     const listed = completes[0]!.parts!;
+    for (const c of completes) expect(c.parts).toEqual(listed);
     expect(listed[0]).toBe(1);
     expect(listed.length === 1 || listed.length === 2).toBe(true);
     const uploaded = rec.of("UploadPartCommand", (k) => k === outKey);
