@@ -1,5 +1,5 @@
 import type { HttpBindings } from "@hono/node-server";
-import type { ApiConfig, Bucket, Db, Logger } from "@barge/core";
+import type { ApiConfig, Bucket, Db, Logger, ObjectTrigger } from "@barge/core";
 
 /** What the API needs from its process: the database, the bucket, settings and a logger. */
 export interface ApiDeps extends Bucket {
@@ -7,6 +7,8 @@ export interface ApiDeps extends Bucket {
   /** The API's view of the settings: what its handlers and loops read. */
   config: ApiConfig;
   log: Logger;
+  /** The serverless trigger landed objects go to; absent when serverless mode is off. */
+  trigger?: ObjectTrigger;
 }
 
 /**
