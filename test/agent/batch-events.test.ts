@@ -7,13 +7,12 @@ import {
   failChangedInput,
   newId,
   releaseChunk,
-  releaseUnstorableChunk,
   rescueExpiredChunks,
   validateBatch,
 } from "@barge/core";
-import { testLog, type TestContext } from "../support/context.js";
+import type { TestContext } from "../support/context.js";
 import { batchRow } from "../support/results.js";
-import { chatLine, insertBatch, putInputFile, seedBatch, waitFor } from "../support/seed.js";
+import { chatLine, insertBatch, putInputFile, seedBatch, validatorDeps, waitFor } from "../support/seed.js";
 import { suiteResources } from "../support/suite-resources.js";
 
 interface Entry {
@@ -137,18 +136,7 @@ describe("agent: the batch timeline", () => {
     const batchId = newId("batch_");
     await insertBatch(ctx.db, { id: batchId, input_file_id: fileId });
     const claimed = (await claimBatchWork(ctx.db, { workerId: "validator", kinds: ["validating"], leaseSeconds: 30, batchId }))!;
-    const outcome = await validateBatch(
-      {
-        db: ctx.db,
-        s3: ctx.s3,
-        bucket: ctx.bucket,
-        log: testLog,
-        leaseSeconds: 30,
-        maxAttempts: ctx.config.VALIDATION_MAX_ATTEMPTS,
-        limits: { chunkSize: ctx.config.CHUNK_SIZE, maxRequests: ctx.config.MAX_REQUESTS_PER_BATCH, maxBytes: ctx.config.MAX_FILE_BYTES },
-      },
-      claimed,
-    );
+    const outcome = await validateBatch(validatorDeps(ctx), claimed);
     expect(outcome).toBe("failed");
 
     const entries = await timeline(ctx, batchId);
@@ -175,7 +163,7 @@ describe("agent: the batch timeline", () => {
     // A holder fenced out by a later claim releases nothing and writes nothing.
     const poisoned = await claim("a3");
     expect(await releaseChunk(ctx.db, { ...ref(poisoned), fence: poisoned.fence - 1, failed: true })).toBe(false);
-    expect(await releaseUnstorableChunk(ctx.db, { ...ref(poisoned), error: "refused" })).toBe(true);
+    expect(await releaseChunk(ctx.db, { ...ref(poisoned), unstorableError: "refused" })).toBe(true);
     await ctx.db.updateTable("batches").set({ expires_at: new Date(Date.now() - 1000) }).where("id", "=", batchId).execute();
     expect(await expireBatches(ctx.db)).toEqual([batchId]);
 

@@ -3,7 +3,7 @@ import { claimBatchWork, expireBatches, headObject, keys, newId, putObject, vali
 import { finalizeBatch } from "@barge/agent/testing";
 import { testLog } from "../support/context.js";
 import { batchRow, chunkRows } from "../support/results.js";
-import { chatLine, insertBatch, seedBatch, waitFor } from "../support/seed.js";
+import { chatLine, insertBatch, seedBatch, validatorDeps, waitFor } from "../support/seed.js";
 import { suiteResources } from "../support/suite-resources.js";
 
 const TOTAL = 6;
@@ -64,8 +64,7 @@ describe("agent: the input is pinned to the ETag it was validated with", () => {
     const batchId = newId("batch_");
     await insertBatch(ctx.db, { id: batchId, input_file_id: fileId });
     const claimed = await claimBatchWork(ctx.db, { workerId: "pin-test", kinds: ["validating"], leaseSeconds: 30, batchId });
-    const limits = { chunkSize: ctx.config.CHUNK_SIZE, maxRequests: ctx.config.MAX_REQUESTS_PER_BATCH, maxBytes: ctx.config.MAX_FILE_BYTES };
-    expect(await validateBatch({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, log: testLog, leaseSeconds: 30, limits, maxAttempts: ctx.config.VALIDATION_MAX_ATTEMPTS }, claimed!)).toBe("failed");
+    expect(await validateBatch(validatorDeps(ctx), claimed!)).toBe("failed");
     const batch = await batchRow(ctx, batchId);
     expect([batch.status, batch.input_etag, batch.errors?.map((e) => e.code)]).toEqual(["failed", null, ["input_changed"]]);
     expect(await ctx.db.selectFrom("chunks").select("idx").where("batch_id", "=", batchId).execute()).toEqual([]);

@@ -1,10 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { createS3Client, s3Settings } from "@barge/core";
 import { faultSuite } from "../support/fault-suite.js";
 import { eventually } from "../support/processes.js";
 import { batchRow, committedCount, readResults, requestIndexOf } from "../support/results.js";
 import { chatLine, seedBatch } from "../support/seed.js";
-import { startTcpProxy } from "../support/tcp-proxy.js";
 
 const TOTAL = 60;
 const OUTAGE_MS = 10_000;
@@ -16,10 +14,7 @@ describe("fault: S3 unreachable for 10 s mid-batch", () => {
   it("agent and API wait it out; the batch completes with nothing lost or duplicated", async () => {
     const ctx = await suite.context({ CHUNK_SIZE: "10", SEGMENT_MAX_LINES: "3", SEGMENT_MAX_MS: "300", LEASE_SECONDS: "3", AGENT_POLL_MS: "50", API_POLL_MS: "50", AGENT_CONCURRENCY: "3" });
     // Agent and API reach S3 only through the proxy; the test's own client goes direct.
-    const proxy = await startTcpProxy(ctx.config.S3_ENDPOINT!);
-    suite.cleanup(() => proxy.close());
-    const viaProxy = createS3Client({ ...s3Settings(ctx.config), endpoint: proxy.url });
-    suite.cleanup(async () => viaProxy.destroy());
+    const { proxy, s3: viaProxy } = await suite.s3Proxy(ctx);
     const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 150 });
     const api = await suite.api(ctx, viaProxy);
 

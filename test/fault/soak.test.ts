@@ -1,7 +1,6 @@
 import { join } from "node:path";
 import { toFile } from "openai/uploads";
 import { describe, expect, it } from "vitest";
-import { createS3Client, s3Settings } from "@barge/core";
 import { startEmbeddedPostgres } from "@barge/devstack";
 import { expectedBody, mulberry32 } from "@barge/engine-sim";
 import { sdkClient } from "../support/api-harness.js";
@@ -10,7 +9,6 @@ import { faultSuite } from "../support/fault-suite.js";
 import { eventually, type Child } from "../support/processes.js";
 import { batchRow, committedCount, readResults, requestIndexOf, type ResultLine } from "../support/results.js";
 import { chatLine, seedBatch, segmentsGone } from "../support/seed.js";
-import { startTcpProxy } from "../support/tcp-proxy.js";
 
 // The combined-fault soak: a mixed workload on real Postgres, s3rver behind a proxy that can
 // cut it off, engine-sim and two agent processes, while a seeded schedule SIGKILLs agents,
@@ -82,10 +80,7 @@ describe("fault: the combined-fault soak", () => {
       // Kills and outages each cost a good chunk a claim; the cap stays above what the schedule can do.
       CHUNK_MAX_ATTEMPTS: "20",
     });
-    const proxy = await startTcpProxy(ctx.config.S3_ENDPOINT!);
-    suite.cleanup(() => proxy.close());
-    const viaProxy = createS3Client({ ...s3Settings(ctx.config), endpoint: proxy.url });
-    suite.cleanup(async () => viaProxy.destroy());
+    const { proxy, s3: viaProxy } = await suite.s3Proxy(ctx);
     const sim = await suite.sim({ models: ["barge-sim-1"], decodeTokensPerSec: 150 });
     const api = await suite.api(ctx, viaProxy);
     const client = sdkClient(api.url);

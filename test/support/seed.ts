@@ -2,6 +2,19 @@ import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { claimBatchWork, enqueueChunks, keys, newId, putObject, validateBatch, type Db, type NewBatch } from "@barge/core";
 import { testLog, type TestContext } from "./context.js";
 
+/** What `validateBatch` needs, from a test context's settings: its own validator, by hand. */
+export function validatorDeps(ctx: TestContext): Parameters<typeof validateBatch>[0] {
+  return {
+    db: ctx.db,
+    s3: ctx.s3,
+    bucket: ctx.bucket,
+    log: testLog,
+    leaseSeconds: 30,
+    maxAttempts: ctx.config.VALIDATION_MAX_ATTEMPTS,
+    limits: { chunkSize: ctx.config.CHUNK_SIZE, maxRequests: ctx.config.MAX_REQUESTS_PER_BATCH, maxBytes: ctx.config.MAX_FILE_BYTES },
+  };
+}
+
 export interface SeededBatch {
   batchId: string;
   fileId: string;
@@ -44,18 +57,7 @@ export async function seedBatch(
     if (status !== "in_progress") throw new Error(`seeded batch ${batchId} is ${status}, not in_progress`);
     return { batchId, fileId, inputKey, tenant };
   }
-  const outcome = await validateBatch(
-    {
-      db: ctx.db,
-      s3: ctx.s3,
-      bucket: ctx.bucket,
-      log: testLog,
-      leaseSeconds: 30,
-      maxAttempts: ctx.config.VALIDATION_MAX_ATTEMPTS,
-      limits: { chunkSize: ctx.config.CHUNK_SIZE, maxRequests: ctx.config.MAX_REQUESTS_PER_BATCH, maxBytes: ctx.config.MAX_FILE_BYTES },
-    },
-    claimed,
-  );
+  const outcome = await validateBatch(validatorDeps(ctx), claimed);
   if (outcome !== "in_progress") throw new Error(`seeded batch ${batchId} failed validation`);
   return { batchId, fileId, inputKey, tenant };
 }

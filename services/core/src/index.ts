@@ -72,7 +72,6 @@ export * from "./queue/segment-keys.js";
 export * from "./periodic.js";
 export * from "./db/pg-errors.js";
 export * from "./domain/storable-text.js";
-export * from "./queue/release-unstorable-chunk.js";
 export * from "./queue/give-up-unstorable-chunk.js";
 export * from "./domain/batch-events.js";
 export * from "./queue/record-batch-event.js";

@@ -5,7 +5,6 @@ import {
   LeaseLost,
   markFinalizing,
   releaseChunk,
-  releaseUnstorableChunk,
   storableText,
   type Db,
 } from "@barge/core";
@@ -45,7 +44,7 @@ export async function closeRun(o: CloseRunOptions): Promise<ChunkOutcome> {
     // The checkpoint is consistent whatever failed, so the next holder can resume right away.
     // Results Postgres refused for their data would be refused on every run: the next one gives them up.
     const release = isPermanentDbError(stop.failure)
-      ? releaseUnstorableChunk(db, { ...ref, error: storableText(errorText(stop.failure), 1000) })
+      ? releaseChunk(db, { ...ref, unstorableError: storableText(errorText(stop.failure), 1000) })
       : releaseChunk(db, { ...ref, failed: true });
     await release.catch(() => false);
     throw stop.failure;

@@ -3,10 +3,10 @@ import type { Db } from "../db/connect.js";
 
 /**
  * Why a runner hands its chunk back: a graceful stop (`released`), a failed run (`failed`), the
- * engine gone (`engine_outage`, the timeline's own kind since the chunk waits for the engine), or
- * its batch paused (`paused`).
+ * engine gone (`engine_outage`, the timeline's own kind since the chunk waits for the engine), its
+ * batch paused (`paused`), or its results refused by Postgres for their data (`unstorable`).
  */
-export type ReleaseReason = "released" | "failed" | "engine_outage" | "paused";
+export type ReleaseReason = "released" | "failed" | "engine_outage" | "paused" | "unstorable";
 
 /**
  * Hands a leased chunk back to the queue at once (graceful shutdown, engine gone, failed run)
@@ -14,15 +14,19 @@ export type ReleaseReason = "released" | "failed" | "engine_outage" | "paused";
  * holder resumes after the last committed result. `failed` (a failed run, an engine outage)
  * counts the claim towards the poison-chunk cap; a graceful hand-back does not. `paused` (its
  * batch was paused) also takes back the claim's attempt: the run was the user's to stop, not a
- * try that went wrong. Fenced: releasing a lost lease is a no-op. The timeline entry
+ * try that went wrong. `unstorableError` records why Postgres refused the chunk's commit (a
+ * permanent error): a retry would fail the same way, so the next holder does not run its
+ * requests but fails what is left as `unstorable_result`, which commits (the error rows are made
+ * storable) and lets the batch finish. Fenced: releasing a lost lease is a no-op. The timeline entry
  * (`chunk_retried`, or `engine_outage`) is written by the same statement, naming the holder the
  * release took the chunk from.
  */
 export async function releaseChunk(
   db: Db,
-  args: { batchId: string; idx: number; fence: number; failed?: boolean; paused?: boolean; reason?: ReleaseReason },
+  args: { batchId: string; idx: number; fence: number; failed?: boolean; paused?: boolean; reason?: ReleaseReason; unstorableError?: string },
 ): Promise<boolean> {
-  const reason = args.reason ?? (args.paused === true ? "paused" : args.failed === true ? "failed" : "released");
+  const unstorable = args.unstorableError !== undefined;
+  const reason = args.reason ?? (unstorable ? "unstorable" : args.paused === true ? "paused" : args.failed === true ? "failed" : "released");
   const kind = reason === "engine_outage" ? "engine_outage" : "chunk_retried";
   const data = reason === "engine_outage" ? sql`'{}'::jsonb` : sql`jsonb_build_object('reason', ${reason}::text)`;
   const { rows } = await sql<{ idx: number }>`
@@ -33,8 +37,9 @@ export async function releaseChunk(
     ), released AS (
       UPDATE chunks c
       SET status = 'queued', leased_by = NULL, lease_expires_at = NULL, updated_at = now(),
-          failures = c.failures + ${args.failed === true ? 1 : 0},
-          attempts = c.attempts - ${args.paused === true ? 1 : 0}
+          failures = c.failures + ${args.failed === true || unstorable ? 1 : 0},
+          attempts = c.attempts - ${args.paused === true ? 1 : 0},
+          unstorable_error = COALESCE(${args.unstorableError ?? null}::text, c.unstorable_error)
       FROM held
       WHERE c.batch_id = held.batch_id AND c.idx = held.idx
       RETURNING c.batch_id, c.idx, held.leased_by
