@@ -58,7 +58,7 @@ describe("agent housekeeping statements", () => {
 });
 
 describe("an agent whose engine does not answer", () => {
-  it("still requeues lapsed chunks and expires overdue batches while it waits for the engine", async () => {
+  it("still requeues lapsed chunks, expires overdue batches and forgets agents gone for a day while it waits for the engine", async () => {
     const ctx = await createTestContext({ CHUNK_SIZE: "2", LEASE_SECONDS: "2", AGENT_POLL_MS: "50", API_POLL_MS: "50" });
     try {
       const lines = Array.from({ length: 4 }, (_, i) => chatLine(`w-${i}`, `waiting ${i}`));
@@ -69,6 +69,12 @@ describe("an agent whose engine does not answer", () => {
       expect(held.batch_id).toBe(crashed.batchId);
       await ctx.db.updateTable("chunks").set({ lease_expires_at: new Date(Date.now() - 1000) }).where("batch_id", "=", crashed.batchId).where("idx", "=", held.idx).execute();
       await ctx.db.updateTable("batches").set({ expires_at: new Date(Date.now() - 1000) }).where("id", "=", overdue.batchId).execute();
+      // Two agents of the past: one gone for two days, one seen an hour ago.
+      const seen = (hoursAgo: number) => new Date(Date.now() - hoursAgo * 3600_000);
+      await ctx.db.insertInto("agents").values([
+        { id: "gone", hostname: "h", models: JSON.stringify(["barge-sim-1"]), last_seen_at: seen(48) },
+        { id: "recent", hostname: "h", models: JSON.stringify(["barge-sim-1"]), last_seen_at: seen(1) },
+      ]).execute();
 
       // Nothing listens on this port: the agent keeps waiting for its engine's model list.
       const agent = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: `http://127.0.0.1:${await freePort()}`, agentId: "waiting" });
@@ -80,7 +86,11 @@ describe("an agent whose engine does not answer", () => {
         });
         await waitFor("the overdue batch to be expired", async () => ((await batchRow(ctx, overdue.batchId)).status === "finalizing" ? true : undefined));
         expect((await chunkRows(ctx, crashed.batchId)).map((c) => [c.status, c.leased_by])).toEqual([["queued", null], ["queued", null]]);
-        expect(await ctx.db.selectFrom("agents").select("id").where("id", "=", "waiting").execute()).toEqual([]);
+        // The agent gone for more than a day is forgotten; the recent one stays; the waiting one never registered.
+        await waitFor("the departed agent to be forgotten", async () =>
+          (await ctx.db.selectFrom("agents").select("id").where("id", "=", "gone").execute()).length === 0 ? true : undefined,
+        );
+        expect((await ctx.db.selectFrom("agents").select("id").orderBy("id").execute()).map((a) => a.id)).toEqual(["recent"]);
       } finally {
         await agent.stop({ graceful: false });
         await started;

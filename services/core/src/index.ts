@@ -85,3 +85,4 @@ export * from "./work/cancel-on-failure-threshold.js";
 export * from "./domain/gpu-limits.js";
 export * from "./storage/probe-bucket.js";
 export * from "./domain/landed-object.js";
+export * from "./queue/forget-departed-agents.js";
