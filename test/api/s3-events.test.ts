@@ -155,8 +155,16 @@ describe("POST /v1/s3-events", () => {
       { bucket: "barge", key: "inbox/a b.jsonl", etag: "5fc7298143efe1276d39a3466d4e255f-1", size: 2048, versionId: null },
     ]);
     expect((await handed(fixture("rgw-push.json"))).objects).toEqual([
-      { bucket: "barge", key: "inbox/x y+z.jsonl", etag: "37b51d194a7513e45b56f6524f2d51f2", size: 4096, versionId: null },
+      { bucket: "qbucket", key: "inbox/a b+c%(1)é.jsonl", etag: "4588ff3797b78d819d858fa3bdd82b09", size: 8, versionId: null },
     ]);
+    expect((await handed(fixture("rgw-multipart.json"))).objects).toEqual([
+      { bucket: "qbucket", key: "inbox/big.jsonl", etag: "d126ef08817d0490e207e456cb0ae080-2", size: 9437184, versionId: null },
+    ]);
+    expect(await handed(fixture("rgw-delete.json"))).toEqual({ status: 200, body: { received: 0, new: 0, ignored: 1 }, objects: [] });
+    // Older RGW releases send the size as a string.
+    const older = fixture("rgw-push.json");
+    older.Records[0].s3.object.size = "8";
+    expect((await handed(older)).objects.map((o) => o.size)).toEqual([8]);
   });
 
   test("removals and other events are ignored and counted; S3's test event names nothing", async () => {

@@ -23,7 +23,7 @@ const record = z.object({
     bucket: z.object({ name: z.string().min(1) }),
     object: z.object({
       key: z.string().min(1),
-      // RGW sends the size as a string, AWS and MinIO as a number.
+      // A number; older RGW releases (per Ceph's docs) send it as a string.
       size: z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]).pipe(z.number().int().min(0)),
       eTag: z.string().min(1),
       // RGW sends "" for an unversioned bucket, AWS leaves the field out, MinIO may send null.
@@ -85,7 +85,7 @@ function createdObject(raw: unknown, i: number, source: string | undefined): Lan
 
 /**
  * AWS and MinIO send the key form-encoded (`+` for a space, %XX for the rest); RGW sends it as
- * it is, so a `ceph:s3` record's key is not decoded.
+ * stored (checked on a real RGW push), so a `ceph:s3` record's key is not decoded.
  */
 function decodeKey(key: string, i: number): string {
   try {
