@@ -14,6 +14,9 @@ import { createTestContext, testLog, type TestContext } from "../support/context
 const TOKEN = "s3-events-token-0123456789";
 const API_KEY = "sk-s3-events-api-key";
 const CERT_URL = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem";
+const EXPIRED_CERT_URL = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-expired.pem";
+const GARBAGE_CERT_URL = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-garbage.pem";
+const DOWN_CERT_URL = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-down.pem";
 
 const fixture = (name: string): Record<string, any> => JSON.parse(readFileSync(new URL(`../fixtures/s3-events/${name}`, import.meta.url), "utf8"));
 
@@ -53,6 +56,7 @@ describe("POST /v1/s3-events", () => {
   const logLines: string[] = [];
   let signingKey: string;
   let cert: string;
+  let expiredCert: string;
 
   async function serveApp(deps: Partial<ApiDeps>): Promise<string> {
     const app = createApp({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, ...deps });
@@ -68,9 +72,18 @@ describe("POST /v1/s3-events", () => {
     const pems = await generate([{ name: "commonName", value: "sns.amazonaws.com" }], { keySize: 2048 });
     signingKey = pems.private;
     cert = pems.cert;
+    const day = 24 * 3600 * 1000;
+    const expired = await generate([{ name: "commonName", value: "sns.amazonaws.com" }], {
+      keyPair: { privateKey: pems.private, publicKey: pems.public },
+      notBeforeDate: new Date(Date.now() - 30 * day),
+      notAfterDate: new Date(Date.now() - day),
+    });
+    expiredCert = expired.cert;
     const snsFetch = async (u: string) => {
       fetched.push(u);
       if (u === CERT_URL) return cert;
+      if (u === EXPIRED_CERT_URL) return expiredCert;
+      if (u === GARBAGE_CERT_URL) return "not a certificate";
       if (u.startsWith("https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription")) return "<ConfirmSubscriptionResponse/>";
       throw new Error(`no such URL: ${u}`);
     };
@@ -219,6 +232,17 @@ describe("POST /v1/s3-events", () => {
       const res = await undiciFetch(`${url}/v1/s3-events?token=${TOKEN}`, { method: "POST", body: `{"Records":[],"pad":"${"x".repeat(1024 * 1024)}"}`, dispatcher: agent });
       expect(res.status).toBe(413);
       expect(((await res.json()) as any).error).toMatchObject({ code: "body_too_large", message: "An event body may hold at most 1048576 bytes." });
+      // With no Content-Length, the limit is counted as the body streams in.
+      const chunks = [new TextEncoder().encode('{"Records":[],"pad":"'), new Uint8Array(1024 * 1024).fill(0x78), new TextEncoder().encode('"}')];
+      const stream = new ReadableStream({
+        pull(controller) {
+          const next = chunks.shift();
+          if (next) controller.enqueue(next);
+          else controller.close();
+        },
+      });
+      const chunked = await undiciFetch(`${url}/v1/s3-events?token=${TOKEN}`, { method: "POST", body: stream, duplex: "half", dispatcher: agent });
+      expect(chunked.status).toBe(413);
     } finally {
       await agent.close();
     }
@@ -254,6 +278,16 @@ describe("POST /v1/s3-events", () => {
       const r = await handed(m, snsHeaders("Notification"));
       expect(r).toEqual({ status: 403, body: { error: expect.objectContaining({ code: "invalid_signature", message: "The SNS message's signature does not match its content." }) }, objects: [] });
     }
+    const expired = await handed(signed({ ...fixture("sns-notification.json"), SigningCertURL: EXPIRED_CERT_URL }), snsHeaders("Notification"));
+    expect([expired.status, expired.body.error.message, expired.objects]).toEqual([403, "The SNS signing certificate is not valid now.", []]);
+    const garbage = await handed(signed({ ...fixture("sns-notification.json"), SigningCertURL: GARBAGE_CERT_URL }), snsHeaders("Notification"));
+    expect([garbage.status, garbage.body.error.message, garbage.objects]).toEqual([403, "The SNS signing certificate could not be read.", []]);
+    // SNS out of reach is a 502 SNS retries, and the failure is not cached.
+    for (let i = 0; i < 2; i++) {
+      const down = await handed(signed({ ...fixture("sns-notification.json"), SigningCertURL: DOWN_CERT_URL }), snsHeaders("Notification"));
+      expect([down.status, down.body.error.code, down.objects]).toEqual([502, "sns_unreachable", []]);
+    }
+    expect(fetched.filter((u) => u === DOWN_CERT_URL)).toHaveLength(2);
     const mismatch = await handed(good, snsHeaders("SubscriptionConfirmation"));
     expect(mismatch).toEqual({ status: 400, body: { error: expect.objectContaining({ message: "x-amz-sns-message-type says SubscriptionConfirmation, the body Notification." }) }, objects: [] });
   });

@@ -1,4 +1,4 @@
-import { createVerify, X509Certificate, type KeyObject } from "node:crypto";
+import { createVerify, X509Certificate } from "node:crypto";
 import { BargeError } from "@barge/core";
 import { z } from "zod";
 import { EventBodyError } from "./records.js";
@@ -86,7 +86,7 @@ export function stringToSign(m: SnsMessage): string {
  * process: SNS signs every message of a topic with the same certificate.
  */
 export class SnsVerifier {
-  private readonly keys = new Map<string, Promise<KeyObject>>();
+  private readonly certs = new Map<string, Promise<X509Certificate>>();
 
   constructor(private readonly fetchUrl: SnsFetch) {}
 
@@ -94,19 +94,22 @@ export class SnsVerifier {
   async verify(m: SnsMessage): Promise<void> {
     const url = snsUrl(m.SigningCertURL, "SigningCertURL");
     if (!url.pathname.endsWith(".pem")) throw new EventBodyError("'SigningCertURL' must name a .pem certificate.");
-    const key = await this.key(url.href);
+    const cert = await this.cert(url.href);
+    // Checked at each use, not at the fetch: a cached certificate can expire.
+    const now = Date.now();
+    if (now < Date.parse(cert.validFrom) || now > Date.parse(cert.validTo)) throw new SnsSignatureError("The SNS signing certificate is not valid now.");
     const verifier = createVerify(m.SignatureVersion === "1" ? "RSA-SHA1" : "RSA-SHA256");
     verifier.update(stringToSign(m), "utf8");
-    if (!verifier.verify(key, m.Signature, "base64")) throw new SnsSignatureError("The SNS message's signature does not match its content.");
+    if (!verifier.verify(cert.publicKey, m.Signature, "base64")) throw new SnsSignatureError("The SNS message's signature does not match its content.");
   }
 
-  private key(href: string): Promise<KeyObject> {
-    let key = this.keys.get(href);
-    if (!key) {
-      key = this.fetchUrl(href).then(
+  private cert(href: string): Promise<X509Certificate> {
+    let cert = this.certs.get(href);
+    if (!cert) {
+      cert = this.fetchUrl(href).then(
         (pem) => {
           try {
-            return new X509Certificate(pem).publicKey;
+            return new X509Certificate(pem);
           } catch {
             throw new SnsSignatureError("The SNS signing certificate could not be read.");
           }
@@ -116,10 +119,10 @@ export class SnsVerifier {
         },
       );
       // A failed fetch is not remembered: the next message tries again.
-      key.catch(() => this.keys.delete(href));
-      this.keys.set(href, key);
+      cert.catch(() => this.certs.delete(href));
+      this.certs.set(href, cert);
     }
-    return key;
+    return cert;
   }
 }
 
