@@ -1,126 +1,42 @@
-import { serve } from "@hono/node-server";
-import { createSign } from "node:crypto";
-import { readFileSync } from "node:fs";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { generate } from "selfsigned";
 import { Agent, fetch as undiciFetch } from "undici";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createApp, type ApiDeps } from "@barge/api";
-import { createLogger, type LandedObject, type ObjectTrigger } from "@barge/core";
+import { createLogger } from "@barge/core";
 import { call } from "../support/api-harness.js";
-import { createTestContext, testLog, type TestContext } from "../support/context.js";
+import { createTestContext, type TestContext } from "../support/context.js";
+import { AWS_FIXTURE_OBJECT, EVENTS_TOKEN, eventFixture, handedOn, postEvent, RecordingTrigger, serveEventsApp } from "../support/s3-events.js";
 
-const TOKEN = "s3-events-token-0123456789";
+const TOKEN = EVENTS_TOKEN;
 const API_KEY = "sk-s3-events-api-key";
-const CERT_URL = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem";
-const EXPIRED_CERT_URL = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-expired.pem";
-const GARBAGE_CERT_URL = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-garbage.pem";
-const DOWN_CERT_URL = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-down.pem";
+const fixture = eventFixture;
+const aws = AWS_FIXTURE_OBJECT;
 
-const fixture = (name: string): Record<string, any> => JSON.parse(readFileSync(new URL(`../fixtures/s3-events/${name}`, import.meta.url), "utf8"));
-
-/** The trigger's contract as the route sees it: records every hand-off, counts an object version new once. */
-class RecordingTrigger implements ObjectTrigger {
-  readonly calls: LandedObject[][] = [];
-  private readonly seen = new Set<string>();
-  async landed(objects: LandedObject[]): Promise<number> {
-    this.calls.push(objects);
-    let fresh = 0;
-    for (const o of objects) {
-      const id = JSON.stringify([o.bucket, o.key, o.etag]);
-      if (!this.seen.has(id)) fresh++;
-      this.seen.add(id);
-    }
-    return fresh;
-  }
-}
-
-/** The string AWS documents SNS signs, built here independently of the route's own. */
-function canonical(m: Record<string, string>): string {
-  const fields =
-    m.Type === "Notification"
-      ? ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
-      : ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"];
-  return fields.filter((f) => m[f] !== undefined).map((f) => `${f}\n${m[f]}\n`).join("");
-}
-
-describe("POST /v1/s3-events", () => {
+describe("POST /v1/s3-events: the token and Records[] bodies", () => {
   let ctx: TestContext;
-  const servers: Server[] = [];
+  const closers: (() => Promise<void>)[] = [];
   let url: string;
   let offUrl: string;
   let noTriggerUrl: string;
   const trigger = new RecordingTrigger();
-  const fetched: string[] = [];
   const logLines: string[] = [];
-  let signingKey: string;
-  let cert: string;
-  let expiredCert: string;
-
-  async function serveApp(deps: Partial<ApiDeps>): Promise<string> {
-    const app = createApp({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, ...deps });
-    const server = await new Promise<Server>((resolve) => {
-      const s = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(s as Server)) as Server;
-    });
-    servers.push(server);
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  }
 
   beforeAll(async () => {
     ctx = await createTestContext();
-    const pems = await generate([{ name: "commonName", value: "sns.amazonaws.com" }], { keySize: 2048 });
-    signingKey = pems.private;
-    cert = pems.cert;
-    const day = 24 * 3600 * 1000;
-    const expired = await generate([{ name: "commonName", value: "sns.amazonaws.com" }], {
-      keyPair: { privateKey: pems.private, publicKey: pems.public },
-      notBeforeDate: new Date(Date.now() - 30 * day),
-      notAfterDate: new Date(Date.now() - day),
-    });
-    expiredCert = expired.cert;
-    const snsFetch = async (u: string) => {
-      fetched.push(u);
-      if (u === CERT_URL) return cert;
-      if (u === EXPIRED_CERT_URL) return expiredCert;
-      if (u === GARBAGE_CERT_URL) return "not a certificate";
-      if (u.startsWith("https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription")) return "<ConfirmSubscriptionResponse/>";
-      throw new Error(`no such URL: ${u}`);
-    };
     const log = createLogger("api", "info", { write: (s: string) => void logLines.push(s) });
-    url = await serveApp({ config: { ...ctx.config, S3_EVENTS_TOKEN: TOKEN, BARGE_API_KEY: API_KEY }, trigger, snsFetch, log });
-    offUrl = await serveApp({ trigger });
-    noTriggerUrl = await serveApp({ config: { ...ctx.config, S3_EVENTS_TOKEN: TOKEN } });
+    const served = [
+      await serveEventsApp(ctx, { config: { ...ctx.config, S3_EVENTS_TOKEN: TOKEN, BARGE_API_KEY: API_KEY }, trigger, log }),
+      await serveEventsApp(ctx, { trigger }),
+      await serveEventsApp(ctx, { config: { ...ctx.config, S3_EVENTS_TOKEN: TOKEN } }),
+    ];
+    closers.push(...served.map((s) => s.close));
+    [url, offUrl, noTriggerUrl] = served.map((s) => s.url) as [string, string, string];
   });
   afterAll(async () => {
-    for (const s of servers) {
-      await new Promise<void>((resolve) => {
-        s.close(() => resolve());
-        s.closeIdleConnections();
-      });
-    }
+    for (const close of closers) await close();
     await ctx?.close();
   });
 
-  const post = (body: unknown, headers: Record<string, string> = {}, query = `?token=${TOKEN}`, base = url) =>
-    call(base, `/v1/s3-events${query}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body) });
-
-  /** The body's answer and what it handed the trigger. */
-  async function handed(body: unknown, headers: Record<string, string> = {}) {
-    const from = trigger.calls.length;
-    const r = await post(body, headers);
-    return { status: r.status, body: r.body, objects: trigger.calls.slice(from).flat() };
-  }
-
-  function signed(m: Record<string, string>, version: "1" | "2" = "1"): Record<string, string> {
-    const out = { ...m, SignatureVersion: version, SigningCertURL: m.SigningCertURL ?? CERT_URL };
-    const s = createSign(version === "1" ? "RSA-SHA1" : "RSA-SHA256");
-    s.update(canonical(out));
-    return { ...out, Signature: s.sign(signingKey, "base64") };
-  }
-  const snsHeaders = (type: string) => ({ "x-amz-sns-message-type": type, "content-type": "text/plain; charset=UTF-8" });
-
-  const aws: LandedObject = { bucket: "barge", key: "inbox/team a/report(1).jsonl", etag: "d41d8cd98f00b204e9800998ecf8427e", size: 1024, versionId: "096fKKXTRTtl3on89fVO.nfljtsv6qko" };
+  const post = (body: unknown, headers: Record<string, string> = {}, query = `?token=${TOKEN}`, base = url) => postEvent(base, body, headers, query);
+  const handed = (body: unknown, headers: Record<string, string> = {}) => handedOn(url, trigger, body, headers);
 
   test("the token is taken as a Bearer header (any case of the scheme) or ?token=, with no API key, which other routes still need", async () => {
     const body = fixture("rgw-push.json");
@@ -246,82 +162,5 @@ describe("POST /v1/s3-events", () => {
     } finally {
       await agent.close();
     }
-  });
-
-  test("an SNS subscription is confirmed by a GET of its SubscribeURL once its signature checks out", async () => {
-    const m = signed(fixture("sns-subscription-confirmation.json"), "2");
-    const from = fetched.length;
-    const r = await post(m, snsHeaders("SubscriptionConfirmation"));
-    expect(r).toMatchObject({ status: 200, body: { received: 0, new: 0, ignored: 0 } });
-    expect(fetched.slice(from).filter((u) => u !== CERT_URL)).toEqual([m.SubscribeURL]);
-    const unsub = await post(signed({ ...m, Type: "UnsubscribeConfirmation" }), snsHeaders("UnsubscribeConfirmation"));
-    expect(unsub).toMatchObject({ status: 200, body: { received: 0, new: 0, ignored: 0 } });
-    expect(fetched.slice(from).filter((u) => u !== CERT_URL)).toEqual([m.SubscribeURL]);
-  });
-
-  test("an SNS notification (signature v1 or v2) hands on its S3 event's objects; its certificate is fetched once", async () => {
-    for (const version of ["1", "2"] as const) {
-      const r = await handed(signed(fixture("sns-notification.json"), version), snsHeaders("Notification"));
-      expect(r).toEqual({ status: 200, body: { received: 1, new: expect.any(Number), ignored: 0 }, objects: [aws] });
-    }
-    expect(fetched.filter((u) => u === CERT_URL)).toEqual([CERT_URL]);
-  });
-
-  test("a bad signature is a 403 and hands nothing on; a type header that disagrees with the body is a 400", async () => {
-    const good = signed(fixture("sns-notification.json"));
-    const inner = JSON.parse(good.Message!);
-    inner.Records[0].s3.object.key = "inbox/other.jsonl";
-    const tampered = { ...good, Message: JSON.stringify(inner) };
-    const otherKey = await generate([{ name: "commonName", value: "sns.amazonaws.com" }], { keySize: 2048 });
-    const forged = { ...good, Signature: createSign("RSA-SHA1").update(canonical(good)).sign(otherKey.private, "base64") };
-    for (const m of [tampered, forged, { ...good, Subject: "changed" }, { ...good, SignatureVersion: "2" }]) {
-      const r = await handed(m, snsHeaders("Notification"));
-      expect(r).toEqual({ status: 403, body: { error: expect.objectContaining({ code: "invalid_signature", message: "The SNS message's signature does not match its content." }) }, objects: [] });
-    }
-    const expired = await handed(signed({ ...fixture("sns-notification.json"), SigningCertURL: EXPIRED_CERT_URL }), snsHeaders("Notification"));
-    expect([expired.status, expired.body.error.message, expired.objects]).toEqual([403, "The SNS signing certificate is not valid now.", []]);
-    const garbage = await handed(signed({ ...fixture("sns-notification.json"), SigningCertURL: GARBAGE_CERT_URL }), snsHeaders("Notification"));
-    expect([garbage.status, garbage.body.error.message, garbage.objects]).toEqual([403, "The SNS signing certificate could not be read.", []]);
-    // SNS out of reach is a 502 SNS retries, and the failure is not cached.
-    for (let i = 0; i < 2; i++) {
-      const down = await handed(signed({ ...fixture("sns-notification.json"), SigningCertURL: DOWN_CERT_URL }), snsHeaders("Notification"));
-      expect([down.status, down.body.error.code, down.objects]).toEqual([502, "sns_unreachable", []]);
-    }
-    expect(fetched.filter((u) => u === DOWN_CERT_URL)).toHaveLength(2);
-    const mismatch = await handed(good, snsHeaders("SubscriptionConfirmation"));
-    expect(mismatch).toEqual({ status: 400, body: { error: expect.objectContaining({ message: "x-amz-sns-message-type says SubscriptionConfirmation, the body Notification." }) }, objects: [] });
-  });
-
-  test("a certificate or SubscribeURL off SNS's hosts is refused before anything is fetched", async () => {
-    const from = fetched.length;
-    for (const certUrl of [
-      "https://sns.us-west-2.amazonaws.com.evil.example/cert.pem",
-      "http://sns.us-west-2.amazonaws.com/cert.pem",
-      "https://evil.example/SimpleNotificationService-x.pem",
-      "https://sns.us-west-2.amazonaws.com:8443/cert.pem",
-      "not a url",
-    ]) {
-      const r = await handed(signed({ ...fixture("sns-notification.json"), SigningCertURL: certUrl }), snsHeaders("Notification"));
-      expect(r).toEqual({ status: 400, body: { error: expect.objectContaining({ code: "invalid_s3_event" }) }, objects: [] });
-    }
-    const foreign = signed({ ...fixture("sns-subscription-confirmation.json"), SubscribeURL: "https://evil.example/?Action=ConfirmSubscription" });
-    const r = await post(foreign, snsHeaders("SubscriptionConfirmation"));
-    expect(r.status).toBe(400);
-    expect(r.body.error.message).toBe("'SubscribeURL' must be an https://sns.<region>.amazonaws.com URL.");
-    expect(fetched.slice(from).filter((u) => u !== CERT_URL)).toEqual([]);
-  });
-
-  test("replays are handed on as they come (the trigger keeps each object version once)", async () => {
-    const body = { Records: [{ ...fixture("rgw-push.json").Records[0], s3: { ...fixture("rgw-push.json").Records[0].s3, object: { ...fixture("rgw-push.json").Records[0].s3.object, key: "inbox/replayed.jsonl" } } }] };
-    const first = await handed(body);
-    const second = await handed(body);
-    expect(first.body).toEqual({ received: 1, new: 1, ignored: 0 });
-    expect(second.body).toEqual({ received: 1, new: 0, ignored: 0 });
-    expect(second.objects).toEqual(first.objects);
-    const sns = signed(fixture("sns-notification.json"), "2");
-    const again = [await handed(sns, snsHeaders("Notification")), await handed(sns, snsHeaders("Notification"))];
-    expect(again.map((a) => [a.status, a.objects])).toEqual([[200, [aws]], [200, [aws]]]);
-    const tampered = await handed({ ...sns, Timestamp: "2026-12-04T03:00:01.500Z" }, snsHeaders("Notification"));
-    expect(tampered.status).toBe(403);
   });
 });
