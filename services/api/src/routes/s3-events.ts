@@ -2,7 +2,6 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
-import type { LandedObject } from "@barge/core";
 import { bearerToken } from "../auth.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { sendError } from "../errors.js";
@@ -96,7 +95,7 @@ export function s3EventsRoutes(deps: ApiDeps) {
       return sendError(c, 503, "Serverless mode is off: no trigger takes S3 events on this server.", "server_error", null, "serverless_disabled");
     }
     const body = await jsonBody(c.req.raw);
-    const hand = async ({ objects, ignored }: { objects: LandedObject[]; ignored: number }) =>
+    const hand = async ({ objects, ignored }: ParsedRecords) =>
       c.json({ received: objects.length, new: objects.length > 0 ? await trigger.landed(objects) : 0, ignored });
     const snsType = c.req.header("x-amz-sns-message-type");
     if (snsType === undefined) return hand(records(body));
