@@ -214,6 +214,7 @@ describe("every documented route with U+0000 in each string parameter", () => {
         "POST /v1/uploads": { filename: "u.jsonl", purpose: "batch", bytes: 10, mime_type: "application/jsonl" },
         "POST /v1/uploads/{upload_id}/complete": { part_ids: ["part_x"] },
         "POST /v1/batches": { input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { k: "v" }, webhook_url: "https://example.com/h" },
+        "POST /v1/s3-events": { Records: [] },
       };
       const formBase: Record<string, Record<string, string>> = { "POST /v1/files": { purpose: "batch" } };
       const hostile = ["\u0000", "x\u0000y", "\ud800"];

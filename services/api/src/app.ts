@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { accessLog } from "./access-log.js";
 import { requireApiKey } from "./auth.js";
+import { except } from "hono/combine";
 import type { ApiDeps, AppEnv } from "./deps.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
 import { openApiDocument } from "./openapi.js";
@@ -14,6 +15,7 @@ import { healthRoutes, probeRoutes } from "./routes/health.js";
 import { modelsRoutes } from "./routes/models.js";
 import { presignRoutes } from "./routes/presign.js";
 import { uploadsRoutes } from "./routes/uploads.js";
+import { s3EventsRoutes } from "./routes/s3-events.js";
 
 /** Builds the HTTP API. `wake`, when given, nudges the validator as soon as a batch is created. */
 export function createApp(deps: ApiDeps & { wake?: () => void }) {
@@ -21,7 +23,8 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.onError(errorHandler(deps.log));
   app.notFound(notFoundHandler);
   app.use("*", accessLog(deps.log));
-  app.use("/v1/*", requireApiKey(deps.config.BARGE_API_KEY, deps.config.BARGE_TENANT));
+  // S3 servers cannot send the API key: the event route checks S3_EVENTS_TOKEN itself.
+  app.use("/v1/*", except("/v1/s3-events", requireApiKey(deps.config.BARGE_API_KEY, deps.config.BARGE_TENANT)));
   app.route("/health", healthRoutes(deps));
   // Built once: it depends on nothing but the schemas.
   const openapi = openApiDocument();
@@ -35,6 +38,7 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.route("/v1/batches", batchControlsRoutes(deps));
   app.route("/v1/batches", batchLogsRoutes(deps));
   app.route("/v1/models", modelsRoutes(deps));
+  app.route("/v1/s3-events", s3EventsRoutes(deps));
   app.route("/", probeRoutes(deps));
   return app;
 }

@@ -9,7 +9,7 @@ const digest = (s: string) => createHash("sha256").update(s).digest();
 const BEARER = /^bearer[ \t]+(.*)$/i;
 
 /** The credentials of a Bearer `Authorization` header, or "" when it has none. */
-function bearerToken(header: string): string {
+export function bearerToken(header: string): string {
   return BEARER.exec(header.trim())?.[1]?.trim() ?? "";
 }
 

@@ -9,6 +9,8 @@ export interface ApiDeps extends Bucket {
   log: Logger;
   /** The serverless trigger landed objects go to; absent when serverless mode is off. */
   trigger?: ObjectTrigger;
+  /** How `POST /v1/s3-events` fetches SNS certificates and SubscribeURLs; HTTPS when absent (tests serve their own). */
+  snsFetch?: (url: string) => Promise<string>;
 }
 
 /**

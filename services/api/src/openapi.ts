@@ -22,6 +22,7 @@ import { createBody, listQuery as batchListQuery, oneShotFields } from "./routes
 import { fileFormFields, listQuery as fileListQuery } from "./routes/files.js";
 import { presignBody } from "./routes/presign.js";
 import { uploadCompleteBody, uploadCreateBody } from "./routes/uploads.js";
+import { s3EventsAnswer, s3EventsBody } from "./routes/s3-events.js";
 
 type Method = "get" | "post" | "delete";
 
@@ -138,6 +139,13 @@ export const operations: Operation[] = [
     response: listObject(batchEventObject),
   },
   { method: "get", path: "/v1/models", summary: "Models served by agents seen in the last minute.", response: modelListObject },
+  {
+    method: "post",
+    path: "/v1/s3-events",
+    summary: "Barge: S3 event notifications for serverless mode, a Records[] body (RGW, MinIO) or an SNS envelope (AWS, by x-amz-sns-message-type); authenticated by S3_EVENTS_TOKEN (Bearer or ?token=), not the API key; 404 while it is unset.",
+    json: s3EventsBody,
+    response: s3EventsAnswer,
+  },
 ];
 
 const jsonSchema = (schema: z.ZodType, io: "input" | "output") => {

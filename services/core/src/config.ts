@@ -109,6 +109,11 @@ export const configSchema = z.object({
   WEBHOOK_ALLOW_PRIVATE: bool.default(false),
   /** Delivery attempts per webhook event and endpoint before it is given up. */
   WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(10),
+  /**
+   * Shared secret of `POST /v1/s3-events`, sent as `Authorization: Bearer` or `?token=` (RGW's push
+   * endpoint cannot set headers). Unset, the route is off (404): an event endpoint is never open.
+   */
+  S3_EVENTS_TOKEN: z.string().min(16).optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /**
    * How far V8 may grow the old generation past the live data after each full GC, in percent, for
@@ -168,6 +173,7 @@ export type ApiConfig = Pick<
   | "WEBHOOK_MAX_ATTEMPTS"
   | "WEBHOOK_SECRET"
   | "WEBHOOK_URLS"
+  | "S3_EVENTS_TOKEN"
 >;
 
 /** The settings a running agent reads (its process start-up reads the connection settings besides). */

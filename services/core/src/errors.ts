@@ -4,7 +4,7 @@
  */
 export class BargeError extends Error {
   constructor(
-    readonly status: 400 | 404 | 408 | 409 | 413 | 429 | 500 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 408 | 409 | 413 | 429 | 500 | 502 | 503,
     readonly type: string,
     message: string,
     readonly code: string | null = null,
