@@ -1,4 +1,4 @@
-import { recordLandedObjects, type LandedObject, type ObjectTrigger } from "@barge/core";
+import { landedObjectSchema, recordLandedObjects, type LandedObject, type ObjectTrigger } from "@barge/core";
 import type { ApiDeps } from "../deps.js";
 import { ignoredBecause } from "./landing-rules.js";
 
@@ -9,7 +9,12 @@ import { ignoredBecause } from "./landing-rules.js";
 export function createObjectTrigger(deps: Pick<ApiDeps, "db" | "bucket" | "config" | "log">, wakeAcceptor: () => void): ObjectTrigger {
   return {
     async landed(objects: LandedObject[]): Promise<number> {
-      const wanted = objects.filter((o) => {
+      // Parsed again: the seam's type is no promise about a caller's data (and it unquotes ETags).
+      const parsed = objects.flatMap((o) => {
+        const r = landedObjectSchema.safeParse(o);
+        return r.success ? [r.data] : [];
+      });
+      const wanted = parsed.filter((o) => {
         const reason = ignoredBecause(o, deps.bucket, deps.config);
         if (reason !== null) deps.log.debug({ key: o.key.slice(0, 256), reason }, "landed object starts nothing");
         return reason === null;
