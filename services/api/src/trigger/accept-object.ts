@@ -31,8 +31,10 @@ export type Acceptance = { outcome: "batch"; batchId: string } | { outcome: "ove
  * when the line names none (or is no JSON), the default is taken and validation then reports
  * the line, as it would for an API upload.
  */
-async function firstLineEndpoint(deps: ApiDeps, o: ClaimedLandedObject): Promise<string> {
-  const head = await readObjectStart(deps, o.key, o.etag, Math.min(o.size, FIRST_LINE_BYTES));
+async function firstLineEndpoint(deps: ApiDeps, o: ClaimedLandedObject, bytes: number): Promise<string> {
+  // An empty object has no line to read; validation then fails it as `empty_file`.
+  if (bytes === 0) return DEFAULT_ENDPOINT;
+  const head = await readObjectStart(deps, o.key, o.etag, Math.min(bytes, FIRST_LINE_BYTES));
   const end = head.indexOf(0x0a);
   try {
     const url = (JSON.parse(head.subarray(0, end < 0 ? head.length : end).toString("utf8")) as { url?: unknown }).url;
@@ -73,7 +75,7 @@ export async function acceptObject(deps: ApiDeps, o: ClaimedLandedObject): Promi
   if (head === "gone") return settleOverwritten(deps, o);
   let endpoint: string;
   try {
-    endpoint = await firstLineEndpoint(deps, o);
+    endpoint = await firstLineEndpoint(deps, o, head.bytes);
   } catch (err) {
     if (isPreconditionFailed(err)) return settleOverwritten(deps, o);
     throw err;

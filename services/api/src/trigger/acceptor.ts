@@ -6,7 +6,8 @@ import { acceptObject } from "./accept-object.js";
  * Starts the batches of landed objects in the background, one claimed row at a time (every API
  * replica may run this), so an event push is answered before anything is read. A row that keeps
  * failing is settled `failed` once VALIDATION_MAX_ATTEMPTS claims were spent on it, so nothing
- * is retried forever. `started` is told of each new batch (the validator and the status writer).
+ * is retried forever; a deployment at its batch limits (429) keeps the row waiting, unsettled,
+ * until there is room. `started` is told of each new batch (the validator and the status writer).
  */
 export function startAcceptor(deps: ApiDeps, started: () => void): Loop {
   return startLoop("acceptor", deps.log, deps.config.API_POLL_MS, async () => {

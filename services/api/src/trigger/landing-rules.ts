@@ -12,7 +12,7 @@ type TriggerPrefixes = Pick<ApiConfig, "TRIGGER_PREFIX" | "TRIGGER_RESULTS_PREFI
  */
 export function ignoredBecause(o: LandedObject, bucket: string, cfg: TriggerPrefixes): string | null {
   if (o.bucket !== bucket) return "another bucket";
-  if (Buffer.byteLength(o.key) > MAX_KEY_BYTES || !isStorableText(o.key) || !isStorableText(o.etag)) return "unstorable key";
+  if (Buffer.byteLength(o.key) > MAX_KEY_BYTES || !isStorableText(o.key) || !isStorableText(o.etag) || !isStorableText(o.versionId ?? "")) return "unstorable key";
   if (o.key.startsWith(cfg.TRIGGER_RESULTS_PREFIX)) return "under the results prefix";
   if (!o.key.startsWith(cfg.TRIGGER_PREFIX)) return "outside the trigger prefix";
   if (!o.key.endsWith(".jsonl") || o.key.length === cfg.TRIGGER_PREFIX.length + ".jsonl".length) return "not a .jsonl key";
