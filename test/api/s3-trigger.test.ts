@@ -117,6 +117,13 @@ describe("serverless mode: the poller on s3rver, API, agent and engine-sim", () 
     await put(ctx, "inbox/meta-json.jsonl", jsonl(lines("j", 1)), { "barge-metadata": "{oops" });
     const json = await statusOf(ctx, "results/meta-json/", ["failed"]);
     expect(json.errors.data[0]).toMatchObject({ code: "invalid_metadata", message: "x-amz-meta-barge-metadata: must be a JSON object" });
+
+    // Webhooks are not configured here, so a webhook URL cannot be signed: refused as the API refuses it.
+    await put(ctx, "inbox/hook.jsonl", jsonl(lines("h", 1)), { "barge-webhook-url": "https://example.com/hook" });
+    const hook = await statusOf(ctx, "results/hook/", ["failed"]);
+    expect(hook.errors.data[0]).toMatchObject({ code: "webhooks_not_configured", param: "x-amz-meta-barge-webhook-url" });
+    const logged = await ctx.db.selectFrom("batch_events").select("kind").where("batch_id", "=", hook.id).orderBy("seq").execute();
+    expect(logged.map((e) => e.kind)).toEqual(["created", "final"]);
   });
 
   test("user metadata sets priority and metadata; Barge's source keys win", async () => {
