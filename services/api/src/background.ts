@@ -1,5 +1,7 @@
+import type { ObjectTrigger } from "@barge/core";
 import type { ApiDeps } from "./deps.js";
 import { startSweeper } from "./sweeper.js";
+import { serverlessOn, startServerless } from "./trigger/serverless.js";
 import { startValidator } from "./validator.js";
 import { startWebhookDelivery } from "./webhooks/deliver.js";
 
@@ -7,17 +9,23 @@ import { startWebhookDelivery } from "./webhooks/deliver.js";
 export interface Background {
   /** Nudges the validator: a batch was just created. */
   wake(): void;
+  /** Where landed objects go, when serverless mode is on. */
+  trigger?: ObjectTrigger;
   /** Resolves when every loop has finished its current step and exited. */
   stop(): Promise<void>;
 }
 
-/** Starts the validator, the sweeper and the webhook delivery loop. */
+/** Starts the validator, the sweeper, the webhook delivery loop and, when on, serverless mode's loops. */
 export function startBackground(deps: ApiDeps): Background {
-  const loops = { validator: startValidator(deps), sweeper: startSweeper(deps), webhooks: startWebhookDelivery(deps) };
+  const validator = startValidator(deps);
+  const loops = [validator, startSweeper(deps), startWebhookDelivery(deps)];
+  const serverless = serverlessOn(deps.config) ? startServerless(deps, () => validator.wake()) : undefined;
+  if (serverless) loops.push(...serverless.loops);
   return {
-    wake: () => loops.validator.wake(),
+    wake: () => validator.wake(),
+    ...(serverless ? { trigger: serverless.trigger } : {}),
     stop: async () => {
-      await Promise.all(Object.values(loops).map((l) => l.stop()));
+      await Promise.all(loops.map((l) => l.stop()));
     },
   };
 }

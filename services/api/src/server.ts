@@ -27,7 +27,8 @@ export interface ApiServer {
 /** Serves the API over HTTP (port 0 picks a free one) and starts its background loops. */
 export async function startApi(deps: ApiDeps & { host: string; port: number }): Promise<ApiServer> {
   const background = startBackground(deps);
-  const app = createApp({ ...deps, wake: background.wake });
+  const trigger = deps.trigger ?? background.trigger;
+  const app = createApp({ ...deps, wake: background.wake, ...(trigger ? { trigger } : {}) });
   let server: Server;
   try {
     server = await new Promise<Server>((resolve, reject) => {

@@ -39,7 +39,10 @@ export function sweepExpiredUploads(deps: SweepDeps, now = new Date()): Promise<
   });
 }
 
-/** Deletes files past their `expires_after` (inputs and batch outputs alike), rows first. Returns how many. */
+/**
+ * Deletes files past their `expires_after` (inputs and batch outputs alike), rows first. Returns how many.
+ * A serverless batch's input file row has no `expires_after`, so the user's inbox object is never swept.
+ */
 export function sweepExpiredFiles(deps: SweepDeps, now = new Date()): Promise<number> {
   return drain(async () => {
     const keys = await deleteExpiredFiles(deps.db, now, SWEEP_BATCH);

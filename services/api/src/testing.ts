@@ -2,3 +2,5 @@
 export { batchObject, fileDeletedObject, fileObject, listObject, modelListObject, uploadObject, uploadPartObject } from "./objects.js";
 // The one error handler, so a suite can hand it a real Postgres error no route lets through any more.
 export { errorHandler } from "./errors.js";
+// Serverless mode's parts without the HTTP server, so a suite can hand the trigger objects itself.
+export { startServerless } from "./trigger/serverless.js";

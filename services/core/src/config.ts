@@ -141,6 +141,12 @@ export const configSchema = z.object({
   GPU_MAX_MEMORY_PERCENT: z.coerce.number().positive().max(100).optional(),
   /** Hysteresis of GPU protection: claims resume once every GPU is this far (°C, and memory points) under its limit. */
   GPU_RESUME_MARGIN: z.coerce.number().nonnegative().default(5),
+  /** Serverless mode: a `.jsonl` object landing under this prefix of S3_BUCKET starts a batch. */
+  TRIGGER_PREFIX: z.string().min(1).max(512).default("inbox/"),
+  /** Serverless mode: `<TRIGGER_PREFIX><path>.jsonl` writes its results under `<this><path>/`; nothing under it ever starts a batch. */
+  TRIGGER_RESULTS_PREFIX: z.string().min(1).max(512).default("results/"),
+  /** Serverless mode: list TRIGGER_PREFIX this often for objects no event announced; unset, there is no poller. */
+  TRIGGER_POLL_SECONDS: z.coerce.number().positive().optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -166,6 +172,9 @@ export type ApiConfig = Pick<
   | "MAX_QUEUED_REQUESTS"
   | "MAX_REQUESTS_PER_BATCH"
   | "PRESIGN_EXPIRES_SECONDS"
+  | "TRIGGER_POLL_SECONDS"
+  | "TRIGGER_PREFIX"
+  | "TRIGGER_RESULTS_PREFIX"
   | "UPLOAD_IDLE_TIMEOUT_SECONDS"
   | "UPLOAD_STALE_MULTIPART_HOURS"
   | "VALIDATION_MAX_ATTEMPTS"

@@ -76,6 +76,8 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       env.VLLM_URL = sim.url;
       embedded.engine = true;
     }
+    // Serverless mode out of the box: `aws s3 cp x.jsonl s3://barge/inbox/` runs with no event source set up.
+    if (!env.TRIGGER_POLL_SECONDS) env.TRIGGER_POLL_SECONDS = "2";
     const config = loadConfig(env);
 
     const db = createDb({ url: config.DATABASE_URL!, schema: config.DATABASE_SCHEMA });

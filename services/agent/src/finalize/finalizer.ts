@@ -181,8 +181,8 @@ async function publishResults(deps: FinalizerDeps, batch: BatchRow): Promise<Fin
       });
       return { result, lines };
     };
-    const outputKey = keys.output(batch.tenant, batch.id);
-    const errorKey = keys.errors(batch.tenant, batch.id);
+    const outputKey = keys.output(batch.tenant, batch.id, batch.results_prefix);
+    const errorKey = keys.errors(batch.tenant, batch.id, batch.results_prefix);
     const output = (await stitchKind("output", outputKey))!;
     const errors = await stitchKind("error", errorKey);
     if (lease.lost) throw new LeaseLost(`finalizing ${batch.id}`);
@@ -198,7 +198,7 @@ async function publishResults(deps: FinalizerDeps, batch: BatchRow): Promise<Fin
       segments: segments.length,
       created_at: Math.floor(Date.now() / 1000),
     };
-    await putObject(deps, keys.manifest(batch.tenant, batch.id), JSON.stringify(manifest, null, 2), "application/json");
+    await putObject(deps, keys.manifest(batch.tenant, batch.id, batch.results_prefix), JSON.stringify(manifest, null, 2), "application/json");
 
     const outputFileId = resultFileId(batch.id, "output");
     const errorFileId = errors ? resultFileId(batch.id, "error") : null;

@@ -121,7 +121,7 @@ export async function uploadChunkPart(deps: ChunkPartDeps, ref: { batchId: strin
   });
   if (!claimed || claimed.runs.length === 0) return [];
   const { runs, batch } = claimed;
-  const key = keys.output(batch.tenant, ref.batchId);
+  const key = keys.output(batch.tenant, ref.batchId, batch.resultsPrefix);
   const uploadId = await outputUpload(deps, ref.batchId, key, batch.outputUploadId);
   if (!uploadId) return [];
   const uploaded: UploadedPart[] = [];

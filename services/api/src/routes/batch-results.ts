@@ -43,7 +43,7 @@ export function batchResultsRoutes(deps: ApiDeps) {
     const asked = requestedRange(size, c.req.header("range"));
     if (asked === "unsatisfiable") return new Response(null, { status: 416, headers: { ...partial, "content-range": `bytes */${size}` } });
     const window = asked ? { start: asked.start, end: asked.end + 1 } : { start: 0, end: size };
-    const body = Readable.from(readConcatenation(deps, prefix.segments, keys.output(batch.tenant, batch.id), window), { objectMode: false });
+    const body = Readable.from(readConcatenation(deps, prefix.segments, keys.output(batch.tenant, batch.id, batch.results_prefix), window), { objectMode: false });
     // No Content-Length: should the segments and the output both vanish meanwhile, the body ends early, yet cleanly.
     // The complete length is unknown while the batch runs (`/*`), but the prefix's bytes never change.
     return asked

@@ -8,6 +8,7 @@ import { expiryFrom, formExpiresAfterFields, formExpirySeconds, knownId, safeTex
 import { listPage } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
 import { deleteFileRow, findVisibleFile, insertFile, listFiles } from "../store/files.js";
+import { isInboxKey } from "../trigger/landing-rules.js";
 import { parseWith, readQuery } from "../validation.js";
 
 /** The form fields of `POST /v1/files` beside the `file` part. */
@@ -72,7 +73,10 @@ export function filesRoutes(deps: ApiDeps) {
   app.delete("/:id", async (c) => {
     const file = await deleteFileRow(deps.db, tenant, knownId(c.req.param("id"), "file-", "file", "file_id"));
     // The row goes first: an object without a row is invisible garbage, a row without an object a broken file.
-    await deleteObject(deps, file.s3_key).catch((err: unknown) => deps.log.warn({ err, key: file.s3_key }, "orphaned a deleted file's object"));
+    // A serverless batch's input is the user's own inbox object: Barge read it in place and leaves it there.
+    if (!isInboxKey(file.s3_key, deps.config)) {
+      await deleteObject(deps, file.s3_key).catch((err: unknown) => deps.log.warn({ err, key: file.s3_key }, "orphaned a deleted file's object"));
+    }
     return c.json({ id: file.id, object: "file" as const, deleted: true });
   });
 

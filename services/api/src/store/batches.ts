@@ -22,6 +22,8 @@ export interface NewBatchRow {
   min_requests?: number | null;
   /** The batch whose failed requests this one re-runs. */
   retry_of: string | null;
+  /** A serverless batch's results prefix (`results/<path>/`); unset: the usual outputs key. */
+  results_prefix?: string | null;
 }
 
 /**

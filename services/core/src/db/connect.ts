@@ -12,6 +12,7 @@ import * as m0009 from "./migrations/0009_bounded_attempts.js";
 import * as m0010 from "./migrations/0010_input_etag.js";
 import * as m0011 from "./migrations/0011_seed_contract.js";
 import * as m0012 from "./migrations/0012_batch_event_trigger.js";
+import * as m0013 from "./migrations/0013_s3_trigger.js";
 import type { Database } from "./schema.js";
 
 // bigint columns hold byte offsets and token sums, all far below 2^53.
@@ -32,6 +33,7 @@ const migrations: Record<string, Migration> = {
   "0010_input_etag": m0010,
   "0011_seed_contract": m0011,
   "0012_batch_event_trigger": m0012,
+  "0013_s3_trigger": m0013,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

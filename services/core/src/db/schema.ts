@@ -92,6 +92,8 @@ export interface BatchesTable {
   min_requests: number | null;
   /** Why a batch was cancelled when nobody asked (`failure_threshold`); null for a user's cancel. */
   cancel_reason: string | null;
+  /** Where a serverless batch's results go (`results/<path>/`); null: `outputs/<tenant>/<batch>/`. */
+  results_prefix: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface ChunksTable {
@@ -221,6 +223,31 @@ export interface BatchEventsTable {
   created_at: CreatedAt;
 }
 
+/** How the acceptor settled a landed object: a batch started, it failed before one could, or the key held other bytes by then. */
+export type S3ObjectOutcome = "batch" | "failed" | "overwritten";
+
+/** One version of an object that landed under the trigger prefix (serverless mode), recorded once. */
+export interface S3ObjectsTable {
+  bucket: string;
+  key: string;
+  /** Unquoted, as `landedObjectSchema` keeps it. */
+  etag: string;
+  version_id: string | null;
+  size: number;
+  first_seen_at: CreatedAt;
+  batch_id: string | null;
+  outcome: S3ObjectOutcome | null;
+  /** Why the acceptor failed the object when no batch could carry the error; null otherwise. */
+  error: string | null;
+  attempts: Generated<number>;
+  /** The acceptor's claim: another claims the row only once this has passed. */
+  claimed_until: Timestamp | null;
+  /** The last batch_events seq written to the object's status.json. */
+  status_seq: ColumnType<number, number | undefined, number>;
+  /** status.json holds the batch's final state: no more rewrites. */
+  status_final: Generated<boolean>;
+}
+
 export type UploadStatus = "pending" | "completed" | "cancelled" | "expired";
 
 /** OpenAI's Upload: a file sent in parts, each staged as its own object until `complete` joins them. */
@@ -295,6 +322,7 @@ export interface Database {
   webhook_events: WebhookEventsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   batch_events: BatchEventsTable;
+  s3_objects: S3ObjectsTable;
 }
 
 export type FileRow = Selectable<FilesTable>;

@@ -14,7 +14,14 @@ export const keys = {
     `batches/${batchId}/parts/${String(chunk).padStart(6, "0")}-${String(seq).padStart(6, "0")}.${fence}.${kind}.jsonl`,
   /** Everything a batch's runs wrote, committed or orphaned; deleted once the batch is final. */
   segmentsPrefix: (batchId: string) => `batches/${batchId}/`,
-  output: (tenant: string, batchId: string) => `outputs/${tenant}/${batchId}/output.jsonl`,
-  errors: (tenant: string, batchId: string) => `outputs/${tenant}/${batchId}/errors.jsonl`,
-  manifest: (tenant: string, batchId: string) => `outputs/${tenant}/${batchId}/manifest.json`,
+  /** A batch's results; a serverless batch's `results_prefix` (`results/<path>/`) replaces `outputs/<tenant>/<batch>/`. */
+  output: (tenant: string, batchId: string, resultsPrefix?: string | null) => `${resultsDir(tenant, batchId, resultsPrefix)}output.jsonl`,
+  errors: (tenant: string, batchId: string, resultsPrefix?: string | null) => `${resultsDir(tenant, batchId, resultsPrefix)}errors.jsonl`,
+  manifest: (tenant: string, batchId: string, resultsPrefix?: string | null) => `${resultsDir(tenant, batchId, resultsPrefix)}manifest.json`,
+  /** The Batch object of a serverless batch, for users who have only S3. */
+  status: (resultsPrefix: string) => `${resultsPrefix}status.json`,
 };
+
+function resultsDir(tenant: string, batchId: string, resultsPrefix: string | null | undefined): string {
+  return resultsPrefix ?? `outputs/${tenant}/${batchId}/`;
+}

@@ -5,6 +5,7 @@ export interface BatchOutputState {
   tenant: string;
   status: string;
   outputUploadId: string | null;
+  resultsPrefix: string | null;
 }
 
 /**
@@ -15,9 +16,9 @@ export interface BatchOutputState {
  * key) of the batch's running chunks never wait on it.
  */
 export async function lockBatchOutputParts(db: Db, batchId: string): Promise<BatchOutputState | undefined> {
-  const r = await sql<{ tenant: string; status: string; output_upload_id: string | null }>`
-    SELECT tenant, status, output_upload_id FROM batches WHERE id = ${batchId} FOR NO KEY UPDATE
+  const r = await sql<{ tenant: string; status: string; output_upload_id: string | null; results_prefix: string | null }>`
+    SELECT tenant, status, output_upload_id, results_prefix FROM batches WHERE id = ${batchId} FOR NO KEY UPDATE
   `.execute(db);
   const row = r.rows[0];
-  return row ? { tenant: row.tenant, status: row.status, outputUploadId: row.output_upload_id } : undefined;
+  return row ? { tenant: row.tenant, status: row.status, outputUploadId: row.output_upload_id, resultsPrefix: row.results_prefix } : undefined;
 }
