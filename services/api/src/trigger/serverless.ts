@@ -5,9 +5,9 @@ import { createObjectTrigger } from "./object-trigger.js";
 import { startPoller } from "./poller.js";
 import { startStatusWriter } from "./status-writer.js";
 
-/** Serverless mode is on when something can announce objects: the poller (TRIGGER_POLL_SECONDS). */
+/** Serverless mode is on when something can announce objects: the poller (TRIGGER_POLL_SECONDS) or S3 events (S3_EVENTS_TOKEN). */
 export function serverlessOn(config: ApiDeps["config"]): boolean {
-  return config.TRIGGER_POLL_SECONDS !== undefined;
+  return config.TRIGGER_POLL_SECONDS !== undefined || config.S3_EVENTS_TOKEN !== undefined;
 }
 
 /** Serverless mode's running parts: the trigger to hand landed objects to, and its loops. */
