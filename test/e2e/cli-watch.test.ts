@@ -1,0 +1,141 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createAgent, type Agent } from "@barge/agent";
+import { createEngineSim, type EngineSim } from "@barge/engine-sim";
+import type { ApiServer } from "@barge/api";
+import { call, chatLine, jsonl, serveApi } from "../support/api-harness.js";
+import { createTestContext, testLog, type TestContext } from "../support/context.js";
+import { eventually } from "../support/processes.js";
+import { suiteResources } from "../support/suite-resources.js";
+
+// `barge watch` as a child process against the real API, agents and engine-sim in this process.
+// Agents are per test, so a test can hold batches back while the watcher restarts.
+const SETTLE_MS = 1500;
+
+interface Watcher {
+  proc: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+const watchers: Watcher[] = [];
+const res = suiteResources(async () => {
+  for (const w of watchers.splice(0)) {
+    if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill("SIGKILL");
+    await w.exited;
+  }
+});
+
+let ctx: TestContext;
+let sim: EngineSim;
+let api: ApiServer;
+let agents = 0;
+
+beforeAll(async () => {
+  ctx = await createTestContext({ AGENT_POLL_MS: "50", API_POLL_MS: "50" });
+  sim = await createEngineSim({ models: ["barge-sim-1"] });
+  api = await serveApi(ctx);
+});
+afterAll(async () => {
+  await api?.close();
+  await sim?.close();
+  await ctx?.close();
+});
+
+async function startAgent(): Promise<Agent> {
+  const agent = createAgent({ db: ctx.db, s3: ctx.s3, bucket: ctx.bucket, config: ctx.config, log: testLog, engineUrl: sim.url, agentId: `watch-agent-${agents++}` });
+  res.cleanup(() => agent.stop({ graceful: false }));
+  await agent.start();
+  return agent;
+}
+
+/** `barge watch <dir>` in a clean env; resolves once it has scanned the folder. */
+async function startWatch(dir: string): Promise<Watcher> {
+  const env = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", BARGE_API_URL: api.url };
+  const args = ["--import", "tsx", "services/cli/src/main.ts", "watch", dir, "--settle-ms", String(SETTLE_MS), "--poll-ms", "100"];
+  const proc = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+  const w = { proc, output: () => out, exited };
+  watchers.push(w);
+  await Promise.race([
+    eventually("the watcher's banner", async () => out.includes(`watching ${dir}\n`), 30_000),
+    exited.then((code) => {
+      throw new Error(`barge watch exited ${code}:\n${out}`);
+    }),
+  ]);
+  return w;
+}
+
+async function stopWatch(w: Watcher): Promise<void> {
+  process.kill(w.proc.pid!, "SIGTERM");
+  expect(await w.exited).toBe(0);
+  expect(w.output()).toContain("stopped watching");
+}
+
+const line = (id: string, content?: string) => chatLine(id, { model: "barge-sim-1", ...(content ? { body: { messages: [{ role: "user", content }] } } : {}) });
+const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+
+function linesOf(path: string): Record<string, any>[] {
+  return readFileSync(path, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+}
+
+async function fileAppears(path: string): Promise<Record<string, any>[]> {
+  await eventually(path, async () => existsSync(path), 30_000);
+  return linesOf(path);
+}
+
+async function batches(): Promise<Record<string, any>[]> {
+  const r = await call(api.url, "/v1/batches?limit=100");
+  expect(r.status).toBe(200);
+  return r.body.data;
+}
+
+function state(dir: string): Record<string, { batch_id: string | null; phase: string; status: string | null }> {
+  return JSON.parse(readFileSync(join(dir, ".barge-watch.json"), "utf8")).files;
+}
+
+describe("barge watch <dir>", () => {
+  it("runs files already there and dropped in; results land beside them, failures in x.errors.jsonl, bad lines named", async () => {
+    await startAgent();
+    const dir = res.tempDir("barge-watch-");
+    const before = (await batches()).length;
+    writeFileSync(join(dir, "a.jsonl"), jsonl(ids("a", 5).map((id) => line(id))));
+    const w = await startWatch(dir);
+    writeFileSync(join(dir, "b.jsonl"), jsonl([line("b-0"), line("b-1", "please __sim_fail_400__"), line("b-2")]));
+    writeFileSync(join(dir, "v.jsonl"), jsonl([line("v-0"), "{not json", line("v-2")]));
+    writeFileSync(join(dir, "notes.txt"), "not an input\n");
+
+    expect((await fileAppears(join(dir, "a.output.jsonl"))).map((l) => l.custom_id)).toEqual(ids("a", 5));
+    const bOut = await fileAppears(join(dir, "b.output.jsonl"));
+    expect(bOut.map((l) => l.custom_id)).toEqual(["b-0", "b-2"]);
+    const bErr = await fileAppears(join(dir, "b.errors.jsonl"));
+    expect(bErr.map((l) => [l.custom_id, l.response.status_code])).toEqual([["b-1", 400]]);
+    await eventually("v.jsonl's verdict", async () => w.output().includes("v.jsonl: refused"), 30_000).catch((err) => {
+      throw new Error(`${err.message}; the watcher said:\n${w.output()}`);
+    });
+
+    const out = w.output();
+    expect(out).toContain("a.jsonl: completed 5/5\n");
+    expect(out).toContain("a.jsonl: completed, wrote a.output.jsonl\n");
+    expect(out).toContain("b.jsonl: completed 3/3 (1 failed)\n");
+    expect(out).toContain("b.jsonl: completed, wrote b.output.jsonl and b.errors.jsonl\n");
+    expect(out).toContain("v.jsonl: refused: 400 Line 2: This line is not parseable as valid JSON. (invalid_json_line)\n");
+    expect(out).not.toContain("notes.txt");
+    await stopWatch(w);
+
+    // Two batches (the API refused v.jsonl's upload), none for the outputs the watcher wrote; no temp file left behind.
+    expect((await batches()).length).toBe(before + 2);
+    expect(readdirSync(dir).sort()).toEqual([".barge-watch.json", "a.jsonl", "a.output.jsonl", "b.errors.jsonl", "b.jsonl", "b.output.jsonl", "notes.txt", "v.jsonl"]);
+    expect(Object.fromEntries(Object.entries(state(dir)).map(([k, v]) => [k, [v.phase, v.status]]))).toEqual({
+      "a.jsonl": ["finished", "completed"],
+      "b.jsonl": ["finished", "completed"],
+      "v.jsonl": ["refused", null],
+    });
+  });
+});
