@@ -109,6 +109,7 @@ describe("barge watch <dir>", () => {
     const w = await startWatch(dir);
     writeFileSync(join(dir, "b.jsonl"), jsonl([line("b-0"), line("b-1", "please __sim_fail_400__"), line("b-2")]));
     writeFileSync(join(dir, "v.jsonl"), jsonl([line("v-0"), "{not json", line("v-2")]));
+    writeFileSync(join(dir, "mix.jsonl"), jsonl([line("m-0"), chatLine("m-1", { model: "barge-sim-1", url: "/v1/embeddings" })]));
     writeFileSync(join(dir, "notes.txt"), "not an input\n");
 
     expect((await fileAppears(join(dir, "a.output.jsonl"))).map((l) => l.custom_id)).toEqual(ids("a", 5));
@@ -116,7 +117,7 @@ describe("barge watch <dir>", () => {
     expect(bOut.map((l) => l.custom_id)).toEqual(["b-0", "b-2"]);
     const bErr = await fileAppears(join(dir, "b.errors.jsonl"));
     expect(bErr.map((l) => [l.custom_id, l.response.status_code])).toEqual([["b-1", 400]]);
-    await eventually("v.jsonl's verdict", async () => w.output().includes("v.jsonl: refused"), 30_000).catch((err) => {
+    await eventually("v.jsonl's verdict", async () => w.output().includes("v.jsonl: refused") && w.output().includes("mix.jsonl: refused"), 30_000).catch((err) => {
       throw new Error(`${err.message}; the watcher said:\n${w.output()}`);
     });
 
@@ -126,16 +127,82 @@ describe("barge watch <dir>", () => {
     expect(out).toContain("b.jsonl: completed 3/3 (1 failed)\n");
     expect(out).toContain("b.jsonl: completed, wrote b.output.jsonl and b.errors.jsonl\n");
     expect(out).toContain("v.jsonl: refused: 400 Line 2: This line is not parseable as valid JSON. (invalid_json_line)\n");
+    // Refused when creating the batch, after its upload: the API checks each line's url against the first's.
+    expect(out).toContain("mix.jsonl: refused: 400 Line 2: The url '/v1/embeddings' does not match the batch endpoint '/v1/chat/completions'. (url_mismatch)\n");
     expect(out).not.toContain("notes.txt");
     await stopWatch(w);
 
-    // Two batches (the API refused v.jsonl's upload), none for the outputs the watcher wrote; no temp file left behind.
+    // Two batches (the API refused v.jsonl and mix.jsonl), none for the outputs the watcher wrote; no temp file left behind.
     expect((await batches()).length).toBe(before + 2);
-    expect(readdirSync(dir).sort()).toEqual([".barge-watch.json", "a.jsonl", "a.output.jsonl", "b.errors.jsonl", "b.jsonl", "b.output.jsonl", "notes.txt", "v.jsonl"]);
+    expect(readdirSync(dir).sort()).toEqual([".barge-watch.json", "a.jsonl", "a.output.jsonl", "b.errors.jsonl", "b.jsonl", "b.output.jsonl", "mix.jsonl", "notes.txt", "v.jsonl"]);
     expect(Object.fromEntries(Object.entries(state(dir)).map(([k, v]) => [k, [v.phase, v.status]]))).toEqual({
       "a.jsonl": ["finished", "completed"],
       "b.jsonl": ["finished", "completed"],
+      "mix.jsonl": ["refused", null],
       "v.jsonl": ["refused", null],
     });
+  });
+
+  it("restarts without resubmitting: a running batch is followed to its results, files added or changed while down are taken", async () => {
+    const agent = await startAgent();
+    const dir = res.tempDir("barge-watch-");
+    const before = (await batches()).length;
+    writeFileSync(join(dir, "done.jsonl"), jsonl(ids("done", 3).map((id) => line(id))));
+    writeFileSync(join(dir, "changed.jsonl"), jsonl(ids("old", 2).map((id) => line(id))));
+    const first = await startWatch(dir);
+    await fileAppears(join(dir, "done.output.jsonl"));
+    await fileAppears(join(dir, "changed.output.jsonl"));
+    // No agent from here on: the next batch stays unfinished while the watcher is down.
+    await agent.stop({ graceful: false });
+    writeFileSync(join(dir, "running.jsonl"), jsonl(ids("run", 4).map((id) => line(id))));
+    await eventually("running.jsonl's batch", async () => /running\.jsonl: created batch_/.test(first.output()), 30_000);
+    await stopWatch(first);
+    const saved = state(dir);
+    expect(saved["running.jsonl"]!.phase).toBe("submitted");
+    expect(existsSync(join(dir, "running.output.jsonl"))).toBe(false);
+
+    // While it is down: one new file, one file rewritten with new content.
+    writeFileSync(join(dir, "late.jsonl"), jsonl(ids("late", 2).map((id) => line(id))));
+    writeFileSync(join(dir, "changed.jsonl"), jsonl(ids("new", 3).map((id) => line(id))));
+    await startAgent();
+    const second = await startWatch(dir);
+    expect((await fileAppears(join(dir, "running.output.jsonl"))).map((l) => l.custom_id)).toEqual(ids("run", 4));
+    expect((await fileAppears(join(dir, "late.output.jsonl"))).map((l) => l.custom_id)).toEqual(ids("late", 2));
+    await eventually("changed.jsonl's new results", async () => linesOf(join(dir, "changed.output.jsonl"))[0]!.custom_id === "new-0", 30_000);
+    expect(linesOf(join(dir, "changed.output.jsonl")).map((l) => l.custom_id)).toEqual(ids("new", 3));
+    await stopWatch(second);
+
+    // done, changed (old), running; then late and changed (new): five, and running's kept its batch.
+    const all = await batches();
+    expect(all.length).toBe(before + 5);
+    const after = state(dir);
+    expect(after["running.jsonl"]).toMatchObject({ batch_id: saved["running.jsonl"]!.batch_id, phase: "finished", status: "completed" });
+    expect(after["done.jsonl"]!.batch_id).toBe(saved["done.jsonl"]!.batch_id);
+    expect(after["changed.jsonl"]!.batch_id).not.toBe(saved["changed.jsonl"]!.batch_id);
+    const out = second.output();
+    expect(out).toContain(`done.jsonl: completed earlier (${saved["done.jsonl"]!.batch_id}), nothing to do\n`);
+    expect(out).not.toMatch(/(done|running)\.jsonl: created/);
+    expect(out).toMatch(/late\.jsonl: created batch_/);
+    expect(out).toMatch(/changed\.jsonl: created batch_/);
+  });
+
+  it("does not take a half-written file: one batch with every line once the writes settle", async () => {
+    await startAgent();
+    const dir = res.tempDir("barge-watch-");
+    const before = (await batches()).length;
+    const w = await startWatch(dir);
+    const text = jsonl(ids("h", 6).map((id) => line(id)));
+    // At a line boundary: the first part alone is a valid file of 3 lines, which must not run.
+    const cut = text.indexOf('{"custom_id":"h-3"');
+    writeFileSync(join(dir, "h.jsonl"), text.slice(0, cut));
+    // Longer than the stability poll (100 ms), shorter than the threshold.
+    await sleep(SETTLE_MS / 2);
+    appendFileSync(join(dir, "h.jsonl"), text.slice(cut));
+    expect((await fileAppears(join(dir, "h.output.jsonl"))).map((l) => l.custom_id)).toEqual(ids("h", 6));
+    await stopWatch(w);
+    const all = await batches();
+    expect(all.slice(0, all.length - before).map((b) => b.request_counts.total)).toEqual([6]);
+    expect(w.output().match(/h\.jsonl: created/g)).toHaveLength(1);
+    expect(w.output()).not.toContain("refused");
   });
 });
