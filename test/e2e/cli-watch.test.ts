@@ -72,8 +72,8 @@ async function startWatch(dir: string): Promise<Watcher> {
   return w;
 }
 
-async function stopWatch(w: Watcher): Promise<void> {
-  process.kill(w.proc.pid!, "SIGTERM");
+async function stopWatch(w: Watcher, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  process.kill(w.proc.pid!, signal);
   expect(await w.exited).toBe(0);
   expect(w.output()).toContain("stopped watching");
 }
@@ -156,7 +156,7 @@ describe("barge watch <dir>", () => {
     await agent.stop({ graceful: false });
     writeFileSync(join(dir, "running.jsonl"), jsonl(ids("run", 4).map((id) => line(id))));
     await eventually("running.jsonl's batch", async () => /running\.jsonl: created batch_/.test(first.output()), 30_000);
-    await stopWatch(first);
+    await stopWatch(first, "SIGINT");
     const saved = state(dir);
     expect(saved["running.jsonl"]!.phase).toBe("submitted");
     expect(existsSync(join(dir, "running.output.jsonl"))).toBe(false);
@@ -204,5 +204,14 @@ describe("barge watch <dir>", () => {
     expect(all.slice(0, all.length - before).map((b) => b.request_counts.total)).toEqual([6]);
     expect(w.output().match(/h\.jsonl: created/g)).toHaveLength(1);
     expect(w.output()).not.toContain("refused");
+  });
+
+  it("refuses a folder that is not one, with its usage, exit 2", async () => {
+    const env = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", BARGE_API_URL: api.url };
+    const proc = spawn(process.execPath, ["--import", "tsx", "services/cli/src/main.ts", "watch", "/nonexistent/barge-watch"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    expect(await new Promise((resolve) => proc.once("exit", resolve))).toBe(2);
+    expect(err).toContain("watch needs a directory; '/nonexistent/barge-watch' is not one\n\nusage: barge <command>");
   });
 });

