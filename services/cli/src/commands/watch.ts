@@ -85,7 +85,15 @@ export async function watchFolder(client: BargeClient, o: WatchOptions): Promise
       try {
         batch = await client.getBatch(entry.batch_id!);
       } catch (err) {
-        print(`${name}: polling ${entry.batch_id} failed, retrying: ${err instanceof Error ? err.message : String(err)}`);
+        // A batch the API no longer knows would be polled forever: it is recorded as done with.
+        if (err instanceof ApiError && err.status === 404) {
+          await state.set(name, { ...entry, phase: "finished", status: null, message: err.message });
+          print(`${name}: ${entry.batch_id} is gone (${err.message}); not followed any more`);
+          return;
+        }
+        // Printed once per outage, not once per poll.
+        const line = `${name}: polling ${entry.batch_id} failed, retrying: ${err instanceof Error ? err.message : String(err)}`;
+        if (line !== last) print((last = line));
         await pause(pollMs);
         continue;
       }
