@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -213,5 +214,22 @@ describe("barge watch <dir>", () => {
     proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
     expect(await new Promise((resolve) => proc.once("exit", resolve))).toBe(2);
     expect(err).toContain("watch needs a directory; '/nonexistent/barge-watch' is not one\n\nusage: barge <command>");
+  });
+
+  it("records a batch the API does not know as done with, instead of polling it forever", async () => {
+    const dir = res.tempDir("barge-watch-");
+    const text = jsonl([line("g-0")]);
+    writeFileSync(join(dir, "g.jsonl"), text);
+    const sha256 = createHash("sha256").update(text).digest("hex");
+    const files = { "g.jsonl": { sha256, size: Buffer.byteLength(text), batch_id: "batch_000000000000000000000000", phase: "submitted", status: "in_progress", message: null } };
+    writeFileSync(join(dir, ".barge-watch.json"), JSON.stringify({ version: 1, files }));
+    const before = (await batches()).length;
+    const w = await startWatch(dir);
+    await eventually("the verdict on the unknown batch", async () => w.output().includes("not followed any more"), 30_000);
+    await stopWatch(w);
+    expect(w.output()).toMatch(/g\.jsonl: batch_000000000000000000000000 is gone \(404 .*\); not followed any more\n/);
+    expect(w.output().match(/g\.jsonl: /g)).toHaveLength(1);
+    expect(state(dir)["g.jsonl"]).toMatchObject({ batch_id: "batch_000000000000000000000000", phase: "finished", status: null });
+    expect((await batches()).length).toBe(before);
   });
 });
