@@ -67,7 +67,8 @@ export async function watchFolder(client: BargeClient, o: WatchOptions): Promise
       return entry;
     } catch (err) {
       // A 4xx is the API's verdict on this content: kept, so it is not retried until the file changes.
-      if (err instanceof ApiError && err.status >= 400 && err.status < 500) {
+      // 408 and 429 say "not now", not "not this".
+      if (err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429) {
         await state.set(name, { sha256, size, batch_id: null, phase: "refused", status: null, message: err.message });
         print(`${name}: refused: ${err.message}${err.code ? ` (${err.code})` : ""}`);
         return undefined;
