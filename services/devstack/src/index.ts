@@ -10,3 +10,4 @@ export { freePort } from "./ports.js";
 export { processAlive } from "./processes.js";
 export { StackStartError, describeError } from "./start-failure.js";
 export { mulberry32 } from "./prng.js";
+export { leaveSignalsToCaller } from "./postgres.js";
