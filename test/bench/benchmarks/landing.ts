@@ -7,7 +7,7 @@ import { atMost, round, startBenchStack, type Benchmark, type BenchStack, type S
 // Serverless mode's reaction time: from the PutObject of a `.jsonl` under `inbox/` to its batch
 // being `in_progress` (validated, chunks queued), as Postgres stamps `in_progress_at`. On Ceph RGW,
 // first by push (a bucket-notification topic POSTing to /v1/s3-events), then by the poller alone
-// (`TRIGGER_POLL_SECONDS`), each with its own API process. No agent runs: nothing past
+// (`TRIGGER_POLL_SECONDS`, its own prefix), each with its own API process. No agent runs: nothing past
 // `in_progress` is measured.
 
 const SIM: SimSettings = { maxNumSeqs: 16, prefillTokensPerSec: 0, decodeTokensPerSec: 0 };
@@ -21,9 +21,9 @@ function input(tag: string): string {
   ).join("\n");
 }
 
-/** PUTs `inbox/<tag>.jsonl` and returns the ms from just before the PUT to its batch's `in_progress_at`. */
-async function landing(stack: BenchStack, tag: string): Promise<number> {
-  const key = `inbox/${tag}.jsonl`;
+/** PUTs `<prefix><tag>.jsonl` and returns the ms from just before the PUT to its batch's `in_progress_at`. */
+async function landing(stack: BenchStack, prefix: string, tag: string): Promise<number> {
+  const key = `${prefix}${tag}.jsonl`;
   const t0 = Date.now();
   await stack.s3.send(new PutObjectCommand({ Bucket: stack.bucket, Key: key, Body: input(tag) }));
   const deadline = t0 + 60_000;
@@ -64,27 +64,25 @@ export const landingBench: Benchmark = {
     });
     ctx.scope.add("sns client", async () => sns.destroy());
     const topic = await sns.send(new CreateTopicCommand({ Name: "barge-landing", Attributes: { "push-endpoint": `${pushApi.url}/v1/s3-events?token=${token}` } }));
-    const notify = (on: boolean) =>
-      stack.s3.send(
-        new PutBucketNotificationConfigurationCommand({
-          Bucket: stack.bucket,
-          NotificationConfiguration: on
-            ? { TopicConfigurations: [{ Id: "landing", TopicArn: topic.TopicArn!, Events: ["s3:ObjectCreated:*"], Filter: { Key: { FilterRules: [{ Name: "prefix", Value: "inbox/" }] } } }] }
-            : {},
-        }),
-      );
-    await notify(true);
+    await stack.s3.send(
+      new PutBucketNotificationConfigurationCommand({
+        Bucket: stack.bucket,
+        NotificationConfiguration: {
+          TopicConfigurations: [{ Id: "landing", TopicArn: topic.TopicArn!, Events: ["s3:ObjectCreated:*"], Filter: { Key: { FilterRules: [{ Name: "prefix", Value: "inbox/" }] } } }],
+        },
+      }),
+    );
     const push: number[] = [];
-    for (let i = 0; i < trials; i++) push.push(await landing(stack, `push-${i}`));
+    for (let i = 0; i < trials; i++) push.push(await landing(stack, "inbox/", `push-${i}`));
     ctx.log(`push: ${push.join(", ")} ms`);
 
-    // Poll: notifications off and the push API gone; a second API finds objects by listing only.
-    await notify(false);
+    // Poll: the push API gone, a second API finds objects by listing only, under a prefix the
+    // bucket's notification does not cover (RGW sends its pushes during the PUT itself).
     await pushApi.service.stop();
-    await stack.startApi("api-poll", { TRIGGER_POLL_SECONDS: String(POLL_SECONDS), API_POLL_MS: "500" });
+    await stack.startApi("api-poll", { TRIGGER_POLL_SECONDS: String(POLL_SECONDS), TRIGGER_PREFIX: "polled/", API_POLL_MS: "500" });
     const poll: number[] = [];
     for (let i = 0; i < trials; i++) {
-      poll.push(await landing(stack, `poll-${i}`));
+      poll.push(await landing(stack, "polled/", `poll-${i}`));
       // Spread the PUTs over the poll interval rather than just after each listing.
       await sleep(Math.round((POLL_SECONDS * 1000 * (i + 1)) / (trials + 1)) % (POLL_SECONDS * 1000));
     }
