@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readS3Credentials, startStack, type Stack } from "@barge/devstack";
+import { Client as MinioClient } from "minio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../support/processes.js";
 
@@ -10,6 +11,8 @@ import { eventually } from "../support/processes.js";
 const dataDir = mkdtempSync(join(tmpdir(), "barge-stack-inbox-"));
 let stack: Stack;
 let client: S3Client;
+/** A second, independent S3 client (MinIO's), signing its own way through the embedded S3's verifier. */
+let minio: MinioClient;
 
 beforeAll(async () => {
   stack = await startStack({
@@ -19,6 +22,16 @@ beforeAll(async () => {
   });
   const creds = readS3Credentials(stack.s3CredentialsFile!);
   client = new S3Client({ endpoint: stack.s3Endpoint, region: "us-east-1", forcePathStyle: true, credentials: creds });
+  const endpoint = new URL(stack.s3Endpoint);
+  minio = new MinioClient({
+    endPoint: endpoint.hostname,
+    port: Number(endpoint.port),
+    useSSL: false,
+    pathStyle: true,
+    region: "us-east-1",
+    accessKey: creds.accessKeyId,
+    secretKey: creds.secretAccessKey,
+  });
 });
 
 afterAll(async () => {
@@ -48,5 +61,22 @@ describe("`pnpm start` in serverless mode", () => {
       return s.status === "completed" ? s : undefined;
     });
     expect([status.metadata.source, status.metadata.input_key, status.request_counts.completed]).toEqual(["s3", "inbox/x.jsonl", ids.length]);
+  });
+
+  it("works the same through MinIO's client: its upload runs, its listing and download see the results", async () => {
+    const input = readFileSync("examples/chat.jsonl");
+    const ids = input.toString("utf8").trim().split("\n").map((l) => JSON.parse(l).custom_id as string);
+    const bucket = stack.config.S3_BUCKET;
+    await minio.putObject(bucket, "inbox/team/y.jsonl", input, input.length, { "Content-Type": "application/jsonl" });
+    const names = await eventually("results/team/y/ with its output and a final status", async () => {
+      const listed: string[] = [];
+      for await (const o of minio.listObjectsV2(bucket, "results/team/y/", true)) if (o.name) listed.push(o.name);
+      const status = listed.includes("results/team/y/status.json") ? JSON.parse((await text("results/team/y/status.json")) ?? "{}") : {};
+      return status.status === "completed" ? listed.sort() : undefined;
+    });
+    expect(names).toEqual(["results/team/y/manifest.json", "results/team/y/output.jsonl", "results/team/y/status.json"]);
+    const chunks: Buffer[] = [];
+    for await (const chunk of await minio.getObject(bucket, "results/team/y/output.jsonl")) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).toString("utf8").trim().split("\n").map((l) => JSON.parse(l).custom_id)).toEqual(ids);
   });
 });
