@@ -1,9 +1,15 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from "kysely";
 import type { BatchStatus, ChunkStatus } from "../domain/batch-state.js";
 
-type Timestamp = ColumnType<Date, Date | string, Date | string>;
-type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
-type Json<T> = ColumnType<T, string, string>;
+import type { CreatedAt, Json, Timestamp } from "./column-types.js";
+import type { AgentsTable, ModelThroughputTable } from "./fleet-tables.js";
+import type { S3ObjectsTable } from "./s3-object-tables.js";
+import type { WebhookDeliveriesTable, WebhookEventsTable } from "./webhook-tables.js";
+
+// The other tables live by concept in fleet-tables, s3-object-tables and webhook-tables; their types are re-exported here.
+export type * from "./fleet-tables.js";
+export type * from "./s3-object-tables.js";
+export type * from "./webhook-tables.js";
 
 /** Internal file states: `pending` is a presigned upload nobody has completed yet and is never shown. */
 export type FileStatus = "pending" | "uploaded" | "processed" | "error";
@@ -186,34 +192,6 @@ export interface RequestErrorsTable {
   created_at: CreatedAt;
 }
 
-export interface AgentsTable {
-  id: string;
-  models: Json<string[]>;
-  hostname: string;
-  started_at: CreatedAt;
-  last_seen_at: Timestamp;
-  /** The GPUs' last readings (from `nvidia-smi`), or null where none was read. */
-  gpus: ColumnType<GpuReading[] | null, string | null | undefined, string | null>;
-  /** The engine's KV-cache usage (0-1) from its `/metrics`, or null when unknown. */
-  kv_cache_usage: number | null;
-  /** Why the agent claims no new chunks (a hot GPU, say); null while it claims. */
-  claims_paused_reason: string | null;
-  in_flight: number | null;
-  concurrency_limit: number | null;
-}
-
-/** One GPU's state as an agent last read it. */
-export interface GpuReading {
-  index: number;
-  name: string;
-  // null: nvidia-smi printed "[N/A]" (or "[Not Supported]") for that field on this GPU.
-  utilization_percent: number | null;
-  memory_used_mib: number | null;
-  memory_total_mib: number | null;
-  temperature_c: number | null;
-  power_w: number | null;
-}
-
 /** One entry of a batch's timeline; `kind` is one of `BATCH_EVENT_KINDS`. */
 export interface BatchEventsTable {
   batch_id: string;
@@ -221,31 +199,6 @@ export interface BatchEventsTable {
   kind: string;
   data: ColumnType<Record<string, unknown>, string | undefined, string>;
   created_at: CreatedAt;
-}
-
-/** How the acceptor settled a landed object: a batch started, it failed before one could, or the key held other bytes by then. */
-export type S3ObjectOutcome = "batch" | "failed" | "overwritten";
-
-/** One version of an object that landed under the trigger prefix (serverless mode), recorded once. */
-export interface S3ObjectsTable {
-  bucket: string;
-  key: string;
-  /** Unquoted, as `landedObjectSchema` keeps it. */
-  etag: string;
-  version_id: string | null;
-  size: number;
-  first_seen_at: CreatedAt;
-  batch_id: string | null;
-  outcome: S3ObjectOutcome | null;
-  /** Why the acceptor failed the object when no batch could carry the error; null otherwise. */
-  error: string | null;
-  attempts: Generated<number>;
-  /** The acceptor's claim: another claims the row only once this has passed. */
-  claimed_until: Timestamp | null;
-  /** The last batch_events seq written to the object's status.json. */
-  status_seq: ColumnType<number, number | undefined, number>;
-  /** status.json holds the batch's final state: no more rewrites. */
-  status_final: Generated<boolean>;
 }
 
 export type UploadStatus = "pending" | "completed" | "cancelled" | "expired";
@@ -276,35 +229,6 @@ export interface UploadPartsTable {
   bytes: number;
   s3_key: string;
   created_at: CreatedAt;
-}
-
-/** Observed speed of finished batches per model, for completion estimates of queued ones. */
-export interface ModelThroughputTable {
-  model: string;
-  requests_per_sec: number;
-  tokens_per_sec: number;
-  batches: number;
-  updated_at: Timestamp;
-}
-
-/** The webhook outbox: one row per final batch state, written by the `batches_final_state` trigger. */
-export interface WebhookEventsTable {
-  id: string;
-  type: string;
-  batch_id: string;
-  created_at: CreatedAt;
-  fanned_out: Generated<boolean>;
-}
-
-/** One event to one endpoint, with its retry state. */
-export interface WebhookDeliveriesTable {
-  event_id: string;
-  url: string;
-  attempts: Generated<number>;
-  next_attempt_at: Generated<Date>;
-  delivered_at: Timestamp | null;
-  failed_at: Timestamp | null;
-  last_error: string | null;
 }
 
 /** The typed database Kysely checks every query against. */
