@@ -122,7 +122,8 @@ describe("GET /health, /livez, /readyz", () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const health = await get(url, "/health");
     expect(health.status).toBe(503);
-    expect(health.body).toEqual({ status: "unhealthy", reasons: ["database unreachable"], gpu: [], workers: [], queue: null, limits: { ...limits, max_queue_depth: 1000 } });
+    // No key can be checked without Postgres, so the caller is anonymous: no `workers`.
+    expect(health.body).toEqual({ status: "unhealthy", reasons: ["database unreachable"], gpu: [], queue: null, limits: { ...limits, max_queue_depth: 1000 } });
     expect(await get(url, "/readyz")).toMatchObject({ status: 503, body: { status: "unready", checks: { database: "unreachable", bucket: "ok" } } });
     expect(await get(url, "/livez")).toMatchObject({ status: 200, body: { status: "ok" } });
     // Any other route: a 503 that says to come back, never a 500 that suggests a bug.

@@ -41,7 +41,7 @@ async function seedBatch(status: BatchStatus, o: { expiredAt?: Date } = {}): Pro
   await ctx.db
     .insertInto("chunks")
     .values({
-      batch_id: batchId, idx: 0, model: "m", priority: 0, batch_created_at: new Date(), request_start: 0,
+      batch_id: batchId, idx: 0, model: "m", tenant: "t", expires_at: new Date(Date.now() + 86_400_000), priority: 0, batch_created_at: new Date(), request_start: 0,
       request_count: 1, start_line: 1, start_offset: 0, end_offset: 10, next_offset: 0, next_line: 1,
     })
     .execute();

@@ -49,7 +49,7 @@ async function seedBatch(o: { model?: string; priority?: number; chunks?: number
     .insertInto("chunks")
     .values(
       Array.from({ length: n }, (_, i) => ({
-        batch_id: batchId, idx: i, model: o.model ?? "m", priority: o.priority ?? 0, batch_created_at: createdAt,
+        batch_id: batchId, idx: i, model: o.model ?? "m", tenant: "t", expires_at: new Date(Date.now() + 86_400_000), priority: o.priority ?? 0, batch_created_at: createdAt,
         request_start: i * 10, request_count: 10, start_line: i * 10 + 1, start_offset: i * 1000, end_offset: (i + 1) * 1000,
         next_offset: i * 1000, next_line: i * 10 + 1,
       })),

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { accessLog } from "./access-log.js";
-import { requireApiKey } from "./auth.js";
+import { authenticate } from "./auth.js";
 import { except } from "hono/combine";
 import type { ApiDeps, AppEnv } from "./deps.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
@@ -24,7 +24,8 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.notFound(notFoundHandler);
   app.use("*", accessLog(deps.log));
   // S3 servers cannot send the API key: the event route checks S3_EVENTS_TOKEN itself.
-  app.use("/v1/*", except("/v1/s3-events", requireApiKey(deps.config.BARGE_API_KEY, deps.config.BARGE_TENANT)));
+  app.use("/v1/*", except(["/v1/s3-events", "/v1/admin/*"], authenticate(deps, "tenant")));
+  app.use("/v1/admin/*", authenticate(deps, "admin"));
   app.route("/health", healthRoutes(deps));
   // Built once: it depends on nothing but the schemas.
   const openapi = openApiDocument();

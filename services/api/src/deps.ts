@@ -16,6 +16,10 @@ export interface ApiDeps extends Bucket {
 /**
  * Hono's environment. Under @hono/node-server `incoming` is the raw Node request, which the
  * multipart routes read directly; it is absent when the app is called through `app.request()`.
- * `tenant` is set once a request is authenticated (see auth.ts), for the access log.
+ * `principal` and `tenant` are set once a request is authenticated (see auth.ts); routes read the
+ * tenant with `tenantOf(c)`, and the access log prints it.
  */
-export type AppEnv = { Bindings: Partial<HttpBindings>; Variables: { tenant?: string } };
+export type AppEnv = { Bindings: Partial<HttpBindings>; Variables: { tenant?: string; principal?: Principal } };
+
+/** Who an authenticated request is: a tenant (through BARGE_API_KEY, a tenant key, or an open API) or the admin. */
+export type Principal = { kind: "tenant"; tenant: string; keyId: string | null } | { kind: "admin" };

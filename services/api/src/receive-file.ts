@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { type BargeError, deleteObject, InvalidRequest, keys, newId, uploadStream } from "@barge/core";
 import { contentTypeFor } from "./content-type.js";
+import { tenantOf } from "./auth.js";
 import type { ApiDeps, AppEnv } from "./deps.js";
 import { readMultipartForm, type FormFile } from "./multipart.js";
 
@@ -65,7 +66,7 @@ export async function withReceivedPart<T>(
 /** A new input file from the request's `file` part (see `withReceivedPart`). */
 export function withReceivedFile<T>(deps: ApiDeps, c: Context<AppEnv>, use: (file: ReceivedFile) => Promise<T>): Promise<T> {
   const fileId = newId("file-");
-  const key = keys.input(deps.config.BARGE_TENANT, fileId);
+  const key = keys.input(tenantOf(c), fileId);
   return withReceivedPart(deps, c, { field: "file", key, maxBytes: deps.config.MAX_FILE_BYTES }, (part) => use({ ...part, fileId, key }));
 }
 

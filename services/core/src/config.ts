@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { tenantName } from "./domain/tenant-limits.js";
 
 const bool = z
   .union([z.boolean(), z.enum(["true", "false", "1", "0"])])
@@ -30,8 +31,10 @@ export const configSchema = z.object({
   /** Where clients reach the API (used by the CLI). */
   BARGE_API_URL: z.string().url().default("http://127.0.0.1:4080"),
   BARGE_API_KEY: z.string().optional(),
+  /** Authorizes the admin routes (`/v1/admin/*`: keys, tenants, usage); set, the API is never open. */
+  BARGE_ADMIN_KEY: z.string().min(16).optional(),
   BARGE_DATA_DIR: z.string().default(".barge"),
-  BARGE_TENANT: z.string().default("default"),
+  BARGE_TENANT: tenantName.default("default"),
   CHUNK_SIZE: z.coerce.number().int().min(1).default(5000),
   SEGMENT_MAX_LINES: z.coerce.number().int().min(1).default(1000),
   SEGMENT_MAX_MS: z.coerce.number().int().min(50).default(2000),
@@ -87,6 +90,18 @@ export const configSchema = z.object({
   MAX_ACTIVE_BATCHES: z.coerce.number().int().min(1).default(1000),
   /** Requests enqueued and not yet run, across batches; a create at or over it gets 429. */
   MAX_QUEUED_REQUESTS: z.coerce.number().int().min(1).default(10_000_000),
+  /** Per tenant, unless the admin sets the tenant's own (`PUT /v1/admin/tenants/{tenant}`): batch creates a minute (GCRA, bursts up to it). */
+  TENANT_BATCH_CREATES_PER_MINUTE: z.coerce.number().int().min(1).default(10),
+  /** Per tenant: file creates a minute (`POST /v1/files`, presign, uploads, the one-shot form). */
+  TENANT_FILE_UPLOADS_PER_MINUTE: z.coerce.number().int().min(1).default(20),
+  /** Per tenant: batch creates a UTC day; unset, unlimited. */
+  TENANT_BATCHES_PER_DAY: z.coerce.number().int().min(1).optional(),
+  /** Per tenant: batches not yet finished; unset, only MAX_ACTIVE_BATCHES applies. */
+  TENANT_MAX_ACTIVE_BATCHES: z.coerce.number().int().min(1).optional(),
+  /** Per tenant: requests enqueued and not yet run; unset, only MAX_QUEUED_REQUESTS applies. */
+  TENANT_MAX_QUEUED_REQUESTS: z.coerce.number().int().min(1).optional(),
+  /** Per tenant: the highest `priority` a batch may ask for; unset, 1000 (no cap). */
+  TENANT_MAX_PRIORITY: z.coerce.number().int().min(-1000).max(1000).optional(),
   /** Endpoints every batch's final-state events go to, comma-separated. */
   WEBHOOK_URLS: z
     .string()
@@ -159,8 +174,15 @@ export type ApiConfig = Pick<
   Config,
   | "API_HEADERS_TIMEOUT_SECONDS"
   | "API_POLL_MS"
+  | "BARGE_ADMIN_KEY"
   | "BARGE_API_KEY"
   | "BARGE_TENANT"
+  | "TENANT_BATCH_CREATES_PER_MINUTE"
+  | "TENANT_BATCHES_PER_DAY"
+  | "TENANT_FILE_UPLOADS_PER_MINUTE"
+  | "TENANT_MAX_ACTIVE_BATCHES"
+  | "TENANT_MAX_PRIORITY"
+  | "TENANT_MAX_QUEUED_REQUESTS"
   | "CHUNK_SIZE"
   | "GPU_MAX_MEMORY_PERCENT"
   | "GPU_MAX_TEMP_C"

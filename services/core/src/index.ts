@@ -80,6 +80,7 @@ export { readConcatenation } from "./storage/concat-read.js";
 export * from "./queue/pause-batch.js";
 export * from "./queue/resume-batch.js";
 export * from "./domain/failure-threshold.js";
+export * from "./domain/tenant-limits.js";
 export * from "./queue/failure-threshold-crossed.js";
 export * from "./work/cancel-on-failure-threshold.js";
 export * from "./domain/gpu-limits.js";

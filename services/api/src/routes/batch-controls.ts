@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { Conflict, NotFound, pauseBatch, recordBatchEvent, resumeBatch, type BatchRow, type Db } from "@barge/core";
+import { tenantOf } from "../auth.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { knownId } from "../params.js";
 import { presentBatch } from "../present.js";
@@ -11,10 +12,9 @@ import { findBatch } from "../store/batches.js";
  * so OpenAI's SDKs keep polling as usual; `paused_at` tells the pause.
  */
 export function batchControlsRoutes(deps: ApiDeps) {
-  const tenant = deps.config.BARGE_TENANT;
   const app = new Hono<AppEnv>();
 
-  const batchOf = async (raw: string): Promise<BatchRow> => {
+  const batchOf = async (tenant: string, raw: string): Promise<BatchRow> => {
     const id = knownId(raw, "batch_", "batch", "batch_id");
     const batch = await findBatch(deps.db, tenant, id);
     if (!batch) throw new NotFound("batch", id, "batch_id");
@@ -22,22 +22,22 @@ export function batchControlsRoutes(deps: ApiDeps) {
   };
 
   app.post("/:id/pause", async (c) => {
-    const batch = await batchOf(c.req.param("id"));
+    const batch = await batchOf(tenantOf(c), c.req.param("id"));
     if (batch.status === "in_progress" && batch.paused_at !== null) return c.json(await presentBatch(deps, batch));
     if (batch.status !== "in_progress") throw notRunning(batch, "paused", "batch_not_pausable");
     const paused = await change(deps.db, batch.id, pauseBatch, "paused");
     // Undefined: another request paused it first (fine), or the batch moved on since it was read.
-    const now = paused ?? (await batchOf(batch.id));
+    const now = paused ?? (await batchOf(batch.tenant, batch.id));
     if (now.status !== "in_progress") throw notRunning(now, "paused", "batch_not_pausable");
     return c.json(await presentBatch(deps, now));
   });
 
   app.post("/:id/resume", async (c) => {
-    const batch = await batchOf(c.req.param("id"));
+    const batch = await batchOf(tenantOf(c), c.req.param("id"));
     if (batch.paused_at === null) return c.json(await presentBatch(deps, batch));
     if (batch.status !== "in_progress") throw notRunning(batch, "resumed", "batch_not_resumable");
     const resumed = await change(deps.db, batch.id, resumeBatch, "resumed");
-    return c.json(await presentBatch(deps, resumed ?? (await batchOf(batch.id))));
+    return c.json(await presentBatch(deps, resumed ?? (await batchOf(batch.tenant, batch.id))));
   });
 
   return app;

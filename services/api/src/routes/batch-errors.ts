@@ -2,6 +2,7 @@ import { Hono, type Context } from "hono";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import { Conflict, deleteObject, getObjectStream, isBlankLine, isPreconditionFailed, isRetryableBatchStatus, keys, newId, NotFound, readLines, uploadStream, type BatchRow, type RequestErrorRow } from "@barge/core";
+import { tenantOf } from "../auth.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { presentBatch } from "../present.js";
 import { admitBatch, findBatch, insertBatch } from "../store/batches.js";
@@ -35,17 +36,16 @@ function toRequestError(r: RequestErrorRow) {
  * order (OpenAI's list shape, paged by custom_id), and `POST /:id/retry` re-runs exactly them as a new batch.
  */
 export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
-  const tenant = deps.config.BARGE_TENANT;
   const app = new Hono<AppEnv>();
 
-  const batchOf = async (id: string): Promise<BatchRow> => {
+  const batchOf = async (tenant: string, id: string): Promise<BatchRow> => {
     const batch = await findBatch(deps.db, tenant, knownId(id, "batch_", "batch", "batch_id"));
     if (!batch) throw new NotFound("batch", id, "batch_id");
     return batch;
   };
 
   const listErrors = async (c: Context<AppEnv>) => {
-    const batch = await batchOf(c.req.param("id") ?? "");
+    const batch = await batchOf(tenantOf(c), c.req.param("id") ?? "");
     const q = readQuery(c, errorsListQuery);
     const { rows, hasMore } = await listRequestErrors(deps.db, batch.id, q);
     const data = rows.map(toRequestError);
@@ -62,7 +62,8 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
   app.get("/:id/failed", listErrors);
 
   app.post("/:id/retry", async (c) => {
-    const old = await batchOf(c.req.param("id"));
+    const tenant = tenantOf(c);
+    const old = await batchOf(tenant, c.req.param("id"));
     if (!isRetryableBatchStatus(old.status)) {
       throw new Conflict(`Batch is ${old.status}; only a completed, cancelled or expired batch can be retried.`, "batch_not_finished");
     }

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { NotFound } from "@barge/core";
+import { tenantOf } from "../auth.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { findBatch } from "../store/batches.js";
 import { listBatchEvents, type BatchEventRow } from "../store/batch-events.js";
@@ -42,10 +43,10 @@ export function eventLine(r: BatchEventRow): string {
  * `last_id` then travel in headers).
  */
 export function batchLogsRoutes(deps: ApiDeps) {
-  const tenant = deps.config.BARGE_TENANT;
   const app = new Hono<AppEnv>();
 
   app.get("/:id/logs", async (c) => {
+    const tenant = tenantOf(c);
     const id = c.req.param("id");
     const batch = await findBatch(deps.db, tenant, knownId(id, "batch_", "batch", "batch_id"));
     if (!batch) throw new NotFound("batch", id, "batch_id");

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { Readable } from "node:stream";
 import { committedOutputPrefix, isActiveBatchStatus, isPublishedBatchStatus, keys, NotFound, readConcatenation, type BatchRow } from "@barge/core";
+import { tenantOf } from "../auth.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { objectResponse, requestedRange, webBody } from "../object-response.js";
 import { knownId } from "../params.js";
@@ -16,10 +17,10 @@ import { findVisibleFile } from "../store/files.js";
  * results committed since. A failed batch, which never ran, has no results: 404.
  */
 export function batchResultsRoutes(deps: ApiDeps) {
-  const tenant = deps.config.BARGE_TENANT;
   const app = new Hono<AppEnv>();
 
   app.get("/:id/results", async (c) => {
+    const tenant = tenantOf(c);
     const id = knownId(c.req.param("id"), "batch_", "batch", "batch_id");
     const batch = await findBatch(deps.db, tenant, id);
     if (!batch) throw new NotFound("batch", id, "batch_id");

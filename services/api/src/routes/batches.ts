@@ -16,6 +16,7 @@ import {
   type Db,
   type FileRow,
 } from "@barge/core";
+import { tenantOf } from "../auth.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { failureThreshold, formFailureThresholdFields, maxFailureRate, minRequests } from "../failure-threshold-params.js";
 import { expiresAfter, formExpiresAfterFields, formExpirySeconds, knownId, safeText, UNSAFE_TEXT } from "../params.js";
@@ -157,12 +158,11 @@ function batchWebhookUrl(given: string | undefined, meta: Record<string, string>
 
 /** OpenAI's Batches API plus the one-shot multipart create; `wake` nudges the validator. */
 export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
-  const tenant = deps.config.BARGE_TENANT;
   const app = new Hono<AppEnv>();
 
   const limits = { maxActive: deps.config.MAX_ACTIVE_BATCHES, maxQueued: deps.config.MAX_QUEUED_REQUESTS };
 
-  const newBatch = async (tx: Db, input: FileRow, p: BatchParams): Promise<BatchRow> => {
+  const newBatch = async (tx: Db, tenant: string, input: FileRow, p: BatchParams): Promise<BatchRow> => {
     const webhook = batchWebhookUrl(p.webhookUrl, p.metadata, deps.config);
     await admitBatch(tx, limits);
     const created = new Date();
@@ -187,8 +187,9 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
   };
 
   app.post("/", async (c) => {
+    const tenant = tenantOf(c);
     if (!(c.req.header("content-type") ?? "").toLowerCase().startsWith("multipart/form-data")) {
-      const row = await createFromFile(await readJson(c, createBody, deps.config));
+      const row = await createFromFile(tenantOf(c), await readJson(c, createBody, deps.config));
       deps.wake?.();
       return c.json(await presentBatch(deps, row));
     }
@@ -200,6 +201,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
 
   /** The one-shot form: the file is streamed to S3, then file and batch rows land in one transaction. */
   async function createOneShot(c: Context<AppEnv>): Promise<{ row: BatchRow; lines: number }> {
+    const tenant = tenantOf(c);
     // Refuse before the upload streams in; the check that counts is repeated in the transaction.
     await deps.db.transaction().execute((tx) => admitBatch(tx, limits));
     return withReceivedFile(deps, c, async (f) => {
@@ -222,13 +224,13 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
           s3_key: f.key,
           etag: f.etag,
         });
-        return { row: await newBatch(tx, file, form), lines: f.lines };
+        return { row: await newBatch(tx, tenant, file, form), lines: f.lines };
       });
     });
   }
 
   /** OpenAI's create: from an uploaded file, locked against deletion until the batch row exists. */
-  async function createFromFile(body: z.output<typeof createBody>): Promise<BatchRow> {
+  async function createFromFile(tenant: string, body: z.output<typeof createBody>): Promise<BatchRow> {
     return deps.db.transaction().execute(async (tx) => {
       const file = await lockFileForUse(tx, tenant, knownId(body.input_file_id, "file-", "file", "input_file_id"));
       if (!file) throw new NotFound("file", body.input_file_id, "input_file_id");
@@ -238,17 +240,19 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
       if (file.status === "error") {
         throw new InvalidRequest(`File '${file.id}' failed validation and cannot be used.`, "input_file_id", "invalid_file_status");
       }
-      return newBatch(tx, file, { ...body, outputExpiresAfterSeconds: body.output_expires_after?.seconds, webhookUrl: body.webhook_url });
+      return newBatch(tx, tenant, file, { ...body, outputExpiresAfterSeconds: body.output_expires_after?.seconds, webhookUrl: body.webhook_url });
     });
   }
 
   app.get("/", async (c) => {
+    const tenant = tenantOf(c);
     const q = readQuery(c, listQuery);
     const { rows, hasMore } = await listBatches(deps.db, tenant, q);
     return c.json(listPage(await presentBatches(deps, rows), hasMore));
   });
 
   app.get("/:id", async (c) => {
+    const tenant = tenantOf(c);
     const id = knownId(c.req.param("id"), "batch_", "batch", "batch_id");
     const view = await findBatchView(deps.db, tenant, id);
     if (!view) throw new NotFound("batch", id, "batch_id");
@@ -261,6 +265,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
    * as it is, since whoever deletes wants it stopped and it is.
    */
   const cancel = (finalIsConflict: boolean) => async (c: Context<AppEnv>) => {
+    const tenant = tenantOf(c);
     const id = knownId(c.req.param("id") ?? "", "batch_", "batch", "batch_id");
     const batch = await findBatch(deps.db, tenant, id);
     if (!batch) throw new NotFound("batch", id, "batch_id");

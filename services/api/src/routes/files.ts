@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { deleteObject, NotFound, toOpenAIFile } from "@barge/core";
 import { contentTypeFor } from "../content-type.js";
+import { tenantOf } from "../auth.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { objectResponse } from "../object-response.js";
 import { expiryFrom, formExpiresAfterFields, formExpirySeconds, knownId, safeText } from "../params.js";
@@ -26,10 +27,10 @@ export const listQuery = z.object({
 
 /** OpenAI's Files API: upload (streamed to S3), list, retrieve, content, delete. */
 export function filesRoutes(deps: ApiDeps) {
-  const tenant = deps.config.BARGE_TENANT;
   const app = new Hono<AppEnv>();
 
   app.post("/", async (c) => {
+    const tenant = tenantOf(c);
     const row = await withReceivedFile(deps, c, (f) => {
       const form = parseWith(fileFormFields.transform((v, ctx) => ({ purpose: v.purpose, expires_after_seconds: formExpirySeconds(v, "expires_after", ctx) })), Object.fromEntries(f.fields));
       const now = new Date();
@@ -50,12 +51,14 @@ export function filesRoutes(deps: ApiDeps) {
   });
 
   app.get("/", async (c) => {
+    const tenant = tenantOf(c);
     const q = readQuery(c, listQuery);
     const { rows, hasMore } = await listFiles(deps.db, tenant, q);
     return c.json(listPage(rows.map(toOpenAIFile), hasMore));
   });
 
   app.get("/:id", async (c) => {
+    const tenant = tenantOf(c);
     const id = knownId(c.req.param("id"), "file-", "file", "file_id");
     const file = await findVisibleFile(deps.db, tenant, id);
     if (!file) throw new NotFound("file", id, "file_id");
@@ -63,6 +66,7 @@ export function filesRoutes(deps: ApiDeps) {
   });
 
   app.get("/:id/content", async (c) => {
+    const tenant = tenantOf(c);
     const id = knownId(c.req.param("id"), "file-", "file content", "file_id");
     const file = await findVisibleFile(deps.db, tenant, id);
     const answer = file ? await objectResponse(deps, file.s3_key, c.req.header("range"), { "content-type": contentTypeFor(file.filename) }) : undefined;
@@ -71,6 +75,7 @@ export function filesRoutes(deps: ApiDeps) {
   });
 
   app.delete("/:id", async (c) => {
+    const tenant = tenantOf(c);
     const file = await deleteFileRow(deps.db, tenant, knownId(c.req.param("id"), "file-", "file", "file_id"));
     // The row goes first: an object without a row is invisible garbage, a row without an object a broken file.
     // A serverless batch's input is the user's own inbox object: Barge read it in place and leaves it there.

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { copyObject, deleteObject, Conflict, headObject, InvalidRequest, keys, newId, NotFound, presignPut, toOpenAIFile } from "@barge/core";
 import { checkBatchInput } from "../check-input.js";
+import { tenantOf } from "../auth.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { fileTooLarge } from "../multipart.js";
 import { expiresAfter, expiryFrom } from "../params.js";
@@ -24,11 +25,11 @@ export const presignBody = z.object({
  * uploads finds the object to delete.
  */
 export function presignRoutes(deps: ApiDeps) {
-  const tenant = deps.config.BARGE_TENANT;
   const maxBytes = deps.config.MAX_FILE_BYTES;
   const app = new Hono<AppEnv>();
 
   app.post("/presign", async (c) => {
+    const tenant = tenantOf(c);
     const body = await readJson(c, presignBody, deps.config);
     if (body.bytes > maxBytes) throw fileTooLarge(maxBytes, 400, "bytes");
     const id = newId("file-");
@@ -60,6 +61,7 @@ export function presignRoutes(deps: ApiDeps) {
   });
 
   app.post("/:id/complete", async (c) => {
+    const tenant = tenantOf(c);
     const id = c.req.param("id");
     const file = await findFile(deps.db, tenant, id);
     if (!file) throw new NotFound("file", id, "file_id");

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { deleteObject, Conflict, deleteObjects, InvalidRequest, keys, newId, NotFound, statObject, stitch, toOpenAIUpload, type UploadRow } from "@barge/core";
+import { tenantOf } from "../auth.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { fileName } from "../filename.js";
 import { fileTooLarge } from "../multipart.js";
@@ -44,13 +45,12 @@ const unix = (d: Date) => Math.floor(d.getTime() / 1000);
  * in any order and have any size, as OpenAI allows, and no part is ever held whole in memory.
  */
 export function uploadsRoutes(deps: ApiDeps) {
-  const tenant = deps.config.BARGE_TENANT;
   const app = new Hono<AppEnv>();
 
   const notPending = (u: UploadRow) => new Conflict(`Upload '${u.id}' is ${u.status} and does not accept this.`, "invalid_upload_status");
 
   /** The upload, or 404. */
-  const load = async (id: string) => {
+  const load = async (tenant: string, id: string) => {
     const found = await findUpload(deps.db, tenant, id);
     if (!found) throw new NotFound("upload", id, "upload_id");
     return found;
@@ -60,6 +60,7 @@ export function uploadsRoutes(deps: ApiDeps) {
     deleteObjects(deps, keysToDelete).catch((err: unknown) => deps.log.warn({ err, keys: keysToDelete.length }, "could not delete staged upload parts"));
 
   app.post("/", async (c) => {
+    const tenant = tenantOf(c);
     const body = await readJson(c, uploadCreateBody, deps.config);
     if (body.bytes > deps.config.MAX_FILE_BYTES) throw fileTooLarge(deps.config.MAX_FILE_BYTES, 400, "bytes");
     const now = new Date();
@@ -78,10 +79,11 @@ export function uploadsRoutes(deps: ApiDeps) {
   });
 
   app.post("/:id/parts", async (c) => {
+    const tenant = tenantOf(c);
     const id = c.req.param("id");
     const started = await startPart(deps.db, tenant, id, new Date());
     if (!started) {
-      const { upload } = await load(id);
+      const { upload } = await load(tenant, id);
       if (upload.status === "pending") throw new Conflict(`Upload '${id}' has expired.`, "upload_expired");
       throw notPending(upload);
     }
@@ -100,9 +102,10 @@ export function uploadsRoutes(deps: ApiDeps) {
   });
 
   app.post("/:id/complete", async (c) => {
+    const tenant = tenantOf(c);
     const id = c.req.param("id");
     const body = await readJson(c, uploadCompleteBody, deps.config);
-    const { upload, file } = await load(id);
+    const { upload, file } = await load(tenant, id);
     // Idempotent: a client retrying a completion that succeeded gets the same upload back.
     if (upload.status === "completed") return c.json(toOpenAIUpload(upload, file));
     if (upload.status !== "pending") throw notPending(upload);
@@ -125,7 +128,7 @@ export function uploadsRoutes(deps: ApiDeps) {
       await stitch(deps, { segments: parts.map((p) => ({ key: p.s3_key, size: p.bytes })), destKey: key, contentType: upload.mime_type });
     } catch (err) {
       // A cancel or expiry deleted the staged parts under us: that, not the S3 error, is the answer.
-      const now = await load(id);
+      const now = await load(tenant, id);
       if (now.upload.status !== "pending") throw notPending(now.upload);
       throw err;
     }
@@ -156,20 +159,21 @@ export function uploadsRoutes(deps: ApiDeps) {
       await deleteObject(deps, key).catch((e: unknown) => deps.log.warn({ err: e, key }, "could not delete an unpublished upload"));
       throw err;
     }
-    const done = await load(id);
+    const done = await load(tenant, id);
     return c.json(toOpenAIUpload(done.upload, done.file));
   });
 
   app.post("/:id/cancel", async (c) => {
+    const tenant = tenantOf(c);
     const id = c.req.param("id");
-    await load(id);
+    await load(tenant, id);
     const ended = await endUpload(deps.db, id, "cancelled");
     if (ended) {
       await dropStaged(ended.stagedKeys);
       return c.json(toOpenAIUpload(ended.upload, null));
     }
     // Cancelling twice is harmless; cancelling a completed or expired upload is not possible.
-    const now = await load(id);
+    const now = await load(tenant, id);
     if (now.upload.status === "cancelled") return c.json(toOpenAIUpload(now.upload, null));
     throw notPending(now.upload);
   });

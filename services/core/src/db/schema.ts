@@ -4,12 +4,14 @@ import type { BatchStatus, ChunkStatus } from "../domain/batch-state.js";
 import type { CreatedAt, Json, Timestamp } from "./column-types.js";
 import type { AgentsTable, ModelThroughputTable } from "./fleet-tables.js";
 import type { S3ObjectsTable } from "./s3-object-tables.js";
+import type { ApiKeysTable, RateLimitsTable, TenantSharesTable, TenantsTable, TenantUsageTable } from "./tenant-tables.js";
 import type { WebhookDeliveriesTable, WebhookEventsTable } from "./webhook-tables.js";
 
-// The other tables live by concept in fleet-tables, s3-object-tables and webhook-tables; their types are re-exported here.
+// The other tables live by concept in fleet-tables, s3-object-tables, webhook-tables and tenant-tables; their types are re-exported here.
 export type * from "./fleet-tables.js";
 export type * from "./s3-object-tables.js";
 export type * from "./webhook-tables.js";
+export type * from "./tenant-tables.js";
 
 /** Internal file states: `pending` is a presigned upload nobody has completed yet and is never shown. */
 export type FileStatus = "pending" | "uploaded" | "processed" | "error";
@@ -107,6 +109,9 @@ export interface ChunksTable {
   idx: number;
   /** Denormalized from the batch so the claim's ORDER BY is served by one partial index. */
   model: string;
+  /** The batch's tenant and deadline, denormalized for the fair-share claim's order. */
+  tenant: string;
+  expires_at: Timestamp;
   priority: number;
   batch_created_at: Timestamp;
   /** Index of the chunk's first request within the batch, and how many it holds. */
@@ -247,6 +252,11 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   batch_events: BatchEventsTable;
   s3_objects: S3ObjectsTable;
+  api_keys: ApiKeysTable;
+  tenants: TenantsTable;
+  rate_limits: RateLimitsTable;
+  tenant_shares: TenantSharesTable;
+  tenant_usage: TenantUsageTable;
 }
 
 export type FileRow = Selectable<FilesTable>;

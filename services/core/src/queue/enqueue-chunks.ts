@@ -8,11 +8,11 @@ import type { ChunkIndexEntry } from "../domain/validate.js";
  */
 export async function enqueueChunks(
   tx: Transaction<Database>,
-  batch: Pick<BatchRow, "id" | "priority" | "created_at">,
+  batch: Pick<BatchRow, "id" | "tenant" | "priority" | "created_at" | "expires_at">,
   model: string,
   chunks: ChunkIndexEntry[],
 ): Promise<void> {
-  // Postgres caps bind parameters at 65535; 500 rows x 11 columns stays well below.
+  // Postgres caps bind parameters at 65535; 500 rows x 13 columns stays well below.
   for (let i = 0; i < chunks.length; i += 500) {
     await tx
       .insertInto("chunks")
@@ -21,6 +21,8 @@ export async function enqueueChunks(
           batch_id: batch.id,
           idx: c.idx,
           model,
+          tenant: batch.tenant,
+          expires_at: batch.expires_at,
           priority: batch.priority,
           batch_created_at: batch.created_at,
           request_start: c.requestStart,
