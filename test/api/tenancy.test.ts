@@ -64,7 +64,9 @@ describe("another tenant's objects", () => {
     for (const [template, ops] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(ops)) {
         const names = (op.parameters ?? []).filter((p) => p.in === "path").map((p) => p.name);
-        if (names.length === 0) continue;
+        // Skipped: the admin routes hold no tenant's objects and no tenant key reaches them (403
+        // admin_key_required, see admin-keys.test.ts); a walk of them with tenant keys belongs in its own test.
+        if (names.length === 0 || template.startsWith("/v1/admin/")) continue;
         const name = `${method.toUpperCase()} ${template}`;
         expect(names.length, name).toBe(1);
         expect(tried[names[0]!], `ids for ${names[0]}`).toBeDefined();

@@ -16,6 +16,8 @@ import { modelsRoutes } from "./routes/models.js";
 import { presignRoutes } from "./routes/presign.js";
 import { uploadsRoutes } from "./routes/uploads.js";
 import { s3EventsRoutes } from "./routes/s3-events.js";
+import { adminKeysRoutes } from "./routes/admin-keys.js";
+import { adminTenantsRoutes } from "./routes/admin-tenants.js";
 
 /** Builds the HTTP API. `wake`, when given, nudges the validator as soon as a batch is created. */
 export function createApp(deps: ApiDeps & { wake?: () => void }) {
@@ -40,6 +42,8 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.route("/v1/batches", batchLogsRoutes(deps));
   app.route("/v1/models", modelsRoutes(deps));
   app.route("/v1/s3-events", s3EventsRoutes(deps));
+  app.route("/v1/admin/keys", adminKeysRoutes(deps));
+  app.route("/v1/admin/tenants", adminTenantsRoutes(deps));
   app.route("/", probeRoutes(deps));
   return app;
 }

@@ -60,6 +60,10 @@ export async function principalOf(deps: Pick<ApiDeps, "db" | "config">, authoriz
 export function authenticate(deps: Pick<ApiDeps, "db" | "config">, role: "tenant" | "admin"): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const authorization = c.req.header("authorization");
+    // Without BARGE_ADMIN_KEY there is no admin, not even on an open API: nobody can authenticate as one.
+    if (role === "admin" && !deps.config.BARGE_ADMIN_KEY) {
+      throw new BargeError(401, "invalid_request_error", "The admin routes are off: this server has no BARGE_ADMIN_KEY.", "invalid_api_key");
+    }
     const principal = await principalOf(deps, authorization);
     if (!principal) throw unauthorized(bearerToken(authorization ?? ""));
     if (role === "admin" && principal.kind !== "admin") {

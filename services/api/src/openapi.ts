@@ -23,8 +23,11 @@ import { fileFormFields, listQuery as fileListQuery } from "./routes/files.js";
 import { presignBody } from "./routes/presign.js";
 import { uploadCompleteBody, uploadCreateBody } from "./routes/uploads.js";
 import { s3EventsAnswer, s3EventsBody } from "./routes/s3-events.js";
+import { apiKeyDeletedObject, apiKeyObject, createdApiKeyObject, tenantListObject, tenantObject } from "./admin-objects.js";
+import { createKeyBody, keysListQuery } from "./routes/admin-keys.js";
+import { tenantPutBody } from "./routes/admin-tenants.js";
 
-type Method = "get" | "post" | "delete";
+type Method = "get" | "post" | "delete" | "put";
 
 /** A multipart body: the schema of its text fields, and the name of its streamed binary part. */
 interface FormBody {
@@ -145,6 +148,35 @@ export const operations: Operation[] = [
     summary: "Barge: S3 event notifications for serverless mode, a Records[] body (RGW, MinIO) or an SNS envelope (AWS, by x-amz-sns-message-type); authenticated by S3_EVENTS_TOKEN (Bearer or ?token=), not the API key; 404 while it is unset.",
     json: s3EventsBody,
     response: s3EventsAnswer,
+  },
+  {
+    method: "post",
+    path: "/v1/admin/keys",
+    summary: "Admin (BARGE_ADMIN_KEY): create a tenant's API key; 201 with the secret, shown this once (only its SHA-256 is stored).",
+    json: createKeyBody,
+    response: createdApiKeyObject,
+  },
+  {
+    method: "get",
+    path: "/v1/admin/keys",
+    summary: "Admin: list API keys, newest first, redacted; revoked keys stay listed with revoked_at set.",
+    query: keysListQuery,
+    response: listObject(apiKeyObject),
+  },
+  { method: "delete", path: "/v1/admin/keys/{key_id}", summary: "Admin: revoke a key (idempotent); it gets 401 at once on every replica.", response: apiKeyDeletedObject },
+  { method: "get", path: "/v1/admin/tenants", summary: "Admin: every tenant with settings or a key, by name.", response: tenantListObject },
+  {
+    method: "get",
+    path: "/v1/admin/tenants/{tenant}",
+    summary: "Admin: a tenant's weight, limits in force and overrides; any name is a tenant (one never set shows the defaults).",
+    response: tenantObject,
+  },
+  {
+    method: "put",
+    path: "/v1/admin/tenants/{tenant}",
+    summary: "Admin: set a tenant's weight and limits, merged into its overrides (null: unlimited; \"default\": back to the TENANT_* default).",
+    json: tenantPutBody,
+    response: tenantObject,
   },
 ];
 

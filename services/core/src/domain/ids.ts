@@ -4,7 +4,7 @@ const ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";
 const TIME_CHARS = 9;
 const RANDOM_CHARS = 15;
 
-type IdPrefix = "file-" | "batch_" | "batch_req_" | "upload_" | "part_";
+type IdPrefix = "file-" | "batch_" | "batch_req_" | "upload_" | "part_" | "key_";
 
 /** The id for `ms` with `RANDOM_CHARS` base36 characters drawn from `bytes` at `at`. */
 function formatId(prefix: IdPrefix, stamp: string, bytes: Uint8Array, at: number): string {
