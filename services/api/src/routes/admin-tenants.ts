@@ -8,10 +8,12 @@ import { parseWith, readJson } from "../validation.js";
 /** The value that drops an override, so the limit follows the environment's default again. */
 const DEFAULT = "default";
 
+const ONE_LIMIT = `must be a whole number, null for unlimited, or '${DEFAULT}'`;
+
 /** Each limit as `tenantLimitOverrides` takes it (a number, or null for unlimited), or "default". */
 const limitsPatch = z
   .object(
-    Object.fromEntries(TENANT_LIMIT_NAMES.map((n) => [n, z.union([z.literal(DEFAULT), tenantLimitOverrides.shape[n].unwrap()]).optional()])) as {
+    Object.fromEntries(TENANT_LIMIT_NAMES.map((n) => [n, z.union([z.literal(DEFAULT), tenantLimitOverrides.shape[n].unwrap()], { error: ONE_LIMIT }).optional()])) as {
       [K in TenantLimitName]: z.ZodOptional<z.ZodUnion<[z.ZodLiteral<typeof DEFAULT>, z.ZodNullable<z.ZodNumber>]>>;
     },
   )
