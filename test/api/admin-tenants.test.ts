@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 function admin(path: string, init: { method?: string; body?: unknown } = {}) {
-  const json = init.body === undefined ? {} : { "content-type": "application/json" };
+  const json: Record<string, string> = init.body === undefined ? {} : { "content-type": "application/json" };
   return call(api.url, path, {
     method: init.method ?? "GET",
     headers: { authorization: `Bearer ${ADMIN}`, ...json },
