@@ -36,7 +36,8 @@ export class ApiError extends Error {
 export class BargeClient {
   constructor(private readonly baseUrl: string, private readonly apiKey?: string) {}
 
-  private async call<T>(schema: z.ZodType<T>, path: string, init: RequestInit = {}): Promise<T> {
+  /** One call with the client's key, its answer checked against `schema`; an error answer throws ApiError. */
+  protected async call<T>(schema: z.ZodType<T>, path: string, init: RequestInit = {}): Promise<T> {
     const res = await fetch(this.baseUrl + path, {
       ...init,
       headers: {

@@ -3,6 +3,9 @@ import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isFinalBatchStatus, loadConfig } from "@barge/core";
 import { ApiError, BargeClient } from "./client.js";
+import { AdminClient } from "./admin-client.js";
+import { keys, tenants } from "./commands/admin.js";
+import { UsageError } from "./usage-error.js";
 import { demo } from "./commands/demo.js";
 import { dev } from "./commands/dev.js";
 import { s3Env } from "./commands/s3-env.js";
@@ -20,8 +23,14 @@ const USAGE = `usage: barge <command> [options]
   dev                 run the embedded stack until Ctrl-C (same as pnpm start)
   demo                run examples/chat.jsonl through the embedded stack and exit
   s3-env              print the embedded S3's credentials as shell exports (eval "$(pnpm -s barge s3-env)")
+  keys create --tenant <tenant> --name <name>       a tenant's API key; the secret is printed this once
+  keys list [--tenant <tenant>]                     keys, newest first, redacted (revoked ones marked)
+  keys revoke <key_id>
+  tenants list
+  tenants show <tenant>
+  tenants set <tenant> [--weight W] [--limit name=value|unlimited|default]...
 
-Environment: BARGE_API_URL (default http://127.0.0.1:4080), BARGE_API_KEY.`;
+Environment: BARGE_API_URL (default http://127.0.0.1:4080), BARGE_API_KEY; keys and tenants use BARGE_ADMIN_KEY.`;
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -34,10 +43,14 @@ async function main(argv: string[]): Promise<number> {
       out: { type: "string" },
       "settle-ms": { type: "string", default: "2000" },
       "poll-ms": { type: "string", default: "1000" },
+      tenant: { type: "string" },
+      name: { type: "string" },
+      weight: { type: "string" },
+      limit: { type: "string", multiple: true },
       help: { type: "boolean", short: "h" },
     },
   });
-  const [command, arg] = positionals;
+  const [command, arg, target] = positionals;
   if (values.help || !command) {
     console.log(USAGE);
     return command ? 0 : 2;
@@ -48,6 +61,13 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig();
   if (command === "s3-env") {
     console.log(s3Env(config));
+    return 0;
+  }
+  if (command === "keys" || command === "tenants") {
+    if (!config.BARGE_ADMIN_KEY) throw new UsageError(`${command} needs BARGE_ADMIN_KEY in the environment`);
+    const admin = new AdminClient(config.BARGE_API_URL, config.BARGE_ADMIN_KEY);
+    const args = { action: arg, target, tenant: values.tenant, name: values.name, weight: values.weight, limits: values.limit };
+    await (command === "keys" ? keys : tenants)(admin, args, (line) => console.log(line));
     return 0;
   }
   const client = new BargeClient(config.BARGE_API_URL, config.BARGE_API_KEY);
@@ -91,8 +111,6 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`unknown command '${command}'`);
   }
 }
-
-class UsageError extends Error {}
 
 function parsePair(s: string): [string, string] {
   const i = s.indexOf("=");
