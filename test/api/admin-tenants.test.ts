@@ -144,3 +144,46 @@ describe("hostile tenants parameters", () => {
     expect([r.status, r.body.error.code]).toEqual([400, "invalid_json"]);
   });
 });
+
+describe("every documented admin route with U+0000 in each string parameter", () => {
+  test("answers 2xx or 4xx in OpenAI's error shape with the admin key, never 5xx", async () => {
+    const doc = (await call(api.url, "/openapi.json")).body as { paths: Record<string, Record<string, any>> };
+    const real: Record<string, string> = { key_id: "key_000000000000000000000000", tenant: "walked" };
+    // A valid JSON body per operation, each of whose fields is then replaced in turn.
+    const jsonBase: Record<string, Record<string, unknown>> = {
+      "POST /v1/admin/keys": { tenant: "walked", name: "k" },
+      "PUT /v1/admin/tenants/{tenant}": { weight: 2, limits: { max_priority: 10 } },
+    };
+    const sent: string[] = [];
+    const bad: string[] = [];
+    const send = async (label: string, path: string, init: { method: string; body?: unknown }) => {
+      const r = await admin(path, init);
+      sent.push(label);
+      if (r.status >= 500 || (r.status >= 400 && r.body?.error?.type === undefined)) bad.push(`${label}: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
+    };
+    for (const [template, ops] of Object.entries(doc.paths).filter(([p]) => p.startsWith("/v1/admin/"))) {
+      for (const [method, op] of Object.entries(ops)) {
+        const name = `${method.toUpperCase()} ${template}`;
+        const params = (op.parameters ?? []) as { name: string; in: string }[];
+        const pathWith = (nul?: string) => params.filter((p) => p.in === "path").reduce((p, { name: n }) => p.replace(`{${n}}`, n === nul ? "a%00b" : real[n]!), template);
+        const base = jsonBase[name];
+        const body = base === undefined ? {} : { body: base };
+        for (const { name: n } of params.filter((p) => p.in === "path")) await send(`${name} path ${n}`, pathWith(n), { method, ...body });
+        for (const { name: n } of params.filter((p) => p.in === "query")) await send(`${name} query ${n}`, `${pathWith()}?${n}=%00`, { method, ...body });
+        const json = op.requestBody?.content?.["application/json"]?.schema as { properties: Record<string, unknown> } | undefined;
+        if (!json) continue;
+        expect(base, `a base body for ${name}`).toBeDefined();
+        for (const field of Object.keys(json.properties)) {
+          const was = base![field];
+          for (const h of ["\u0000", "x\u0000y", "\ud800"]) {
+            const values = was !== null && typeof was === "object" ? [{ [h]: 1 }, { max_priority: h }] : [h];
+            for (const v of values) await send(`${name} json ${field}=${JSON.stringify(v)}`, pathWith(), { method, body: { ...base, [field]: v } });
+          }
+        }
+      }
+    }
+    expect(bad).toEqual([]);
+    expect(sent.filter((s) => s.includes(" path "))).toHaveLength(3);
+    expect(sent.length).toBeGreaterThanOrEqual(3 + 2 + 3 * 2 + 3 * 3);
+  });
+});

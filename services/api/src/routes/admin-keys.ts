@@ -8,6 +8,7 @@ import { listPage } from "../present.js";
 import { insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from "../store/api-keys.js";
 import { readJson, readQuery } from "../validation.js";
 
+/** `POST /v1/admin/keys`: whose key it is and a name to tell it by. */
 export const createKeyBody = z
   .object({
     tenant: tenantName,
@@ -15,6 +16,7 @@ export const createKeyBody = z
   })
   .strict();
 
+/** `GET /v1/admin/keys`: one tenant's keys, or all, a page at a time. */
 export const keysListQuery = z.object({
   tenant: tenantName.optional(),
   after: safeText.optional(),

@@ -19,6 +19,7 @@ const limitsPatch = z
   )
   .strict();
 
+/** `PUT /v1/admin/tenants/{tenant}`: what to change; anything absent stays as it is. */
 export const tenantPutBody = z
   .object({
     weight: z.number().gt(0).max(1000).optional(),
