@@ -21,9 +21,10 @@ export interface RateToken {
  * sees the `tat` the previous committed, so exactly `limit` of a burst pass. Why
  * clock_timestamp(): the guard and the update are evaluated once the row lock is held, so takes
  * that queued on the lock see time in the order they take; the statement's start time would
- * make a late-locking take look early and refuse it wrongly. A refused take changes nothing;
- * its `tat` comes from the statement's snapshot, which only a racing first take can leave empty
- * (then one interval is a fair wait).
+ * make a late-locking take look early and refuse it wrongly. Time is the database's, so
+ * replicas' clocks never matter. A refused take changes nothing; its `tat` is read from the
+ * statement's snapshot, where a take racing it may not show yet: its wait is then a little
+ * short (the retry is refused again), or, before the row's first commit, one interval.
  */
 export async function takeRateToken(db: Db, o: { tenant: string; name: string; limit: number; windowSeconds: number }): Promise<RateToken> {
   const interval = o.windowSeconds / o.limit;
