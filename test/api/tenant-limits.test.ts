@@ -109,7 +109,10 @@ describe("batch_creates_per_minute", () => {
     const one = await tenant("creates-one", { batch_creates_per_minute: 1 });
     expect(rateHeaders((await one.batch()).headers)).toEqual(["1", "0", "1m0s"]);
     const refused = await one.batch();
-    expect([refused.status, refused.headers.get("retry-after"), refused.headers.get("x-ratelimit-limit-requests")]).toEqual([429, "60", "1"]);
+    expect([refused.status, refused.headers.get("x-ratelimit-limit-requests")]).toEqual([429, "1"]);
+    // The one token comes back a minute after it was taken.
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(50);
+    expect(Number(refused.headers.get("retry-after"))).toBeLessThanOrEqual(60);
 
     const free = await tenant("creates-free", { batch_creates_per_minute: null });
     const answers = await Promise.all(Array.from({ length: 8 }, () => free.batch()));
