@@ -38,6 +38,9 @@ export async function createTestContext(overrides: Record<string, string> = {}):
     S3_BUCKET: bucket,
     S3_FORCE_PATH_STYLE: "true",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    // Suites create batches and files faster than a team would; the limits' own suites set them.
+    TENANT_BATCH_CREATES_PER_MINUTE: "1000000",
+    TENANT_FILE_UPLOADS_PER_MINUTE: "1000000",
     ...overrides,
   };
   const config = loadConfig(env);

@@ -33,7 +33,10 @@ const OUTAGE_RETRY_AFTER_SECONDS = 5;
 export function errorHandler(log: Logger): ErrorHandler {
   return (err, c) => {
     if (err instanceof BargeError) {
-      if (err instanceof RateLimited) c.header("Retry-After", String(err.retryAfterSeconds));
+      if (err instanceof RateLimited) {
+        c.header("Retry-After", String(err.retryAfterSeconds));
+        for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
+      }
       return sendError(c, err.status, err.message, err.type, err.param, err.code);
     }
     if (err instanceof z.ZodError) {

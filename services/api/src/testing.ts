@@ -4,3 +4,5 @@ export { batchObject, fileDeletedObject, fileObject, listObject, modelListObject
 export { errorHandler } from "./errors.js";
 // Serverless mode's parts without the HTTP server, so a suite can hand the trigger objects itself.
 export { startServerless } from "./trigger/serverless.js";
+// The S3 trigger's acceptor step, so a suite can accept a landed object itself (tenant quotas).
+export { acceptObject } from "./trigger/accept-object.js";

@@ -36,9 +36,14 @@ export class Conflict extends BargeError {
   }
 }
 
-/** Over a global limit; retry later (429). */
+/** Over a global or tenant limit; retry later (429). `headers` go out with the answer (OpenAI's x-ratelimit-*). */
 export class RateLimited extends BargeError {
-  constructor(message: string, readonly retryAfterSeconds: number, code = "rate_limit_exceeded") {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+    code = "rate_limit_exceeded",
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
     super(429, "rate_limit_error", message, code);
   }
 }

@@ -5,10 +5,11 @@ import { Conflict, deleteObject, getObjectStream, isBlankLine, isPreconditionFai
 import { tenantOf } from "../auth.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
 import { presentBatch } from "../present.js";
-import { admitBatch, findBatch, insertBatch } from "../store/batches.js";
+import { findBatch, insertBatch } from "../store/batches.js";
 import { findFile, insertFile } from "../store/files.js";
 import { chunksWithErrors, failedIndexes, hasRequestErrors, listRequestErrors } from "../store/request-errors.js";
 import { knownId, safeText } from "../params.js";
+import { admitNewBatch, rateLimit, tenantLimits } from "../tenant-limits.js";
 import { readQuery } from "../validation.js";
 
 /** States whose failed requests are final, so a retry cannot race the original. */
@@ -61,7 +62,8 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
   // The seeds' name for the same list.
   app.get("/:id/failed", listErrors);
 
-  app.post("/:id/retry", async (c) => {
+  // A retry creates a batch, so it counts against the tenant's batch creates.
+  app.post("/:id/retry", rateLimit(deps, () => ["batch_creates_per_minute"]), async (c) => {
     const tenant = tenantOf(c);
     const old = await batchOf(tenant, c.req.param("id"));
     if (!isRetryableBatchStatus(old.status)) {
@@ -71,9 +73,8 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
     const input = await findFile(deps.db, tenant, old.input_file_id);
     if (!input) throw new Conflict(`The input file '${old.input_file_id}' of batch '${old.id}' was deleted, so its requests cannot be re-read.`, "input_file_deleted");
 
-    const limits = { maxActive: deps.config.MAX_ACTIVE_BATCHES, maxQueued: deps.config.MAX_QUEUED_REQUESTS };
     // Refuse before the retry input is written; the check that counts is repeated in the transaction.
-    await deps.db.transaction().execute((tx) => admitBatch(tx, limits));
+    await deps.db.transaction().execute(async (tx) => admitNewBatch(deps, tx, tenant, await tenantLimits(deps, tx, tenant)));
     const fileId = newId("file-");
     const key = keys.input(tenant, fileId);
     let bytes = 0;
@@ -89,7 +90,8 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
     // Set once the rows are written: a failure after that (the commit itself) may have committed them.
     let written = false;
     const row = await deps.db.transaction().execute(async (tx) => {
-      await admitBatch(tx, limits);
+      const limits = await tenantLimits(deps, tx, tenant);
+      await admitNewBatch(deps, tx, tenant, limits);
       await insertFile(tx, { id: fileId, tenant, purpose: "batch", filename: `${old.id}_retry.jsonl`, bytes, status: "processed", s3_key: key, etag });
       const created = new Date();
       const batch = await insertBatch(tx, {
@@ -102,7 +104,8 @@ export function batchErrorsRoutes(deps: ApiDeps & { wake?: () => void }) {
         input_file_id: fileId,
         completion_window: old.completion_window,
         metadata: old.metadata,
-        priority: old.priority,
+        // Re-run at most at the tenant's cap, which may have been lowered since.
+        priority: limits.max_priority === null ? old.priority : Math.min(old.priority, limits.max_priority),
         created_at: created,
         expires_at: new Date(created.getTime() + (old.expires_at.getTime() - old.created_at.getTime())),
         output_expires_after_seconds: old.output_expires_after_seconds,

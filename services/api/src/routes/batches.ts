@@ -22,8 +22,9 @@ import { failureThreshold, formFailureThresholdFields, maxFailureRate, minReques
 import { expiresAfter, formExpiresAfterFields, formExpirySeconds, knownId, safeText, UNSAFE_TEXT } from "../params.js";
 import { listPage, presentBatch, presentBatches, presentBatchView } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
-import { admitBatch, cancelBatchRow, findBatch, findBatchView, insertBatch, listBatches } from "../store/batches.js";
+import { cancelBatchRow, findBatch, findBatchView, insertBatch, listBatches } from "../store/batches.js";
 import { insertFile, lockFileForUse } from "../store/files.js";
+import { admitNewBatch, cappedPriority, rateLimit, tenantLimits } from "../tenant-limits.js";
 import { parseWith, readJson, readQuery } from "../validation.js";
 import { internalDestination } from "../webhooks/destination.js";
 
@@ -160,11 +161,11 @@ function batchWebhookUrl(given: string | undefined, meta: Record<string, string>
 export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
   const app = new Hono<AppEnv>();
 
-  const limits = { maxActive: deps.config.MAX_ACTIVE_BATCHES, maxQueued: deps.config.MAX_QUEUED_REQUESTS };
-
   const newBatch = async (tx: Db, tenant: string, input: FileRow, p: BatchParams): Promise<BatchRow> => {
     const webhook = batchWebhookUrl(p.webhookUrl, p.metadata, deps.config);
-    await admitBatch(tx, limits);
+    const limits = await tenantLimits(deps, tx, tenant);
+    const priority = cappedPriority(p.priority, limits);
+    await admitNewBatch(deps, tx, tenant, limits);
     const created = new Date();
     return insertBatch(tx, {
       id: newId("batch_"),
@@ -176,7 +177,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
       input_file_id: input.id,
       completion_window: p.completion_window,
       metadata: p.metadata ?? null,
-      priority: p.priority ?? 0,
+      priority,
       created_at: created,
       expires_at: new Date(created.getTime() + COMPLETION_WINDOW_MS),
       output_expires_after_seconds: p.outputExpiresAfterSeconds ?? null,
@@ -186,9 +187,11 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
     });
   };
 
-  app.post("/", async (c) => {
-    const tenant = tenantOf(c);
-    if (!(c.req.header("content-type") ?? "").toLowerCase().startsWith("multipart/form-data")) {
+  const isOneShot = (c: Context<AppEnv>) => (c.req.header("content-type") ?? "").toLowerCase().startsWith("multipart/form-data");
+
+  // The one-shot form is an upload as well as a create, so it counts against both limits.
+  app.post("/", rateLimit(deps, (c) => (isOneShot(c) ? ["batch_creates_per_minute", "file_uploads_per_minute"] : ["batch_creates_per_minute"])), async (c) => {
+    if (!isOneShot(c)) {
       const row = await createFromFile(tenantOf(c), await readJson(c, createBody, deps.config));
       deps.wake?.();
       return c.json(await presentBatch(deps, row));
@@ -203,7 +206,7 @@ export function batchesRoutes(deps: ApiDeps & { wake?: () => void }) {
   async function createOneShot(c: Context<AppEnv>): Promise<{ row: BatchRow; lines: number }> {
     const tenant = tenantOf(c);
     // Refuse before the upload streams in; the check that counts is repeated in the transaction.
-    await deps.db.transaction().execute((tx) => admitBatch(tx, limits));
+    await deps.db.transaction().execute(async (tx) => admitNewBatch(deps, tx, tenant, await tenantLimits(deps, tx, tenant)));
     return withReceivedFile(deps, c, async (f) => {
       const form = parseWith(
         oneShotFields.transform((v, ctx) => ({

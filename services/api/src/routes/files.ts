@@ -9,6 +9,7 @@ import { expiryFrom, formExpiresAfterFields, formExpirySeconds, knownId, safeTex
 import { listPage } from "../present.js";
 import { withReceivedFile } from "../receive-file.js";
 import { deleteFileRow, findVisibleFile, insertFile, listFiles } from "../store/files.js";
+import { rateLimit } from "../tenant-limits.js";
 import { isInboxKey } from "../trigger/landing-rules.js";
 import { parseWith, readQuery } from "../validation.js";
 
@@ -29,7 +30,7 @@ export const listQuery = z.object({
 export function filesRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
 
-  app.post("/", async (c) => {
+  app.post("/", rateLimit(deps, () => ["file_uploads_per_minute"]), async (c) => {
     const tenant = tenantOf(c);
     const row = await withReceivedFile(deps, c, (f) => {
       const form = parseWith(fileFormFields.transform((v, ctx) => ({ purpose: v.purpose, expires_after_seconds: formExpirySeconds(v, "expires_after", ctx) })), Object.fromEntries(f.fields));

@@ -7,6 +7,7 @@ import type { ApiDeps, AppEnv } from "../deps.js";
 import { fileTooLarge } from "../multipart.js";
 import { expiresAfter, expiryFrom } from "../params.js";
 import { findFile, insertFile, settlePendingFile } from "../store/files.js";
+import { rateLimit } from "../tenant-limits.js";
 import { readJson } from "../validation.js";
 
 export const presignBody = z.object({
@@ -28,7 +29,7 @@ export function presignRoutes(deps: ApiDeps) {
   const maxBytes = deps.config.MAX_FILE_BYTES;
   const app = new Hono<AppEnv>();
 
-  app.post("/presign", async (c) => {
+  app.post("/presign", rateLimit(deps, () => ["file_uploads_per_minute"]), async (c) => {
     const tenant = tenantOf(c);
     const body = await readJson(c, presignBody, deps.config);
     if (body.bytes > maxBytes) throw fileTooLarge(maxBytes, 400, "bytes");

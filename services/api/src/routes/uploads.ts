@@ -9,6 +9,7 @@ import { expiresAfter, expiryFrom } from "../params.js";
 import { withReceivedPart } from "../receive-file.js";
 import { md5OfObject } from "../store/objects.js";
 import { endUpload, findUpload, finishUpload, insertUpload, partKey, partsInOrder, recordPart, startPart } from "../store/uploads.js";
+import { rateLimit } from "../tenant-limits.js";
 import { readJson } from "../validation.js";
 
 /** OpenAI's ceiling for one part; there is no floor (see `complete`). */
@@ -59,7 +60,8 @@ export function uploadsRoutes(deps: ApiDeps) {
   const dropStaged = (keysToDelete: string[]) =>
     deleteObjects(deps, keysToDelete).catch((err: unknown) => deps.log.warn({ err, keys: keysToDelete.length }, "could not delete staged upload parts"));
 
-  app.post("/", async (c) => {
+  // Creating an upload starts a file, so it counts once against the tenant's file uploads; its parts do not.
+  app.post("/", rateLimit(deps, () => ["file_uploads_per_minute"]), async (c) => {
     const tenant = tenantOf(c);
     const body = await readJson(c, uploadCreateBody, deps.config);
     if (body.bytes > deps.config.MAX_FILE_BYTES) throw fileTooLarge(deps.config.MAX_FILE_BYTES, 400, "bytes");

@@ -12,8 +12,9 @@ import {
   type ClaimedLandedObject,
 } from "@barge/core";
 import type { ApiDeps } from "../deps.js";
-import { admitBatch, insertBatch } from "../store/batches.js";
+import { insertBatch } from "../store/batches.js";
 import { insertFile } from "../store/files.js";
+import { admitNewBatch, cappedPriority, priorityOverCap, tenantLimits } from "../tenant-limits.js";
 import { internalDestination } from "../webhooks/destination.js";
 import { resultsPrefixFor } from "./landing-rules.js";
 import { objectSettingsSchema, settingsProblem, type ObjectSettings } from "./user-metadata.js";
@@ -91,6 +92,12 @@ export async function acceptObject(deps: ApiDeps, o: ClaimedLandedObject): Promi
   };
   const batchId = await deps.db.transaction().execute(async (tx) => {
     const tenant = deps.config.BARGE_TENANT;
+    const limits = await tenantLimits(deps, tx, tenant);
+    const asked = settings["barge-priority"];
+    const overCap = priorityOverCap(asked, limits);
+    // A priority above the tenant's cap fails the batch, as the API refuses it; the quotas only
+    // delay it: their 429 leaves the object to the acceptor's next try.
+    const refused = error ?? (overCap === null ? null : { code: "priority_above_cap", message: overCap, param: "x-amz-meta-barge-priority", line: null });
     const file = await insertFile(tx, {
       id: newId("file-"),
       tenant,
@@ -101,7 +108,7 @@ export async function acceptObject(deps: ApiDeps, o: ClaimedLandedObject): Promi
       s3_key: o.key,
       etag: quotedEtag,
     });
-    if (!error) await admitBatch(tx, { maxActive: deps.config.MAX_ACTIVE_BATCHES, maxQueued: deps.config.MAX_QUEUED_REQUESTS });
+    if (!refused) await admitNewBatch(deps, tx, tenant, limits);
     const created = new Date();
     const batch = await insertBatch(tx, {
       id: newId("batch_"),
@@ -112,7 +119,7 @@ export async function acceptObject(deps: ApiDeps, o: ClaimedLandedObject): Promi
       input_file_id: file.id,
       completion_window: settings["barge-completion-window"] ?? "24h",
       metadata,
-      priority: settings["barge-priority"] ?? 0,
+      priority: refused ? (asked ?? 0) : cappedPriority(asked, limits),
       created_at: created,
       expires_at: new Date(created.getTime() + COMPLETION_WINDOW_MS),
       output_expires_after_seconds: null,
@@ -120,7 +127,7 @@ export async function acceptObject(deps: ApiDeps, o: ClaimedLandedObject): Promi
       retry_of: null,
       results_prefix: resultsPrefixFor(o.key, deps.config),
     });
-    if (error) await failNewBatch(tx, batch.id, [error]);
+    if (refused) await failNewBatch(tx, batch.id, [refused]);
     const first = await settleLandedObject(tx, { bucket: o.bucket, key: o.key, etag: o.etag, outcome: "batch", batchId: batch.id, error: null });
     if (!first) throw new Taken();
     return batch.id;
