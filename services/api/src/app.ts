@@ -16,6 +16,7 @@ import { modelsRoutes } from "./routes/models.js";
 import { presignRoutes } from "./routes/presign.js";
 import { uploadsRoutes } from "./routes/uploads.js";
 import { s3EventsRoutes } from "./routes/s3-events.js";
+import { adminUsageRoutes } from "./routes/admin-usage.js";
 
 /** Builds the HTTP API. `wake`, when given, nudges the validator as soon as a batch is created. */
 export function createApp(deps: ApiDeps & { wake?: () => void }) {
@@ -41,5 +42,6 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.route("/v1/models", modelsRoutes(deps));
   app.route("/v1/s3-events", s3EventsRoutes(deps));
   app.route("/", probeRoutes(deps));
+  app.route("/v1/admin/usage", adminUsageRoutes(deps));
   return app;
 }

@@ -23,6 +23,7 @@ import { fileFormFields, listQuery as fileListQuery } from "./routes/files.js";
 import { presignBody } from "./routes/presign.js";
 import { uploadCompleteBody, uploadCreateBody } from "./routes/uploads.js";
 import { s3EventsAnswer, s3EventsBody } from "./routes/s3-events.js";
+import { usagePage, usageQuery } from "./routes/admin-usage.js";
 
 type Method = "get" | "post" | "delete";
 
@@ -145,6 +146,13 @@ export const operations: Operation[] = [
     summary: "Barge: S3 event notifications for serverless mode, a Records[] body (RGW, MinIO) or an SNS envelope (AWS, by x-amz-sns-message-type); authenticated by S3_EVENTS_TOKEN (Bearer or ?token=), not the API key; 404 while it is unset.",
     json: s3EventsBody,
     response: s3EventsAnswer,
+  },
+  {
+    method: "get",
+    path: "/v1/admin/usage",
+    summary: "Admin: committed usage per UTC day and tenant (OpenAI's completions usage page; project_id is the tenant), group_by=model for one result per model.",
+    query: usageQuery,
+    response: usagePage,
   },
 ];
 
