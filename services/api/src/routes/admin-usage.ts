@@ -93,7 +93,7 @@ const usageResult = z.object({
   service_tier: z.null(),
   /** Barge: reasoning tokens, part of `output_tokens`. */
   output_reasoning_tokens: z.number().int(),
-  /** Barge: requests that ended on an error line (engine errors, give-ups, expiry). */
+  /** Barge: requests counted failed (error lines: engine errors, expiry, poisoned chunks; and given-up chunks' requests). */
   failed_requests: z.number().int(),
 });
 

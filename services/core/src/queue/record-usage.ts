@@ -1,13 +1,13 @@
 import { sql, type Transaction } from "kysely";
 import type { Database } from "../db/schema.js";
 
-/** What one commit adds to a chunk's usage: requests that got a result line, of them failed, and tokens. */
+/** What one commit adds to a chunk's usage: the requests it settles, of them failed, and their tokens. */
 export interface UsageDelta {
   batchId: string;
   idx: number;
-  /** Requests whose output or error line this commit wrote (its checkpoint's `committed` step). */
+  /** Requests this commit settles: its checkpoint's `committed` step. */
   requests: number;
-  /** Of them, those with an error line. */
+  /** Of them, those counted failed (error lines, a given-up chunk's requests). */
   failed: number;
   promptTokens: number;
   completionTokens: number;
