@@ -23,8 +23,8 @@ export function givenUpEntry(chunk: Pick<ChunkRow, "request_start" | "request_co
 /**
  * Closes a claimed chunk that is given up (see `isGivenUp`) as a run that sends nothing and
  * commits nothing: `giveUpUnstorableChunk` marks it done with its uncommitted requests failed
- * (and counted in its tenant's usage), and the batch turns finalizing when it was the last chunk. Logged once, here: the refusals
- * before it were retries of one error.
+ * (and counted in its tenant's usage), and the batch turns finalizing when it was the last
+ * chunk. Logged once, here: the refusals before it were retries of one error.
  */
 export function giveUpRun(deps: GiveUpRunDeps, chunk: ChunkRow): ChunkRun {
   const ref = { batchId: chunk.batch_id, idx: chunk.idx, fence: chunk.fence };
