@@ -18,6 +18,7 @@ import { uploadsRoutes } from "./routes/uploads.js";
 import { s3EventsRoutes } from "./routes/s3-events.js";
 import { adminKeysRoutes } from "./routes/admin-keys.js";
 import { adminTenantsRoutes } from "./routes/admin-tenants.js";
+import { adminUsageRoutes } from "./routes/admin-usage.js";
 
 /** Builds the HTTP API. `wake`, when given, nudges the validator as soon as a batch is created. */
 export function createApp(deps: ApiDeps & { wake?: () => void }) {
@@ -45,5 +46,6 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.route("/v1/admin/keys", adminKeysRoutes(deps));
   app.route("/v1/admin/tenants", adminTenantsRoutes(deps));
   app.route("/", probeRoutes(deps));
+  app.route("/v1/admin/usage", adminUsageRoutes(deps));
   return app;
 }

@@ -26,6 +26,7 @@ import { s3EventsAnswer, s3EventsBody } from "./routes/s3-events.js";
 import { apiKeyDeletedObject, apiKeyObject, createdApiKeyObject, tenantListObject, tenantObject } from "./admin-objects.js";
 import { createKeyBody, keysListQuery } from "./routes/admin-keys.js";
 import { tenantPutBody } from "./routes/admin-tenants.js";
+import { usagePage, usageQuery } from "./routes/admin-usage.js";
 
 type Method = "get" | "post" | "delete" | "put";
 
@@ -177,6 +178,13 @@ export const operations: Operation[] = [
     summary: "Admin: set a tenant's weight and limits, merged into its overrides (null: unlimited; \"default\": back to the TENANT_* default).",
     json: tenantPutBody,
     response: tenantObject,
+  },
+  {
+    method: "get",
+    path: "/v1/admin/usage",
+    summary: "Admin: committed usage per UTC day and tenant (OpenAI's completions usage page; project_id is the tenant), group_by=model for one result per model.",
+    query: usageQuery,
+    response: usagePage,
   },
 ];
 

@@ -95,3 +95,4 @@ export * from "./queue/mark-status-written.js";
 export * from "./queue/fail-new-batch.js";
 export * from "./storage/landed-objects.js";
 export * from "./queue/take-rate-token.js";
+export * from "./queue/record-usage.js";

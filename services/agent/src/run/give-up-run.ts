@@ -1,4 +1,4 @@
-import { giveUpUnstorableChunk, LeaseLost, markFinalizing, type BatchErrorEntry, type ChunkRow, type Db, type Logger } from "@barge/core";
+import { giveUpUnstorableChunk, LeaseLost, markFinalizing, recordUsage, type BatchErrorEntry, type ChunkRow, type Db, type Logger } from "@barge/core";
 import type { ChunkRun } from "./chunk-runner.js";
 
 export interface GiveUpRunDeps {
@@ -22,9 +22,9 @@ export function givenUpEntry(chunk: Pick<ChunkRow, "request_start" | "request_co
 
 /**
  * Closes a claimed chunk that is given up (see `isGivenUp`) as a run that sends nothing and
- * commits nothing: `giveUpUnstorableChunk` marks it done with its uncommitted requests failed,
- * and the batch turns finalizing when it was the last chunk. Logged once, here: the refusals
- * before it were retries of one error.
+ * commits nothing: `giveUpUnstorableChunk` marks it done with its uncommitted requests failed
+ * (and counted in its tenant's usage), and the batch turns finalizing when it was the last
+ * chunk. Logged once, here: the refusals before it were retries of one error.
  */
 export function giveUpRun(deps: GiveUpRunDeps, chunk: ChunkRow): ChunkRun {
   const ref = { batchId: chunk.batch_id, idx: chunk.idx, fence: chunk.fence };
@@ -32,7 +32,11 @@ export function giveUpRun(deps: GiveUpRunDeps, chunk: ChunkRow): ChunkRun {
     .transaction()
     .execute(async (tx) => {
       if (!(await giveUpUnstorableChunk(tx, { ...ref, entry: givenUpEntry(chunk) }))) throw new LeaseLost(`giving up chunk ${ref.batchId}/${ref.idx}`);
-      return markFinalizing(tx, ref.batchId);
+      const finalizing = await markFinalizing(tx, ref.batchId);
+      // Exact: the fence held, so nothing was committed since this claim read `committed`.
+      const lost = chunk.request_count - chunk.committed;
+      await recordUsage(tx, { ...ref, requests: lost, failed: lost, promptTokens: 0, completionTokens: 0, cachedTokens: 0, reasoningTokens: 0 });
+      return finalizing;
     })
     .then(
       (finalizing) => {

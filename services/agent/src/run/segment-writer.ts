@@ -9,6 +9,7 @@ import {
   putObject,
   recordRequestErrors,
   recordSegments,
+  recordUsage,
   segmentKeys,
   type Bucket,
   type Db,
@@ -50,7 +51,8 @@ export interface SegmentDeps extends Bucket {
  * `seq`; when it matches no row the transaction rolls back, the objects just written are deleted
  * (they are never referenced: their key names this writer's fence) and LeaseLost is thrown.
  * `finalizerFence` commits into a sealed chunk as the finalizer holding that batch lease instead.
- * The same transaction cancels the batch when these results take it past its failure threshold.
+ * The same transaction cancels the batch when these results take it past its failure threshold,
+ * and adds the segment to its tenant's usage.
  */
 export async function commitSegment(
   deps: SegmentDeps,
@@ -103,6 +105,7 @@ export async function commitSegment(
       await recordSegments(tx, commit);
       await recordRequestErrors(tx, chunk.batchId, chunk.idx, failed);
       await cancelOnFailureThreshold(tx, chunk.batchId);
+      await recordUsage(tx, commit);
     });
   } catch (err) {
     if (err instanceof LeaseLost) await deleteUnreferenced(deps, chunk, seq, objects.map((o) => o.key));
