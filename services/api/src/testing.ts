@@ -4,3 +4,5 @@ export { batchObject, fileDeletedObject, fileObject, listObject, modelListObject
 export { errorHandler } from "./errors.js";
 // Serverless mode's parts without the HTTP server, so a suite can hand the trigger objects itself.
 export { startServerless } from "./trigger/serverless.js";
+// How a tenant key is stored, so a suite can insert keys into `api_keys` as the admin route does.
+export { keyHash } from "./store/api-keys.js";
