@@ -122,6 +122,7 @@ describe("another tenant's objects", () => {
     expect(leaks).toEqual([]);
     // Every tenant operation with a path id was tried (adjust when a route with a path id is added).
     expect(walked.size).toBe(17);
+    expect([...walked]).toEqual(expect.arrayContaining(["POST /v1/files/{file_id}/complete", "GET /v1/files/{file_id}/content", "GET /v1/batches/{batch_id}/results"]));
   });
 
   test("never show in a list, and the same routes still serve their owner", async () => {
@@ -175,5 +176,20 @@ describe("another tenant's objects", () => {
       "/charlie": [ids.charlie.batch_id],
       "/operator": TENANTS.map((t) => ids[t].batch_id).sort(),
     });
+  });
+
+  test("a presigned upload its owner has PUT is completed by no other tenant; then by its owner", async () => {
+    const post = (key: string, path: string, body?: unknown) =>
+      call(services.apiUrl, path, { method: "POST", headers: { ...bearer(key), "content-type": "application/json" }, body: JSON.stringify(body ?? {}) });
+    const text = jsonl([chatLine("alpha-p", { model: "barge-sim-1" })]);
+    const presigned = await post(keys.alpha, "/v1/files/presign", { filename: "alpha-late.jsonl", purpose: "batch", bytes: Buffer.byteLength(text) });
+    const put = await fetch(presigned.body.upload_url, { method: "PUT", body: text });
+    expect([presigned.status, put.status]).toEqual([200, 200]);
+    for (const t of ["bravo", "charlie"] as const) {
+      const r = await post(keys[t], `/v1/files/${presigned.body.id}/complete`);
+      expect([t, r.status, r.body.error.code, JSON.stringify(r.body)]).toEqual([t, 404, "not_found", expect.not.stringContaining("alpha-late")]);
+    }
+    const own = await post(keys.alpha, `/v1/files/${presigned.body.id}/complete`);
+    expect([own.status, own.body.status, own.body.filename]).toEqual([200, "processed", "alpha-late.jsonl"]);
   });
 });
