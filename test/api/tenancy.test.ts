@@ -178,6 +178,25 @@ describe("another tenant's objects", () => {
     });
   });
 
+  test("ids in a body: another tenant's file as input_file_id is the unknown-id 404; another tenant's part in part_ids the unknown-part 400", async () => {
+    const as = (key: string, path: string, body: unknown) =>
+      call(services.apiUrl, path, { method: "POST", headers: { ...bearer(key), "content-type": "application/json" }, body: JSON.stringify(body) });
+    for (const file of [ids.bravo.file_id!, ids.bravo.output_file_id!, ids.bravo.presigned_file_id!]) {
+      const r = await as(keys.alpha, "/v1/batches", { input_file_id: file, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      expect([r.status, r.body.error]).toEqual([404, { message: `No file found with id '${file}'.`, type: "invalid_request_error", param: "input_file_id", code: "not_found" }]);
+    }
+    const form = new FormData();
+    form.set("data", new Blob(["{}\n"]), "part");
+    const part = await call(services.apiUrl, `/v1/uploads/${ids.bravo.upload_id}/parts`, { method: "POST", headers: bearer(keys.bravo), body: form });
+    const upload = await as(keys.alpha, "/v1/uploads", { filename: "alpha-joined.jsonl", purpose: "batch", bytes: 3, mime_type: "application/jsonl" });
+    expect([part.status, upload.status]).toEqual([200, 200]);
+    for (const partId of [part.body.id, "part_made_up"]) {
+      const r = await as(keys.alpha, `/v1/uploads/${upload.body.id}/complete`, { part_ids: [partId] });
+      expect([r.status, r.body.error]).toEqual([400, { message: `Upload '${upload.body.id}' has no part '${partId}'.`, type: "invalid_request_error", param: "part_ids", code: "invalid_value" }]);
+    }
+    expect((await call(services.apiUrl, "/v1/batches", { headers: bearer(keys.alpha) })).body.data.map((b: { id: string }) => b.id)).toEqual([ids.alpha.batch_id]);
+  });
+
   test("a presigned upload its owner has PUT is completed by no other tenant; then by its owner", async () => {
     const post = (key: string, path: string, body?: unknown) =>
       call(services.apiUrl, path, { method: "POST", headers: { ...bearer(key), "content-type": "application/json" }, body: JSON.stringify(body ?? {}) });
