@@ -68,9 +68,9 @@ function settingsError(deps: ApiDeps, metadata: Record<string, string>): { setti
  * Starts the batch of a claimed landed object: a file row naming the inbox object in place
  * (pinned by its ETag, never deleted by Barge) and a batch writing under `results/<path>/`, in
  * one transaction with the object's settlement. The batch belongs to the tenant `inboxOwner`
- * names; an object it refuses is settled `failed` and starts nothing. Settings that cannot run still make the batch, failed at once with the error, so
- * status.json tells the user. A key that holds other bytes by now is settled `overwritten`: the
- * newer version has its own row.
+ * names; an object it refuses is settled `failed` and starts nothing. Settings that cannot run
+ * still make the batch, failed at once with the error, so status.json tells the user. A key that
+ * holds other bytes by now is settled `overwritten`: the newer version has its own row.
  */
 export async function acceptObject(deps: ApiDeps, o: ClaimedLandedObject): Promise<Acceptance> {
   const head = await headLandedObject(deps, o.key, o.etag);
