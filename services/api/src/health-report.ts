@@ -2,7 +2,7 @@ import { bucketReachable, gpuLimits, gpuMemoryPercent, gpuOverLimit } from "@bar
 import type { z } from "zod";
 import type { ApiDeps } from "./deps.js";
 import type { healthObject } from "./objects.js";
-import { leasedBatchesByAgent, liveAgents, queueCounts, type LiveAgent, type QueueCounts } from "./store/health.js";
+import { leasedBatchesByAgent, liveAgents, queueCounts, type LeasedBatch, type LiveAgent, type QueueCounts } from "./store/health.js";
 
 export type HealthReport = z.infer<typeof healthObject>;
 
@@ -14,11 +14,20 @@ export const BUCKET_PROBE_MS = 2000;
 const seconds = (ms: number) => Math.round(ms / 100) / 10;
 
 /**
- * The deployment's health: Postgres or the bucket unreachable is `unhealthy`; no live agent, an
- * agent that stopped claiming (a hot GPU) or a full queue is `degraded`. `full` adds the workers,
- * which name batches; without it a caller still sees every GPU and the aggregate queue.
+ * Who reads the report: anonymous callers (a load balancer) get aggregates only; a tenant gets
+ * the workers naming only its own batches; the admin gets every batch.
  */
-export async function healthReport(deps: ApiDeps, now: Date, full: boolean): Promise<HealthReport> {
+export type HealthViewer = { kind: "anonymous" } | { kind: "tenant"; tenant: string } | { kind: "admin" };
+
+/**
+ * The deployment's health: Postgres or the bucket unreachable is `unhealthy`; no live agent, an
+ * agent that stopped claiming (a hot GPU) or a full queue is `degraded`. A known viewer also gets
+ * the workers, which name the batches it may see (see HealthViewer); an anonymous one still sees
+ * every GPU and the aggregate queue. A worker's status counts every batch, shown or not.
+ */
+export async function healthReport(deps: ApiDeps, now: Date, viewer: HealthViewer): Promise<HealthReport> {
+  const full = viewer.kind !== "anonymous";
+  const shown = (b: LeasedBatch) => viewer.kind === "admin" || (viewer.kind === "tenant" && b.tenant === viewer.tenant);
   const { config } = deps;
   const limits = {
     max_requests_per_job: config.MAX_REQUESTS_PER_BATCH,
@@ -28,7 +37,7 @@ export async function healthReport(deps: ApiDeps, now: Date, full: boolean): Pro
   };
   const since = new Date(now.getTime() - LIVE_LEASES * config.LEASE_SECONDS * 1000);
   const bucket = bucketReachable(deps, BUCKET_PROBE_MS);
-  let read: [LiveAgent[], Map<string, string[]>, QueueCounts] | undefined;
+  let read: [LiveAgent[], Map<string, LeasedBatch[]>, QueueCounts] | undefined;
   try {
     read = await Promise.all([liveAgents(deps.db, since), leasedBatchesByAgent(deps.db), queueCounts(deps.db)]);
   } catch (err) {
@@ -45,15 +54,15 @@ export async function healthReport(deps: ApiDeps, now: Date, full: boolean): Pro
     (a.gpus ?? []).map((g) => ({ agent_id: a.id, ...g, memory_percent: memoryPercent(g), healthy: gpuOverLimit(g, gpuLimit) === undefined })),
   );
   const workers = agents.map((a) => {
-    const batchIds = leased.get(a.id) ?? [];
-    const status = a.claims_paused_reason !== null ? "paused" : batchIds.length > 0 || (a.in_flight ?? 0) > 0 ? "processing" : "idle";
+    const batches = leased.get(a.id) ?? [];
+    const status = a.claims_paused_reason !== null ? "paused" : batches.length > 0 || (a.in_flight ?? 0) > 0 ? "processing" : "idle";
     return {
       id: a.id,
       host: a.hostname,
       models: a.models,
       status: status as "paused" | "processing" | "idle",
       paused_reason: a.claims_paused_reason,
-      current_batch_ids: batchIds,
+      current_batch_ids: batches.filter(shown).map((b) => b.batchId),
       heartbeat_age_seconds: Math.max(0, seconds(now.getTime() - a.last_seen_at.getTime())),
       in_flight: a.in_flight,
       concurrency_limit: a.concurrency_limit,

@@ -6,3 +6,5 @@ export { errorHandler } from "./errors.js";
 export { startServerless } from "./trigger/serverless.js";
 // The S3 trigger's acceptor step, so a suite can accept a landed object itself (tenant quotas).
 export { acceptObject } from "./trigger/accept-object.js";
+// How a tenant key is stored, so a suite can insert keys into `api_keys` as the admin route does.
+export { keyHash } from "./store/api-keys.js";

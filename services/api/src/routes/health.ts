@@ -3,19 +3,21 @@ import { sql } from "kysely";
 import { Hono } from "hono";
 import { principalOf } from "../auth.js";
 import type { ApiDeps, AppEnv } from "../deps.js";
-import { BUCKET_PROBE_MS, healthReport } from "../health-report.js";
+import { BUCKET_PROBE_MS, healthReport, type HealthViewer } from "../health-report.js";
 
 /**
  * The seeds' health page, and more: status with reasons, GPUs, workers, queue and limits. Open to
  * every caller (a load balancer has no key); with API keys configured, only a caller with one
- * sees the workers, which name batches. 503 only when unhealthy.
+ * sees the workers, which name batches: a tenant key its own batches only, the admin key all.
+ * 503 only when unhealthy.
  */
 export function healthRoutes(deps: ApiDeps) {
   const app = new Hono<AppEnv>();
   app.get("/", async (c) => {
     // With Postgres down no key can be checked: the caller is anonymous, and the report says why.
     const principal = await principalOf(deps, c.req.header("authorization")).catch(() => undefined);
-    const report = await healthReport(deps, new Date(), principal !== undefined);
+    const viewer: HealthViewer = principal === undefined ? { kind: "anonymous" } : principal.kind === "admin" ? principal : { kind: "tenant", tenant: principal.tenant };
+    const report = await healthReport(deps, new Date(), viewer);
     return c.json(report, report.status === "unhealthy" ? 503 : 200);
   });
   return app;

@@ -24,21 +24,27 @@ export function liveAgents(db: Db, since: Date): Promise<LiveAgent[]> {
     .execute();
 }
 
+/** A batch an agent holds a chunk lease of, with the batch's tenant. */
+export interface LeasedBatch {
+  batchId: string;
+  tenant: string;
+}
+
 /**
  * The batches each agent holds a chunk lease of, sorted. Reads only leased chunks (the rescuer's
  * partial index), so it is bounded by the work running now, not by history.
  */
-export async function leasedBatchesByAgent(db: Db): Promise<Map<string, string[]>> {
+export async function leasedBatchesByAgent(db: Db): Promise<Map<string, LeasedBatch[]>> {
   const rows = await db
     .selectFrom("chunks")
-    .select(["leased_by", "batch_id"])
+    .select(["leased_by", "batch_id", "tenant"])
     .where("status", "=", "leased")
     .where("leased_by", "is not", null)
-    .groupBy(["leased_by", "batch_id"])
+    .groupBy(["leased_by", "batch_id", "tenant"])
     .orderBy("batch_id")
     .execute();
-  const byAgent = new Map<string, string[]>();
-  for (const r of rows) byAgent.set(r.leased_by!, [...(byAgent.get(r.leased_by!) ?? []), r.batch_id]);
+  const byAgent = new Map<string, LeasedBatch[]>();
+  for (const r of rows) byAgent.set(r.leased_by!, [...(byAgent.get(r.leased_by!) ?? []), { batchId: r.batch_id, tenant: r.tenant }]);
   return byAgent;
 }
 

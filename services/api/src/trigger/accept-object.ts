@@ -16,6 +16,7 @@ import { insertBatch } from "../store/batches.js";
 import { insertFile } from "../store/files.js";
 import { admitNewBatch, cappedPriority, priorityOverCap, tenantLimits } from "../tenant-limits.js";
 import { internalDestination } from "../webhooks/destination.js";
+import { inboxOwner } from "./inbox-owner.js";
 import { resultsPrefixFor } from "./landing-rules.js";
 import { objectSettingsSchema, settingsProblem, type ObjectSettings } from "./user-metadata.js";
 
@@ -25,7 +26,7 @@ const FIRST_LINE_BYTES = 64 * 1024;
 const DEFAULT_ENDPOINT = "/v1/chat/completions";
 
 /** How the acceptor settled one object. */
-export type Acceptance = { outcome: "batch"; batchId: string } | { outcome: "overwritten" } | { outcome: "taken" };
+export type Acceptance = { outcome: "batch"; batchId: string } | { outcome: "overwritten" } | { outcome: "taken" } | { outcome: "refused"; error: string };
 
 /**
  * The endpoint the file names on its first line. The batch needs one before validation runs;
@@ -67,9 +68,10 @@ function settingsError(deps: ApiDeps, metadata: Record<string, string>): { setti
 /**
  * Starts the batch of a claimed landed object: a file row naming the inbox object in place
  * (pinned by its ETag, never deleted by Barge) and a batch writing under `results/<path>/`, in
- * one transaction with the object's settlement. Settings that cannot run still make the batch,
- * failed at once with the error, so status.json tells the user. A key that holds other bytes
- * by now is settled `overwritten`: the newer version has its own row.
+ * one transaction with the object's settlement. The batch belongs to the tenant `inboxOwner`
+ * names; an object it refuses is settled `failed` and starts nothing. Settings that cannot run
+ * still make the batch, failed at once with the error, so status.json tells the user. A key that
+ * holds other bytes by now is settled `overwritten`: the newer version has its own row.
  */
 export async function acceptObject(deps: ApiDeps, o: ClaimedLandedObject): Promise<Acceptance> {
   const head = await headLandedObject(deps, o.key, o.etag);
@@ -81,6 +83,13 @@ export async function acceptObject(deps: ApiDeps, o: ClaimedLandedObject): Promi
     if (isPreconditionFailed(err)) return settleOverwritten(deps, o);
     throw err;
   }
+  const owner = await inboxOwner(deps.db, o.key, deps.config);
+  if ("refused" in owner) {
+    const error = storableText(owner.refused, 1024);
+    await settleLandedObject(deps.db, { bucket: o.bucket, key: o.key, etag: o.etag, outcome: "failed", batchId: null, error });
+    return { outcome: "refused", error };
+  }
+  const { tenant } = owner;
   const { settings, error } = settingsError(deps, head.metadata);
   const quotedEtag = `"${o.etag}"`;
   const metadata = {
@@ -91,7 +100,6 @@ export async function acceptObject(deps: ApiDeps, o: ClaimedLandedObject): Promi
     input_etag: quotedEtag,
   };
   const batchId = await deps.db.transaction().execute(async (tx) => {
-    const tenant = deps.config.BARGE_TENANT;
     const limits = await tenantLimits(deps, tx, tenant);
     const asked = settings["barge-priority"];
     const overCap = priorityOverCap(asked, limits);

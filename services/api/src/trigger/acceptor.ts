@@ -19,6 +19,7 @@ export function startAcceptor(deps: ApiDeps, started: () => void): Loop {
         deps.log.info({ key: o.key, batch: accepted.batchId }, "landed object started a batch");
         started();
       }
+      if (accepted.outcome === "refused") deps.log.warn({ key: o.key, error: accepted.error }, "landed object refused");
     } catch (err) {
       if (o.attempts >= deps.config.VALIDATION_MAX_ATTEMPTS && !(err instanceof RateLimited)) {
         const error = storableText(err instanceof Error ? err.message : String(err), 1024);
