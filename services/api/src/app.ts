@@ -16,6 +16,9 @@ import { modelsRoutes } from "./routes/models.js";
 import { presignRoutes } from "./routes/presign.js";
 import { uploadsRoutes } from "./routes/uploads.js";
 import { s3EventsRoutes } from "./routes/s3-events.js";
+import { ApiMetrics } from "./api-metrics.js";
+import { httpMetrics } from "./http-metrics.js";
+import { metricsRoutes } from "./routes/metrics.js";
 
 /** Builds the HTTP API. `wake`, when given, nudges the validator as soon as a batch is created. */
 export function createApp(deps: ApiDeps & { wake?: () => void }) {
@@ -23,6 +26,8 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.onError(errorHandler(deps.log));
   app.notFound(notFoundHandler);
   app.use("*", accessLog(deps.log));
+  const metrics = new ApiMetrics({ db: deps.db, log: deps.log, config: deps.config });
+  app.use("*", httpMetrics(metrics));
   // S3 servers cannot send the API key: the event route checks S3_EVENTS_TOKEN itself.
   app.use("/v1/*", except(["/v1/s3-events", "/v1/admin/*"], authenticate(deps, "tenant")));
   app.use("/v1/admin/*", authenticate(deps, "admin"));
@@ -41,5 +46,6 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.route("/v1/models", modelsRoutes(deps));
   app.route("/v1/s3-events", s3EventsRoutes(deps));
   app.route("/", probeRoutes(deps));
+  app.route("/metrics", metricsRoutes(deps, metrics));
   return app;
 }

@@ -94,3 +94,4 @@ export * from "./queue/stale-status-objects.js";
 export * from "./queue/mark-status-written.js";
 export * from "./queue/fail-new-batch.js";
 export * from "./storage/landed-objects.js";
+export * from "./process-metrics.js";
