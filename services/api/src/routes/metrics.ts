@@ -31,7 +31,8 @@ function requireMetricsToken(token: string | undefined): MiddlewareHandler<AppEn
  */
 export function metricsRoutes(deps: ApiDeps, metrics: ApiMetrics) {
   const app = new Hono<AppEnv>();
-  app.get("/", requireMetricsToken(deps.config.METRICS_TOKEN), async (c) => {
+  app.use("/", requireMetricsToken(deps.config.METRICS_TOKEN));
+  app.get("/", async (c) => {
     const text = await metrics.render();
     return c.body(text, 200, { "content-type": metrics.contentType });
   });
