@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { freePort } from "@barge/devstack";
 import { claimChunk, loadConfig } from "@barge/core";
-import { checkMetrics, prometheusTools } from "../support/promtool.js";
+import { checkMetrics, prometheusTools } from "../support/prometheus.js";
 import { chatLine, seedBatch, waitFor } from "../support/seed.js";
 import { suiteResources } from "../support/suite-resources.js";
 

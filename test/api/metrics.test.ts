@@ -8,7 +8,7 @@ import { BATCH_STATUSES, createDb, registerAgent } from "@barge/core";
 import { freePort } from "@barge/devstack";
 import { sdkClient, startBareApi } from "../support/api-harness.js";
 import { testLog } from "../support/context.js";
-import { checkMetrics, prometheusTools } from "../support/promtool.js";
+import { checkMetrics, prometheusTools } from "../support/prometheus.js";
 import { chatLine, seedBatch } from "../support/seed.js";
 import { startServices } from "../support/services.js";
 import { suiteResources } from "../support/suite-resources.js";

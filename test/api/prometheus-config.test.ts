@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { prometheusTools, runPromtool } from "../support/promtool.js";
+import { prometheusTools, runPromtool } from "../support/prometheus.js";
 
 const DIR = resolve(import.meta.dirname, "../../infra/prometheus");
 const CONFIG = `${DIR}/prometheus.yml`;

@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -85,14 +85,44 @@ export function checkMetrics(promtool: string, exposition: string): PromtoolRun 
   return runPromtool(promtool, ["check", "metrics"], exposition);
 }
 
-/** Writes `files` into a fresh temp directory for promtool, returning it and its removal. */
-export function promtoolDir(files: Record<string, string>): { dir: string; remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), "barge-promtool-"));
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+/** A Prometheus server this test process started; `stop()` ends it by its PID and removes its data. */
+export interface PrometheusServer {
+  url: string;
+  stop(): Promise<void>;
 }
 
-/** The version line promtool prints, for a test's title. */
-export function promtoolVersion(promtool: string): string {
-  return execFileSync(promtool, ["--version"], { encoding: "utf8" }).split("\n")[0] ?? "";
+/**
+ * Starts Debian's Prometheus server on 127.0.0.1 with `config` (YAML text) and a throwaway data
+ * directory, and waits until it answers `/-/ready`.
+ */
+export async function startPrometheus(prometheus: string, config: string, port: number): Promise<PrometheusServer> {
+  const dir = mkdtempSync(join(tmpdir(), "barge-prometheus-"));
+  writeFileSync(join(dir, "prometheus.yml"), config);
+  const child = spawn(
+    prometheus,
+    [`--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--log.level=warn"],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let log = "";
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (log = (log + d).slice(-4000)));
+  const exited = new Promise<void>((done) => child.once("exit", () => done()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, "SIGTERM");
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const url = `http://127.0.0.1:${port}`;
+  for (const deadline = Date.now() + 30_000; ; ) {
+    if (child.exitCode !== null) {
+      await stop();
+      throw new Error(`prometheus exited with ${child.exitCode}: ${log}`);
+    }
+    const ready = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    if (ready) return { url, stop };
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`prometheus did not get ready on ${url}: ${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
