@@ -63,10 +63,19 @@ export function createAgent(deps: AgentDeps): Agent {
   const concurrency = new ConcurrencyController(concurrencyBounds(config));
   // One in-flight bound across the agent's runs: overlapping chunks share the engine, not double it.
   const slots = new RequestSlots(concurrency, config.AGENT_CONCURRENCY);
-  const metrics: AgentMetrics = new AgentMetrics({ concurrencyLimit: () => slots.limit, inflight: () => slots.inflight, activeRuns: (): number => runs.count });
+  const metrics: AgentMetrics = new AgentMetrics(
+    {
+      concurrencyLimit: () => slots.limit,
+      inflight: () => slots.inflight,
+      activeRuns: (): number => runs.count,
+      gpus: () => gpus.gpus,
+      claimsPausedReason: () => gpus.pausedReason,
+    },
+    { gpuMaxTempC: config.GPU_MAX_TEMP_C },
+  );
   const runs: ChunkRuns = new ChunkRuns({ db: deps.db, s3: deps.s3, bucket: deps.bucket, log, config, concurrency, slots, metrics });
   // Read on every heartbeat; a read takes at most half a lease, so the beat stays within one.
-  const gpus = new GpuWatch({ guard: new GpuGuard(gpuLimits(config)), log, timeoutMs: Math.min(5000, config.LEASE_SECONDS * 500) });
+  const gpus: GpuWatch = new GpuWatch({ guard: new GpuGuard(gpuLimits(config)), log, timeoutMs: Math.min(5000, config.LEASE_SECONDS * 500) });
   let engine: HttpEngineClient | undefined;
   let started = false;
   let stopping: Promise<void> | undefined;
@@ -128,7 +137,9 @@ export function createAgent(deps: AgentDeps): Agent {
     });
     // Housekeeping needs no engine: an agent whose engine is still loading (or never answers)
     // still requeues other agents' lapsed chunks and expires overdue batches.
-    background = [startRescuer({ db: deps.db, s3: deps.s3, bucket: deps.bucket, log, intervalMs: config.LEASE_SECONDS * 500 })];
+    background = [
+      startRescuer({ db: deps.db, s3: deps.s3, bucket: deps.bucket, log, intervalMs: config.LEASE_SECONDS * 500, onRescued: (n) => metrics.countRescued(n) }),
+    ];
     if (deps.engineProcess) await models.loadFirstModel(deps.engineProcess);
     models.list = await models.waitForModels();
     if (stopCtl.signal.aborted) return;
@@ -136,7 +147,7 @@ export function createAgent(deps: AgentDeps): Agent {
     await gpus.sample();
     await models.register();
     if (config.AGENT_METRICS_PORT > 0 && !stopCtl.signal.aborted) {
-      metricsServer = await startMetricsServer({ host: config.AGENT_METRICS_HOST, port: config.AGENT_METRICS_PORT, render: () => metrics.render() });
+      metricsServer = await startMetricsServer({ host: config.AGENT_METRICS_HOST, port: config.AGENT_METRICS_PORT, contentType: metrics.contentType, render: () => metrics.render() });
       log.info({ host: config.AGENT_METRICS_HOST, port: metricsServer.port }, "agent metrics at GET /metrics");
     }
     // A stop that came while registering has already run its shutdown: start nothing more.
@@ -151,7 +162,7 @@ export function createAgent(deps: AgentDeps): Agent {
         fetchMetrics: (signal) => client.metrics(signal),
         log,
         intervalMs: config.AGENT_METRICS_POLL_MS,
-        onLoad: (load) => (metrics.engineLoad = load),
+        onLoad: (load) => metrics.observeEngineLoad(load),
       }),
     );
     // One heartbeat: read the GPUs (which may pause or resume claims), then record it all with the models.

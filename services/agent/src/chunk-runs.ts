@@ -67,7 +67,7 @@ export class ChunkRuns {
   /** Starts running a claimed chunk beside the runs already going; the loop learns of its tail and end through `wake`. */
   start(client: EngineClient, chunk: ChunkRow): void {
     const { config, log, metrics } = this.deps;
-    metrics.chunksClaimed++;
+    metrics.countClaim();
     const givenUp = isGivenUp(chunk, config.CHUNK_MAX_ATTEMPTS);
     const poison = poisonOf(chunk, config.CHUNK_MAX_ATTEMPTS);
     const poisoned = poison !== undefined;
@@ -103,7 +103,7 @@ export class ChunkRuns {
     void run.done
       .then(
         (outcome) => {
-          if (outcome === "completed") metrics.chunksCompleted++;
+          if (outcome === "completed") metrics.countChunkCompleted();
           if (outcome === "engine_down") this.engineDown = true;
         },
         (err: unknown) => {

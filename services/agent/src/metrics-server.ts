@@ -8,14 +8,17 @@ export interface MetricsServer {
 }
 
 /** Serves `GET /metrics` with `render()`'s text; every other path is a 404. Port 0 picks a free one. */
-export async function startMetricsServer(opts: { host: string; port: number; render: () => string }): Promise<MetricsServer> {
+export async function startMetricsServer(opts: { host: string; port: number; contentType: string; render: () => Promise<string> }): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (req.method !== "GET" || path !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
       return;
     }
-    res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(opts.render());
+    opts.render().then(
+      (text) => res.writeHead(200, { "content-type": opts.contentType }).end(text),
+      (err: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`metrics failed: ${String(err)}\n`),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

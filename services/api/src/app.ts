@@ -19,6 +19,9 @@ import { s3EventsRoutes } from "./routes/s3-events.js";
 import { adminKeysRoutes } from "./routes/admin-keys.js";
 import { adminTenantsRoutes } from "./routes/admin-tenants.js";
 import { adminUsageRoutes } from "./routes/admin-usage.js";
+import { ApiMetrics } from "./api-metrics.js";
+import { httpMetrics } from "./http-metrics.js";
+import { metricsRoutes } from "./routes/metrics.js";
 
 /** Builds the HTTP API. `wake`, when given, nudges the validator as soon as a batch is created. */
 export function createApp(deps: ApiDeps & { wake?: () => void }) {
@@ -26,6 +29,8 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.onError(errorHandler(deps.log));
   app.notFound(notFoundHandler);
   app.use("*", accessLog(deps.log));
+  const metrics = new ApiMetrics({ db: deps.db, log: deps.log, config: deps.config });
+  app.use("*", httpMetrics(metrics));
   // S3 servers cannot send the API key: the event route checks S3_EVENTS_TOKEN itself.
   app.use("/v1/*", except(["/v1/s3-events", "/v1/admin/*"], authenticate(deps, "tenant")));
   app.use("/v1/admin/*", authenticate(deps, "admin"));
@@ -47,5 +52,6 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.route("/v1/admin/tenants", adminTenantsRoutes(deps));
   app.route("/", probeRoutes(deps));
   app.route("/v1/admin/usage", adminUsageRoutes(deps));
+  app.route("/metrics", metricsRoutes(deps, metrics));
   return app;
 }

@@ -7,7 +7,7 @@ import { leasedBatchesByAgent, liveAgents, queueCounts, type LeasedBatch, type L
 export type HealthReport = z.infer<typeof healthObject>;
 
 /** An agent counts as live while its last heartbeat is at most this many leases old (one beat per lease). */
-const LIVE_LEASES = 3;
+export const LIVE_LEASES = 3;
 /** How long the bucket may take to answer a HeadBucket before it counts as unreachable. */
 export const BUCKET_PROBE_MS = 2000;
 

@@ -186,6 +186,12 @@ export const operations: Operation[] = [
     query: usageQuery,
     response: usagePage,
   },
+  {
+    method: "get",
+    path: "/metrics",
+    summary: "Prometheus text format (0.0.4): queue, fleet and usage figures read from Postgres, HTTP requests, process metrics; Bearer METRICS_TOKEN when it is set, never the API key.",
+    response: "binary",
+  },
 ];
 
 const jsonSchema = (schema: z.ZodType, io: "input" | "output") => {

@@ -162,6 +162,8 @@ export const configSchema = z.object({
   TRIGGER_RESULTS_PREFIX: z.string().min(1).max(512).default("results/"),
   /** Serverless mode: list TRIGGER_PREFIX this often for objects no event announced; unset, there is no poller. */
   TRIGGER_POLL_SECONDS: z.coerce.number().positive().optional(),
+  /** When set, the API's `GET /metrics` requires `Authorization: Bearer <this>`; unset, it is open like /health. */
+  METRICS_TOKEN: z.string().min(1).optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -205,6 +207,7 @@ export type ApiConfig = Pick<
   | "WEBHOOK_SECRET"
   | "WEBHOOK_URLS"
   | "S3_EVENTS_TOKEN"
+  | "METRICS_TOKEN"
 >;
 
 /** The settings a running agent reads (its process start-up reads the connection settings besides). */

@@ -96,3 +96,4 @@ export * from "./queue/fail-new-batch.js";
 export * from "./storage/landed-objects.js";
 export * from "./queue/take-rate-token.js";
 export * from "./queue/record-usage.js";
+export * from "./process-metrics.js";

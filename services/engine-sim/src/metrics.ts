@@ -10,8 +10,10 @@ export function modelLabels(model: string): string {
 
 /** The /metrics page for the GPU model's current counters. */
 export function renderMetrics(c: GpuCounters, maxNumSeqs: number, labels: string): string {
+  // HELP and TYPE name the sample itself (`_total` included), as vLLM's Python client prints them,
+  // so the family and its sample stay one in every Prometheus parser.
   const metric = (name: string, type: "gauge" | "counter", help: string, suffix: string, value: number): string =>
-    `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name}${suffix}${labels} ${value}\n`;
+    `# HELP ${name}${suffix} ${help}\n# TYPE ${name}${suffix} ${type}\n${name}${suffix}${labels} ${value}\n`;
   return [
     metric("vllm:num_requests_running", "gauge", "Number of requests in model execution batches.", "", c.running),
     metric("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.", "", c.waiting),

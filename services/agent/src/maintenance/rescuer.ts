@@ -11,7 +11,7 @@ export const DEPARTED_AGENT_SECONDS = 24 * 3600;
  * day (`DEPARTED_AGENT_SECONDS`). Every statement is idempotent
  * and re-checks its condition under the row lock, so any number of agents can run this at once.
  */
-export function startRescuer(deps: Bucket & { db: Db; log: Logger; intervalMs: number }): Loop {
+export function startRescuer(deps: Bucket & { db: Db; log: Logger; intervalMs: number; onRescued?: (chunks: number) => void }): Loop {
   const step = async (name: string, work: () => Promise<void>) => {
     try {
       await work();
@@ -22,7 +22,10 @@ export function startRescuer(deps: Bucket & { db: Db; log: Logger; intervalMs: n
   return startTicker("housekeeping", deps.log, deps.intervalMs, async () => {
     await step("rescue", async () => {
       const rescued = await rescueExpiredChunks(deps.db);
-      if (rescued > 0) deps.log.info({ rescued }, "requeued chunks with lapsed leases");
+      if (rescued > 0) {
+        deps.log.info({ rescued }, "requeued chunks with lapsed leases");
+        deps.onRescued?.(rescued);
+      }
     });
     await step("expire", async () => {
       const expired = await expireBatches(deps.db);
