@@ -12,7 +12,14 @@ let ctx: TestContext;
 let api: { url: string; close(): Promise<void> };
 
 beforeAll(async () => {
-  ctx = await createTestContext({ BARGE_ADMIN_KEY: ADMIN, TENANT_BATCHES_PER_DAY: "500", TENANT_MAX_PRIORITY: "100" });
+  ctx = await createTestContext({
+    BARGE_ADMIN_KEY: ADMIN,
+    // The suite support raises the two rate defaults for everyone else; these are the shipped values.
+    TENANT_BATCH_CREATES_PER_MINUTE: "10",
+    TENANT_FILE_UPLOADS_PER_MINUTE: "20",
+    TENANT_BATCHES_PER_DAY: "500",
+    TENANT_MAX_PRIORITY: "100",
+  });
   api = await serveEventsApp(ctx, {});
 });
 afterAll(async () => {

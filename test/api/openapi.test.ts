@@ -22,8 +22,11 @@ describe("GET /openapi.json", () => {
 
   test("describes exactly the routes the app serves", () => {
     const app = createApp({ db: t.ctx.db, s3: t.ctx.s3, bucket: t.ctx.bucket, config: t.ctx.config, log: testLog });
-    // Middleware registers as method ALL; every real route has a method of its own.
-    const served = app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${shape(r.path)}`);
+    // Middleware registers as method ALL; every real route has a method of its own. A route with
+    // its own middleware (a rate limit) lists once per handler, side by side; the same route
+    // registered again elsewhere would not sit next to its first entry.
+    const listed = app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${shape(r.path)}`);
+    const served = listed.filter((route, i) => route !== listed[i - 1]);
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${shape(path)}`));
     expect(new Set(served).size).toBe(served.length);
     expect([...documented].sort()).toEqual([...served].sort());

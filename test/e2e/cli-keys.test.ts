@@ -10,7 +10,7 @@ const run = promisify(execFile);
 let t: TestApi;
 
 beforeAll(async () => {
-  t = await startBareApi({ BARGE_ADMIN_KEY: ADMIN });
+  t = await startBareApi({ BARGE_ADMIN_KEY: ADMIN, TENANT_BATCH_CREATES_PER_MINUTE: "10", TENANT_FILE_UPLOADS_PER_MINUTE: "20" });
 });
 afterAll(async () => {
   await t?.close();
