@@ -26,7 +26,7 @@ export async function buildServices(outDir = join(root, "dist")): Promise<Record
     bundle: true,
     platform: "node",
     format: "esm",
-    target: "node20.19",
+    target: "node22.19",
     sourcemap: "linked",
     legalComments: "none",
     logLevel: "warning",

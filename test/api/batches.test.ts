@@ -207,8 +207,8 @@ describe("batches", () => {
       .execute();
     const list = await t.client.models.list();
     expect(list.data).toEqual([
-      { id: "m1", object: "model", created: Math.floor((now.getTime() - 5000) / 1000), owned_by: "barge" },
-      { id: "m2", object: "model", created: Math.floor((now.getTime() - 5000) / 1000), owned_by: "barge" },
+      { id: "m1", object: "model", created: Math.floor((now.getTime() - 5000) / 1000), owned_by: "barge", shutdown_date: null },
+      { id: "m2", object: "model", created: Math.floor((now.getTime() - 5000) / 1000), owned_by: "barge", shutdown_date: null },
     ]);
   });
 });

@@ -124,7 +124,7 @@ export const presignObject = z.object({
 
 export const modelListObject = z.object({
   object: z.literal("list"),
-  data: z.array(z.object({ id: z.string(), object: z.literal("model"), created: unix, owned_by: z.string() })),
+  data: z.array(z.object({ id: z.string(), object: z.literal("model"), created: unix, owned_by: z.string(), shutdown_date: z.string().nullable() })),
 });
 
 /** One GPU of one live agent, as its last heartbeat read it; null fields are ones nvidia-smi did not report. */

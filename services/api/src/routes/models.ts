@@ -12,7 +12,7 @@ export function modelsRoutes(deps: ApiDeps) {
     const models = await liveModels(deps.db, new Date(Date.now() - LIVE_MS));
     return c.json({
       object: "list" as const,
-      data: models.map((m) => ({ id: m.id, object: "model" as const, created: Math.floor(m.created.getTime() / 1000), owned_by: "barge" })),
+      data: models.map((m) => ({ id: m.id, object: "model" as const, created: Math.floor(m.created.getTime() / 1000), owned_by: "barge", shutdown_date: null })),
     });
   });
   return app;

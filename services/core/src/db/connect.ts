@@ -1,4 +1,5 @@
-import { Kysely, Migrator, PostgresDialect, sql, type Migration, type MigrationProvider } from "kysely";
+import { Kysely, PostgresDialect, sql } from "kysely";
+import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import pg from "pg";
 import * as m0001 from "./migrations/0001_init.js";
 import * as m0002 from "./migrations/0002_input_file_fk.js";
