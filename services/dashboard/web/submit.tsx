@@ -74,8 +74,10 @@ export function Submit({ go }: { go: (hash: string) => void }) {
       }
       go(`#/batches/${batch.id}`);
     } catch (err) {
-      const line = err instanceof ApiError && err.param && /^\d+$/.test(err.param) ? Number(err.param) : null;
-      setProblem({ message: err instanceof Error ? err.message : String(err), lines: line === null ? [] : [{ line, message: (err as Error).message }] });
+      // The API names a refused file's line in its message, as "Line N: why".
+      const message = err instanceof Error ? err.message : String(err);
+      const byLine = err instanceof ApiError ? /^Line (\d+): ([\s\S]*)$/.exec(message) : null;
+      setProblem(byLine ? { message: "The file was refused.", lines: [{ line: Number(byLine[1]), message: byLine[2]! }] } : { message, lines: [] });
     } finally {
       setBusy(undefined);
     }
