@@ -180,7 +180,7 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     const reached: string[] = [];
     for (let i = 0; i < 2; i++) {
       await page.keyboard.press("Tab");
-      reached.push(await page.evaluate(() => document.activeElement?.textContent ?? ""));
+      reached.push(String(await page.evaluate("document.activeElement?.textContent ?? ''")));
     }
     expect(reached).toEqual(["Batches", "Submit"]);
     await page.keyboard.press("Enter");
@@ -233,8 +233,8 @@ describe.skipIf(missing !== undefined)(`the dashboard with keys${missing ? ` (sk
     await a.page.waitForURL(/#\/batches\/batch_/);
     const idA = /batch_[\w-]+/.exec(a.page.url())![0];
     await expect.poll(() => a.page.getByTestId("batch-status").textContent(), { timeout: 60_000 }).toBe("completed");
-    expect(await a.page.evaluate(() => sessionStorage.getItem("barge.apiKey"))).toBe(keys.a);
-    expect(await a.page.evaluate(() => localStorage.length)).toBe(0);
+    expect(await a.page.evaluate("sessionStorage.getItem('barge.apiKey')")).toBe(keys.a);
+    expect(await a.page.evaluate("localStorage.length")).toBe(0);
 
     const b = await signedIn(keys.b);
     await b.page.getByRole("link", { name: "Batches" }).click();
