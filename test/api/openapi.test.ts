@@ -39,7 +39,7 @@ describe("GET /openapi.json", () => {
     expect(json.required.sort()).toEqual(["completion_window", "endpoint", "input_file_id"]);
     expect(json.properties.endpoint.enum).toEqual([...SUPPORTED_ENDPOINTS]);
     expect(Object.keys(json.properties).sort()).toEqual(
-      ["completion_window", "endpoint", "input_file_id", "metadata", "output_expires_after", "priority", "webhook_url", "max_failure_rate", "min_requests"].sort(),
+      ["completion_window", "endpoint", "input_file_id", "metadata", "model", "output_expires_after", "priority", "webhook_url", "max_failure_rate", "min_requests"].sort(),
     );
     expect(json.properties.max_failure_rate).toMatchObject({ type: "number", minimum: 0, maximum: 1 });
     expect(json.properties.min_requests).toMatchObject({ type: "integer", minimum: 0 });

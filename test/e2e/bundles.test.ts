@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DASHBOARD_ASSETS } from "@barge/dashboard";
 import { freePort } from "@barge/devstack";
 import { buildServices } from "../../infra/build.js";
 import { createTestContext, type TestContext } from "../support/context.js";
@@ -37,6 +38,9 @@ describe("production bundles", () => {
     const api = children.start(bundles.api, [], { ...ctx.env, API_HOST: "127.0.0.1", API_PORT: String(apiPort) });
     const apiUrl = `http://127.0.0.1:${apiPort}`;
     await eventually("the API bundle to answer /health", async () => (await fetch(`${apiUrl}/health`)).ok, 30_000);
+    // The dashboard is built into the bundle: its page and script, byte for byte the committed build.
+    expect(await (await fetch(`${apiUrl}/`)).text()).toBe(DASHBOARD_ASSETS["index.html"]);
+    expect(await (await fetch(`${apiUrl}/ui/app.js`)).text()).toBe(DASHBOARD_ASSETS["app.js"]);
     const agent = children.start(bundles.agent, [], { ...ctx.env, VLLM_URL: `http://127.0.0.1:${simPort}`, AGENT_ID: "bundle-agent" });
 
     const client = new OpenAI({ baseURL: `${apiUrl}/v1`, apiKey: "unused", maxRetries: 0 });

@@ -1,54 +1,11 @@
 import { spawn, spawnSync } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
+import { aptInstall, onPath } from "./debian-packages.js";
 
 /** Debian's `prometheus` package ships both the server and promtool. */
 const PACKAGE = "prometheus";
-/** A fresh machine downloads the package and its few dependencies; leave room for a slow mirror. */
-const INSTALL_TIMEOUT_MS = 5 * 60_000;
-const APT_LOG = join(tmpdir(), "barge-prometheus-apt.log");
-
-/** Where `cmd` is on PATH, or undefined. */
-function onPath(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    try {
-      accessSync(join(dir, cmd), constants.X_OK);
-      return join(dir, cmd);
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
-
-function say(msg: string): void {
-  process.stderr.write(`[promtool] ${msg}\n`);
-}
-
-function aptGet(args: string[]): boolean {
-  // Suites installing at once wait for dpkg's lock instead of failing on it.
-  const r = spawnSync("apt-get", ["-o", "DPkg::Lock::Timeout=300", ...args], {
-    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    stdio: ["ignore", "pipe", "pipe"],
-    timeout: INSTALL_TIMEOUT_MS,
-    encoding: "utf8",
-  });
-  writeFileSync(APT_LOG, `$ apt-get ${args.join(" ")}\n${r.stdout ?? ""}${r.stderr ?? ""}`, { flag: "a" });
-  return r.status === 0;
-}
-
-/** Installs the package as root with apt-get, as infra/rgw/rgw.sh installs Ceph; why not, when it cannot. */
-function install(): string | undefined {
-  if (process.getuid?.() !== 0 || !onPath("apt-get")) {
-    return `promtool is missing; install it (Debian: apt-get install --no-install-recommends ${PACKAGE}) or run as root on a Debian-like system`;
-  }
-  say(`installing ${PACKAGE} (log: ${APT_LOG})`);
-  const args = ["install", "-y", "-q", "--no-install-recommends", PACKAGE];
-  // A fresh machine may have no package lists yet; only refresh when the first try fails.
-  if (!aptGet(args) && !(aptGet(["update", "-q"]), aptGet(args))) return `apt-get install ${PACKAGE} failed; see ${APT_LOG}`;
-  return onPath("promtool") ? undefined : `apt-get installed ${PACKAGE} but promtool is not on PATH`;
-}
 
 /** Prometheus' tools, or why they are not here. */
 export type PrometheusTools = { promtool: string; prometheus: string; missing?: undefined } | { missing: string };
@@ -61,7 +18,7 @@ let found: PrometheusTools | undefined;
  */
 export function prometheusTools(): PrometheusTools {
   if (found) return found;
-  const missing = onPath("promtool") && onPath("prometheus") ? undefined : install();
+  const missing = onPath("promtool") && onPath("prometheus") ? undefined : aptInstall(PACKAGE, "promtool");
   if (missing && process.env.CI === "true") throw new Error(`${missing} (CI=true: the promtool checks must run)`);
   found = missing ? { missing } : { promtool: onPath("promtool")!, prometheus: onPath("prometheus")! };
   return found;

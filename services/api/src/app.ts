@@ -22,6 +22,8 @@ import { adminUsageRoutes } from "./routes/admin-usage.js";
 import { ApiMetrics } from "./api-metrics.js";
 import { httpMetrics } from "./http-metrics.js";
 import { metricsRoutes } from "./routes/metrics.js";
+import { throughputRoutes } from "./routes/throughput.js";
+import { uiRoutes } from "./routes/ui.js";
 
 /** Builds the HTTP API. `wake`, when given, nudges the validator as soon as a batch is created. */
 export function createApp(deps: ApiDeps & { wake?: () => void }) {
@@ -53,5 +55,8 @@ export function createApp(deps: ApiDeps & { wake?: () => void }) {
   app.route("/", probeRoutes(deps));
   app.route("/v1/admin/usage", adminUsageRoutes(deps));
   app.route("/metrics", metricsRoutes(deps, metrics));
+  app.route("/v1/throughput", throughputRoutes(deps));
+  // The dashboard: a static page and its assets (no key), and the session check it signs in with.
+  app.route("/", uiRoutes(deps));
   return app;
 }

@@ -27,6 +27,8 @@ import { apiKeyDeletedObject, apiKeyObject, createdApiKeyObject, tenantListObjec
 import { createKeyBody, keysListQuery } from "./routes/admin-keys.js";
 import { tenantPutBody } from "./routes/admin-tenants.js";
 import { usagePage, usageQuery } from "./routes/admin-usage.js";
+import { throughputObject, throughputQuery } from "./routes/throughput.js";
+import { sessionObject } from "./routes/ui.js";
 
 type Method = "get" | "post" | "delete" | "put";
 
@@ -191,6 +193,22 @@ export const operations: Operation[] = [
     path: "/metrics",
     summary: "Prometheus text format (0.0.4): queue, fleet and usage figures read from Postgres, HTTP requests, process metrics; Bearer METRICS_TOKEN when it is set, never the API key.",
     response: "binary",
+  },
+  {
+    method: "get",
+    path: "/v1/throughput",
+    summary: "Barge: the caller's requests/s and tokens/s per minute over the last `minutes` (default 60), from its chunks' committed checkpoints; the dashboard's chart.",
+    query: throughputQuery,
+    response: throughputObject,
+  },
+  { method: "get", path: "/", summary: "The web dashboard's page (static, no key needed; its data calls send the key).", response: "binary" },
+  { method: "get", path: "/ui/app.js", summary: "The web dashboard's script.", response: "binary" },
+  { method: "get", path: "/ui/app.css", summary: "The web dashboard's stylesheet.", response: "binary" },
+  {
+    method: "get",
+    path: "/ui/session",
+    summary: "Whether this server needs a key, and whose key the Authorization header holds (anonymous when none or a wrong one; never 401).",
+    response: sessionObject,
   },
 ];
 

@@ -26,6 +26,9 @@ export async function startS3AuthProxy(opts: { port: number; upstreamSocket: str
   const agent = new Agent({ keepAlive: true });
   /** Verifies first; a client waiting on `Expect: 100-continue` is told to send its body only once accepted. */
   const handle = (req: IncomingMessage, res: ServerResponse, awaitsContinue: boolean) => {
+    // A browser's CORS preflight carries no credentials by design and no body: s3rver answers it
+    // from the bucket's CORS rules, and the PUT that follows is verified like any other request.
+    if (isCorsPreflight(req)) return forward(req, res, opts.upstreamSocket, agent);
     verifier.verify({ method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers }).then(
       (refusal) => {
         if (refusal) return refuse(req, res, refusal, awaitsContinue);
@@ -50,6 +53,12 @@ export async function startS3AuthProxy(opts: { port: number; upstreamSocket: str
         agent.destroy();
       }),
   };
+}
+
+/** An `OPTIONS` with the two headers only a browser's preflight sends, and no body. */
+function isCorsPreflight(req: IncomingMessage): boolean {
+  const h = req.headers;
+  return req.method === "OPTIONS" && !!h.origin && !!h["access-control-request-method"] && !h["content-length"] && !h["transfer-encoding"];
 }
 
 /** Pipes an accepted request to the S3 server and its answer back; an unreachable server is S3's 503. */

@@ -38,6 +38,15 @@ export async function startS3rverOnSocket(dir: string, buckets: string[], socket
   return { stop: () => server.close() };
 }
 
+/**
+ * The buckets' CORS rules: a browser page (the dashboard, on whatever port the API has) may PUT to
+ * a presigned URL and GET a presigned result. Any origin, since the presigned URL is the credential
+ * and the server listens on loopback only.
+ */
+export const BROWSER_UPLOADS_CORS =
+  "<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>PUT</AllowedMethod><AllowedMethod>GET</AllowedMethod>" +
+  "<AllowedMethod>HEAD</AllowedMethod><AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>600</MaxAgeSeconds></CORSRule></CORSConfiguration>";
+
 async function runS3rver(dir: string, buckets: string[], listenOn: number | string): Promise<S3rver> {
   mkdirSync(dir, { recursive: true });
   const server = new S3rver({
@@ -45,7 +54,7 @@ async function runS3rver(dir: string, buckets: string[], listenOn: number | stri
     ...(typeof listenOn === "number" ? { address: "127.0.0.1", port: listenOn } : { port: listenOn as unknown as number }),
     directory: dir,
     silent: true,
-    configureBuckets: buckets.map((name) => ({ name, configs: [] })),
+    configureBuckets: buckets.map((name) => ({ name, configs: [BROWSER_UPLOADS_CORS] })),
   });
   await server.run();
   return server;

@@ -66,6 +66,8 @@ const webhookUrl = z
 export const createBody = z.object({
   input_file_id: z.string().min(1),
   endpoint,
+  // Barge: as the one-shot form's `model`, it replaces each line's body `model` (the dashboard's override).
+  model: safeText.min(1).max(256).optional(),
   completion_window: completionWindow,
   metadata: metadata.nullish(),
   output_expires_after: expiresAfter.optional(),

@@ -1,0 +1,1 @@
+export { DASHBOARD_ASSETS } from "./assets.js";
