@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
-import { DockerfileParser, type Instruction } from "dockerfile-ast";
+import { Copy, DockerfileParser, type Instruction } from "dockerfile-ast";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { configSchema } from "@barge/core";
@@ -193,6 +193,7 @@ describe("infra/Dockerfile and .dockerignore", () => {
   const finalLine = froms.at(-1)!.getRange().start.line;
   const finalStage = dockerfile.getInstructions().filter((i) => i.getRange().start.line >= finalLine);
   const inFinal = (keyword: string): Instruction[] => finalStage.filter((i) => i.getKeyword() === keyword);
+  const copies = (instructions: Instruction[]) => instructions.filter((i): i is Copy => i instanceof Copy);
   const ignored = read(".dockerignore").split("\n").filter((l) => l !== "" && !l.startsWith("#"));
 
   it("is multi-stage on a pinned node 24 slim base", () => {
@@ -205,7 +206,7 @@ describe("infra/Dockerfile and .dockerignore", () => {
 
   it("ships only the bundles and the probe: no install, no node_modules in the runtime stage", () => {
     expect(inFinal("RUN")).toEqual([]);
-    expect(inFinal("COPY").map((c) => [c.getFlags().map((f) => `${f.getName()}=${f.getValue()}`), c.getArgumentsContent()])).toEqual([
+    expect(copies(finalStage).map((c) => [c.getFlags().map((f) => `${f.getName()}=${f.getValue()}`), c.getArgumentsContent()])).toEqual([
       [["from=build"], "/src/dist ./dist"],
       [[], "infra/healthcheck.mjs ./healthcheck.mjs"],
     ]);
@@ -220,9 +221,8 @@ describe("infra/Dockerfile and .dockerignore", () => {
   });
 
   it("copies only files that exist and that .dockerignore lets into the context", () => {
-    const sources = dockerfile
-      .getInstructions()
-      .filter((i) => i.getKeyword() === "COPY" && i.getFlags().length === 0)
+    const sources = copies(dockerfile.getInstructions())
+      .filter((c) => c.getFlags().length === 0)
       .flatMap((i) => i.getArgumentsContent()!.split(/\s+/).slice(0, -1));
     expect(sources).toEqual(["package.json", "pnpm-lock.yaml", "pnpm-workspace.yaml", "tsconfig.json", "patches", "services", "infra/build.ts", "infra/healthcheck.mjs"]);
     for (const s of sources) {
