@@ -20,8 +20,8 @@ import { jobProblems, metricNames, portProblems, probes, scalingProblems } from 
 const manifests = loadManifests("infra/k8s");
 const composeApi = (parse(readFileSync("docker-compose.yml", "utf8")) as { services: Record<string, { image?: string }> }).services.api;
 const facts: ImageFacts = {
-  // docker-compose.yml builds the image without naming it, unless it names one.
-  repo: composeApi?.image?.split(":")[0] ?? "barge",
+  // docker-compose.yml builds the image without naming it, unless it names one (`${VAR:-default}` read as its default).
+  repo: composeApi?.image?.replace(/\$\{[^:}]+:-([^}]*)\}/g, "$1").replace(/:[^:/]+$/, "") ?? "barge",
   version: (JSON.parse(readFileSync("services/api/package.json", "utf8")) as { version: string }).version,
   bundles: Object.keys(SERVICE_ENTRIES),
 };
