@@ -8,11 +8,12 @@ import { build } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** The services that run as their own processes, by bundle name. */
+/** The services that run as their own processes, by bundle name; `migrate` is the one-shot `barge migrate`. */
 export const SERVICE_ENTRIES = {
   api: "services/api/src/main.ts",
   agent: "services/agent/src/main.ts",
   "engine-sim": "services/engine-sim/src/main.ts",
+  migrate: "services/cli/src/migrate-main.ts",
 } as const;
 
 /** Bundles every service into `outDir` (default `dist/`); returns the bundle paths by name. */

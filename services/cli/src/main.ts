@@ -8,6 +8,7 @@ import { keys, tenants } from "./commands/admin.js";
 import { UsageError } from "./usage-error.js";
 import { demo } from "./commands/demo.js";
 import { dev } from "./commands/dev.js";
+import { migrateDatabase } from "./commands/migrate.js";
 import { s3Env } from "./commands/s3-env.js";
 import { submit, waitForBatch } from "./commands/submit.js";
 import { watchFolder } from "./commands/watch.js";
@@ -22,6 +23,7 @@ const USAGE = `usage: barge <command> [options]
   watch <dir> [--settle-ms 2000] [--poll-ms 1000]   run every *.jsonl dropped into <dir>; results land beside it
   dev                 run the embedded stack until Ctrl-C (same as pnpm start)
   demo                run examples/chat.jsonl through the embedded stack and exit
+  migrate             apply the database migrations to DATABASE_URL (DATABASE_SCHEMA) and exit
   s3-env              print the embedded S3's credentials as shell exports (eval "$(pnpm -s barge s3-env)")
   keys create --tenant <tenant> --name <name>       a tenant's API key; the secret is printed this once
   keys list [--tenant <tenant>]                     keys, newest first, redacted (revoked ones marked)
@@ -59,6 +61,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === "demo") return demo();
 
   const config = loadConfig();
+  if (command === "migrate") {
+    await migrateDatabase(config, (line) => console.log(line));
+    return 0;
+  }
   if (command === "s3-env") {
     console.log(s3Env(config));
     return 0;

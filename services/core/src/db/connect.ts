@@ -66,11 +66,12 @@ export function createDb(opts: DbOptions): Db {
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
-/** Creates the schema if needed and applies every migration not yet applied. */
-export async function migrate(db: Db, schema = "public"): Promise<void> {
+/** Creates the schema if needed and applies every migration not yet applied; returns the names it applied. */
+export async function migrate(db: Db, schema = "public"): Promise<string[]> {
   await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
   const migrator = new Migrator({ db, provider, migrationTableSchema: schema });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === "Error");
   if (error || failed) throw new Error(`migration ${failed?.migrationName ?? ""} failed: ${String(error)}`);
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
 }
