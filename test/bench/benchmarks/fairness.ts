@@ -146,7 +146,8 @@ export const fairness: Benchmark = {
       };
       ctx.figures[label] = figures;
       ctx.log(`${label}: B ${figures.b_time_vs_alone}x alone; A lost ${figures.a_throughput_loss} while B held ${figures.b_share_while_running}`);
-      await cancelBatch(url, a.id, keyA);
+      // The rest of A is not needed: cancelled, so the next scenario starts on an idle engine.
+      if (lastA.status === "in_progress") await cancelBatch(url, a.id, keyA);
       await waitForBatch(url, a.id, { timeoutMs: timeout, key: keyA });
       return figures;
     };
