@@ -25,10 +25,11 @@ beforeEach(async () => {
 });
 
 /** Inserts an in_progress batch with `chunks` queued chunks of 10 requests each. */
-async function seedBatch(o: { model?: string; priority?: number; chunks?: number; createdAt?: Date } = {}) {
+async function seedBatch(o: { model?: string; priority?: number; chunks?: number; createdAt?: Date; expiresAt?: Date } = {}) {
   const fileId = newId("file-");
   const batchId = newId("batch_");
   const createdAt = o.createdAt ?? new Date();
+  const expiresAt = o.expiresAt ?? new Date(Date.now() + 86_400_000);
   await ctx.db
     .insertInto("files")
     .values({ id: fileId, tenant: "t", purpose: "batch", filename: "in.jsonl", bytes: 0, status: "processed", s3_key: "k", upload_expires_at: null, expires_at: null })
@@ -39,7 +40,7 @@ async function seedBatch(o: { model?: string; priority?: number; chunks?: number
       id: batchId, tenant: "t", status: "in_progress", endpoint: "/v1/chat/completions", model: o.model ?? "m",
       input_file_id: fileId, completion_window: "24h", metadata: JSON.stringify(null), errors: JSON.stringify(null),
       priority: o.priority ?? 0, total_requests: (o.chunks ?? 1) * 10, output_file_id: null, error_file_id: null,
-      output_key: null, error_key: null, created_at: createdAt, in_progress_at: createdAt, expires_at: new Date(Date.now() + 86_400_000),
+      output_key: null, error_key: null, created_at: createdAt, in_progress_at: createdAt, expires_at: expiresAt,
       finalizing_at: null, completed_at: null, failed_at: null, expired_at: null, cancelling_at: null, cancelled_at: null,
       worker_id: null, worker_lease_expires_at: null, stitch_state: JSON.stringify(null),
     })
@@ -49,7 +50,7 @@ async function seedBatch(o: { model?: string; priority?: number; chunks?: number
     .insertInto("chunks")
     .values(
       Array.from({ length: n }, (_, i) => ({
-        batch_id: batchId, idx: i, model: o.model ?? "m", tenant: "t", expires_at: new Date(Date.now() + 86_400_000), priority: o.priority ?? 0, batch_created_at: createdAt,
+        batch_id: batchId, idx: i, model: o.model ?? "m", tenant: "t", expires_at: expiresAt, priority: o.priority ?? 0, batch_created_at: createdAt,
         request_start: i * 10, request_count: 10, start_line: i * 10 + 1, start_offset: i * 1000, end_offset: (i + 1) * 1000,
         next_offset: i * 1000, next_line: i * 10 + 1,
       })),
@@ -65,11 +66,15 @@ const commit = (batchId: string, idx: number, fence: number, seq: number, reques
 });
 
 describe("chunk claim", () => {
-  it("orders by priority, then batch age, then chunk index, and only for served models", async () => {
-    const old = await seedBatch({ chunks: 2, createdAt: new Date(Date.now() - 60_000) });
-    const young = await seedBatch({ chunks: 1 });
-    const urgent = await seedBatch({ chunks: 1, priority: 5, createdAt: new Date(Date.now() + 60_000) });
-    await seedBatch({ chunks: 1, model: "other" });
+  // One tenant, one deadline: the deadline comes before priority now (fair share, issue 18), so
+  // priority, then batch age, then chunk index decide only among batches due at the same time
+  // (test/core/fair-share covers the deadline and the tenants).
+  it("orders one tenant's batches due together by priority, then batch age, then chunk index, and only for served models", async () => {
+    const expiresAt = new Date(Date.now() + 86_400_000);
+    const old = await seedBatch({ chunks: 2, createdAt: new Date(Date.now() - 60_000), expiresAt });
+    const young = await seedBatch({ chunks: 1, expiresAt });
+    const urgent = await seedBatch({ chunks: 1, priority: 5, createdAt: new Date(Date.now() + 60_000), expiresAt });
+    await seedBatch({ chunks: 1, model: "other", expiresAt });
     const order: string[] = [];
     for (;;) {
       const c = await claimChunk(ctx.db, { agentId: "a", models: ["m"], leaseSeconds: 30 });

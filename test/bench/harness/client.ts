@@ -18,11 +18,13 @@ export interface BatchObject {
 
 export const FINAL_STATUSES = ["completed", "failed", "expired", "cancelled"];
 
-async function api<T>(base: string, method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
-  });
+/** A call as a tenant when `key` (its API key) is given, else as the open API's one user. */
+export async function api<T>(base: string, method: string, path: string, body?: unknown, key?: string): Promise<T> {
+  const headers: Record<string, string> = {
+    ...(body === undefined ? {} : { "content-type": "application/json" }),
+    ...(key === undefined ? {} : { authorization: `Bearer ${key}` }),
+  };
+  const res = await fetch(`${base}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${path} answered ${res.status}: ${text.slice(0, 500)}`);
   return JSON.parse(text) as T;
@@ -40,10 +42,10 @@ export interface Upload {
 }
 
 /** Presigned upload of a local file: presign, PUT the bytes to S3, complete. */
-export async function uploadPresigned(apiUrl: string, path: string): Promise<Upload> {
+export async function uploadPresigned(apiUrl: string, path: string, key?: string): Promise<Upload> {
   const bytes = statSync(path).size;
   const t0 = performance.now();
-  const p = await api<{ id: string; upload_url: string }>(apiUrl, "POST", "/v1/files/presign", { filename: basename(path), purpose: "batch", bytes });
+  const p = await api<{ id: string; upload_url: string }>(apiUrl, "POST", "/v1/files/presign", { filename: basename(path), purpose: "batch", bytes }, key);
   const t1 = performance.now();
   const put = await request(p.upload_url, {
     method: "PUT",
@@ -55,33 +57,33 @@ export async function uploadPresigned(apiUrl: string, path: string): Promise<Upl
   const answer = await put.body.text();
   if (put.statusCode !== 200) throw new Error(`presigned PUT answered ${put.statusCode}: ${answer.slice(0, 500)}`);
   const t2 = performance.now();
-  await api(apiUrl, "POST", `/v1/files/${p.id}/complete`);
+  await api(apiUrl, "POST", `/v1/files/${p.id}/complete`, undefined, key);
   const t3 = performance.now();
   return { fileId: p.id, bytes, presignMs: t1 - t0, putMs: t2 - t1, completeMs: t3 - t2 };
 }
 
-export function createBatch(apiUrl: string, fileId: string): Promise<BatchObject> {
-  return api<BatchObject>(apiUrl, "POST", "/v1/batches", { input_file_id: fileId, endpoint: "/v1/chat/completions", completion_window: "24h" });
+export function createBatch(apiUrl: string, fileId: string, key?: string): Promise<BatchObject> {
+  return api<BatchObject>(apiUrl, "POST", "/v1/batches", { input_file_id: fileId, endpoint: "/v1/chat/completions", completion_window: "24h" }, key);
 }
 
-export function getBatch(apiUrl: string, id: string): Promise<BatchObject> {
-  return api<BatchObject>(apiUrl, "GET", `/v1/batches/${id}`);
+export function getBatch(apiUrl: string, id: string, key?: string): Promise<BatchObject> {
+  return api<BatchObject>(apiUrl, "GET", `/v1/batches/${id}`, undefined, key);
 }
 
-export function cancelBatch(apiUrl: string, id: string): Promise<BatchObject> {
-  return api<BatchObject>(apiUrl, "POST", `/v1/batches/${id}/cancel`);
+export function cancelBatch(apiUrl: string, id: string, key?: string): Promise<BatchObject> {
+  return api<BatchObject>(apiUrl, "POST", `/v1/batches/${id}/cancel`, undefined, key);
 }
 
 /** Polls a batch until `done(batch)` (default: a final status) or the deadline; returns the last answer. */
 export async function waitForBatch(
   apiUrl: string,
   id: string,
-  o: { timeoutMs: number; intervalMs?: number; done?: (b: BatchObject) => boolean; onPoll?: (b: BatchObject) => void },
+  o: { timeoutMs: number; intervalMs?: number; done?: (b: BatchObject) => boolean; onPoll?: (b: BatchObject) => void; key?: string },
 ): Promise<{ batch: BatchObject; timedOut: boolean }> {
   const done = o.done ?? ((b) => FINAL_STATUSES.includes(b.status));
   const deadline = Date.now() + o.timeoutMs;
   for (;;) {
-    const batch = await getBatch(apiUrl, id);
+    const batch = await getBatch(apiUrl, id, o.key);
     o.onPoll?.(batch);
     if (done(batch)) return { batch, timedOut: false };
     if (Date.now() > deadline) return { batch, timedOut: true };

@@ -15,6 +15,7 @@ import * as m0011 from "./migrations/0011_seed_contract.js";
 import * as m0012 from "./migrations/0012_batch_event_trigger.js";
 import * as m0013 from "./migrations/0013_s3_trigger.js";
 import * as m0014 from "./migrations/0014_teams.js";
+import * as m0015 from "./migrations/0015_fair_share.js";
 import type { Database } from "./schema.js";
 
 // bigint columns hold byte offsets and token sums, all far below 2^53.
@@ -37,6 +38,7 @@ const migrations: Record<string, Migration> = {
   "0012_batch_event_trigger": m0012,
   "0013_s3_trigger": m0013,
   "0014_teams": m0014,
+  "0015_fair_share": m0015,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

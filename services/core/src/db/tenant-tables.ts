@@ -35,7 +35,11 @@ export interface RateLimitsTable {
 export interface TenantSharesTable {
   tenant: string;
   model: string;
+  /** Where its next claim starts: the requests it claimed over its weight. */
   pass: ColumnType<number, number | undefined, number>;
+  /** Where its last claim started; the largest on a model is that model's clock. */
+  last_start: ColumnType<number, number | undefined, number>;
+  last_claimed_at: Timestamp | null;
 }
 
 /** Committed usage of one batch on one UTC day. */
