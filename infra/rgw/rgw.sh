@@ -182,8 +182,22 @@ start() {
   fi
   # Memstore keeps no data across an OSD restart, so a half-dead cluster is rebuilt from scratch.
   if [[ -d $PIDS ]]; then stop_all; fi
-  prepare_dir
+  # A port checked free can still be taken by another process before a daemon binds it (tests
+  # start servers in parallel); only that failure earns a fresh cluster on new ports.
+  local attempt rc
+  for attempt in 1 2 3; do
+    prepare_dir
+    # In the background, not in a condition, so errexit still holds inside bring_up.
+    (bring_up) &
+    rc=0; wait $! || rc=$?
+    if [[ $rc == 0 ]]; then echo "$DIR/env"; return 0; fi
+    grep -qs "Address already in use" "$DIR"/log/*.out || exit "$rc"
+    log "a port was taken while the cluster came up; retrying on new ports ($attempt/3)"
+  done
+  die "every attempt lost a port to another process (logs in $DIR/log)"
+}
 
+bring_up() {
   FSID=$(cat /proc/sys/kernel/random/uuid)
   MON1=$(pick_port); MON2=$(pick_port); RGW_PORT=$(pick_port)
   write_conf
@@ -234,7 +248,6 @@ S3_SECRET_ACCESS_KEY=$sk
 S3_BUCKET=$BUCKET
 S3_FORCE_PATH_STYLE=true
 EOF
-  echo "$DIR/env"
 }
 
 status() {
