@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "kysely";
@@ -21,7 +22,6 @@ import {
   atLeast,
   atMost,
   round,
-  scaled,
   startBenchStack,
   treeCpuSeconds,
   type BenchContext,
@@ -39,6 +39,8 @@ import { fleetRates } from "../harness/fleet-rates.js";
 // agent process, idle beside them afterwards, checks the stand-in's statement rate.
 
 const LEVELS = [64, 256, 1000];
+/** A queue ten times the default limits' depth, to show how a claim's cost grows with it. */
+const DEEP_QUEUE_FACTOR = 10;
 /** Connections beyond the largest level: the runner's pool, a real agent's, the server's own. */
 const MAX_CONNECTIONS = 1100;
 const DEPARTED_AGENT_SECONDS = 24 * 3600;
@@ -51,9 +53,10 @@ export const claims: Benchmark = {
     const claimSeconds = ctx.opts.quick ? 3 : 10;
     const idleSeconds = ctx.opts.quick ? 8 : 40;
     const agentSeconds = ctx.opts.quick ? 8 : 40;
-    const chunksPerLevel = scaled(ctx.opts, 60_000, 3_000);
     const idleAgents = 1000;
     const defaults = loadConfig({});
+    // The deepest queue the default limits allow: MAX_QUEUED_REQUESTS in chunks of CHUNK_SIZE.
+    const chunksPerLevel = Math.ceil(defaults.MAX_QUEUED_REQUESTS / defaults.CHUNK_SIZE);
     Object.assign(ctx.config, {
       levels: LEVELS,
       claim_seconds: claimSeconds,
@@ -80,6 +83,8 @@ export const claims: Benchmark = {
       levels[c] = await claimLevel(ctx, stack, c, chunksPerLevel, claimSeconds);
       ctx.figures.claims = levels;
     }
+    const deep = await claimLevel(ctx, stack, 256, chunksPerLevel * DEEP_QUEUE_FACTOR, claimSeconds);
+    ctx.figures.claims_deep_queue = deep;
 
     await emptyQueue(stack.db);
     const idle = await idlePolling(ctx, stack, idleAgents, idleSeconds, defaults);
@@ -194,6 +199,8 @@ async function idlePolling(
   let statements = 0;
   let counting = false;
   const stop = new AbortController();
+  // Every stand-in's timers wait on this one signal.
+  setMaxListeners(0, stop.signal);
   const count = (n: number) => {
     if (counting) statements += n;
   };
