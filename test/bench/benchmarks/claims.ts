@@ -194,7 +194,9 @@ async function idlePolling(
   seconds: number,
   config: { AGENT_POLL_MS: number; LEASE_SECONDS: number },
 ): Promise<IdlePolling> {
-  const db = createDb({ url: stack.env.DATABASE_URL!, maxConnections: agents });
+  // A pool of one per stand-in, as each agent has its own: one shared pool would hand its most
+  // recently used connections out and close the rest as idle, so its polls would pay for connects.
+  const dbs = Array.from({ length: agents }, () => createDb({ url: stack.env.DATABASE_URL!, maxConnections: 1 }));
   const polls: number[] = [];
   let statements = 0;
   let counting = false;
@@ -212,9 +214,9 @@ async function idlePolling(
     }
   };
   try {
-    await openConnections(db, agents);
+    await Promise.all(dbs.map((db) => openConnections(db, 1)));
     const host = hostname();
-    const loops = Array.from({ length: agents }, (_, i) => {
+    const loops = dbs.map((db, i) => {
       const id = `idle-${i}`;
       return Promise.all([
         every(config.AGENT_POLL_MS, async () => {
@@ -267,7 +269,7 @@ async function idlePolling(
     return result;
   } finally {
     stop.abort();
-    await db.destroy();
+    await Promise.all(dbs.map((db) => db.destroy()));
   }
 }
 
