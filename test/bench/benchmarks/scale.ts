@@ -59,7 +59,10 @@ export const scale: Benchmark = {
     };
     ctx.figures.speedup = Object.fromEntries(AGENTS.map((n) => [n, base && runs[n] ? round(runs[n].throughput_req_per_s / base, 3) : null]));
     ctx.figures.scaling_efficiency = Object.fromEntries(AGENTS.map((n) => [n, perAgent(n)]));
-    ctx.notes.push("a shared, loaded 2-core machine: compare the ratios within this run, not absolute rates across runs");
+    ctx.notes.push(
+      "a shared, loaded 2-core machine: compare the ratios within this run, not absolute rates across runs",
+      "sim i serves every run from i agents on: its idle-slot fraction in a run also counts the gap since its previous run; the run's newest sim has none",
+    );
     return AGENTS.filter((n) => n > 1).map(
       (n): Target => atLeast(`throughput of ${n} agents / (${n} x one agent's)`, perAgent(n), 0.95),
     );
