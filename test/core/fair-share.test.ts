@@ -1,6 +1,6 @@
 import { sql } from "kysely";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { claimChunk, createDb, newId } from "@barge/core";
+import { claimChunk, createDb, newId, queuedWorkExists } from "@barge/core";
 import { createTestContext, type TestContext } from "../support/context.js";
 
 // The claim's fair share (issue 18): tenants by virtual time (requests claimed over weight), ties
@@ -206,5 +206,19 @@ describe("concurrent claimers", () => {
     expect(Number(left.n)).toBe(0);
     const events = await ctx.db.selectFrom("batch_events").select((eb) => eb.fn.countAll<string>().as("n")).where("kind", "=", "chunk_claimed").executeTakeFirstOrThrow();
     expect(Number(events.n)).toBe(120);
+  });
+});
+
+describe("the idle probe before the claim", () => {
+  it("says yes exactly while a chunk of a served model is queued", async () => {
+    expect(await queuedWorkExists(ctx.db, ["m"])).toBe(false);
+    await seed("t1", { chunks: 2, model: "m" });
+    expect(await queuedWorkExists(ctx.db, ["m"])).toBe(true);
+    expect(await queuedWorkExists(ctx.db, ["other"])).toBe(false);
+    expect(await queuedWorkExists(ctx.db, ["other", "m"])).toBe(true);
+    expect(await queuedWorkExists(ctx.db, [])).toBe(false);
+    expect(await claims(2)).toEqual(["t1", "t1"]);
+    // Both chunks leased: nothing queued is left, so an idle agent would not claim.
+    expect(await queuedWorkExists(ctx.db, ["m"])).toBe(false);
   });
 });

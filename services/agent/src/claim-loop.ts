@@ -1,4 +1,4 @@
-import { claimChunk, LeaseLost, type AgentConfig, type Db, type Logger } from "@barge/core";
+import { claimChunk, LeaseLost, queuedWorkExists, type AgentConfig, type Db, type Logger } from "@barge/core";
 import type { ChunkRuns } from "./chunk-runs.js";
 import type { EngineClient } from "./engine/engine-client.js";
 import type { EngineModels } from "./engine/models.js";
@@ -60,12 +60,15 @@ async function claimStep(deps: ClaimLoopDeps): Promise<boolean> {
       runs.engineDown = false;
       worked = true;
     } else if (runs.wantsRun() && Date.now() >= runs.claimNotBefore && deps.claimsPaused() === null) {
-      const chunk = await claimChunk(deps.db, {
-        agentId: deps.agentId,
-        models: models.list,
-        leaseSeconds: deps.config.LEASE_SECONDS,
-        poisonAt: deps.config.CHUNK_MAX_ATTEMPTS,
-      });
+      // The cheap probe first: an idle fleet polls far more often than it finds work.
+      const chunk = (await queuedWorkExists(deps.db, models.list))
+        ? await claimChunk(deps.db, {
+            agentId: deps.agentId,
+            models: models.list,
+            leaseSeconds: deps.config.LEASE_SECONDS,
+            poisonAt: deps.config.CHUNK_MAX_ATTEMPTS,
+          })
+        : undefined;
       if (chunk) {
         runs.start(deps.engine, chunk);
         worked = true;

@@ -19,6 +19,7 @@ export * from "./storage/objects.js";
 export * from "./storage/upload.js";
 export * from "./queue/affected.js";
 export * from "./queue/claim-chunk.js";
+export * from "./queue/queued-work-exists.js";
 export * from "./queue/renew-chunk-lease.js";
 export * from "./queue/commit-segment.js";
 export * from "./queue/record-segments.js";
