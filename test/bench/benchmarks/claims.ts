@@ -6,6 +6,7 @@ import {
   FINALIZABLE_BATCH_STATUSES,
   claimBatchWork,
   claimChunk,
+  queuedWorkExists,
   createDb,
   enqueueChunks,
   expireBatches,
@@ -228,7 +229,11 @@ async function idlePolling(
         every(config.AGENT_POLL_MS, async () => {
           const s = performance.now();
           await claimBatchWork(db, { workerId: id, kinds: [...FINALIZABLE_BATCH_STATUSES], leaseSeconds: config.LEASE_SECONDS });
-          await claimChunk(db, { agentId: id, models: [MODEL], leaseSeconds: config.LEASE_SECONDS, poisonAt: 5 });
+          // As the agent's claim loop: the probe, and the claim only when it finds queued work.
+          if (await queuedWorkExists(db, [MODEL])) {
+            await claimChunk(db, { agentId: id, models: [MODEL], leaseSeconds: config.LEASE_SECONDS, poisonAt: 5 });
+            count(1);
+          }
           if (counting) polls.push(performance.now() - s);
           count(2);
         }),
