@@ -66,13 +66,16 @@ stop_one() {
 
 stop_all() { local d; for d in "${DAEMONS[@]}"; do stop_one "$d"; done; }
 
-# Ports come from a random high range and are checked by connecting: ceph-mon would otherwise
-# retry a taken port for 15 s before failing.
+# Ports come from a random range below the kernel's ephemeral one (where every outgoing
+# connection takes its local port, and so could take ours between check and bind), and are
+# checked by connecting: ceph-mon would otherwise retry a taken port for 15 s before failing.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pick_port() {
-  local p i
+  local p i low=32768
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  ((low > 12000)) || low=32768
   for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (low - 10000)))
     if port_free "$p" && [[ " ${TAKEN:-} " != *" $p "* ]]; then TAKEN="${TAKEN:-} $p"; echo "$p"; return; fi
   done
   die "no free loopback port found"
