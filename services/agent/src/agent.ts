@@ -140,21 +140,37 @@ export function createAgent(deps: AgentDeps): Agent {
     background = [
       startRescuer({ db: deps.db, s3: deps.s3, bucket: deps.bucket, log, intervalMs: config.LEASE_SECONDS * 500, onRescued: (n) => metrics.countRescued(n) }),
     ];
+    // Up before the engine is waited for, so /readyz can say why the agent does not claim yet.
+    let registered = false;
+    if (config.AGENT_METRICS_PORT > 0) {
+      metricsServer = await startMetricsServer({
+        host: config.AGENT_METRICS_HOST,
+        port: config.AGENT_METRICS_PORT,
+        contentType: metrics.contentType,
+        render: () => metrics.render(),
+        unready: () =>
+          stopCtl.signal.aborted
+            ? "stopping"
+            : registered
+              ? undefined
+              : (models.waiting ?? (deps.engineProcess && !deps.engineProcess.model ? "waiting for work to pick the engine's model" : "starting")),
+      });
+      log.info({ host: config.AGENT_METRICS_HOST, port: metricsServer.port }, "agent metrics at GET /metrics, probes at /livez and /readyz");
+    }
+    // A stop that came meanwhile has already run its shutdown, which found no server yet.
+    if (stopCtl.signal.aborted) {
+      await metricsServer?.close();
+      return;
+    }
     if (deps.engineProcess) await models.loadFirstModel(deps.engineProcess);
     models.list = await models.waitForModels();
     if (stopCtl.signal.aborted) return;
     // A GPU already hot at start-up gates the very first claim.
     await gpus.sample();
     await models.register();
-    if (config.AGENT_METRICS_PORT > 0 && !stopCtl.signal.aborted) {
-      metricsServer = await startMetricsServer({ host: config.AGENT_METRICS_HOST, port: config.AGENT_METRICS_PORT, contentType: metrics.contentType, render: () => metrics.render() });
-      log.info({ host: config.AGENT_METRICS_HOST, port: metricsServer.port }, "agent metrics at GET /metrics");
-    }
     // A stop that came while registering has already run its shutdown: start nothing more.
-    if (stopCtl.signal.aborted) {
-      await metricsServer?.close();
-      return;
-    }
+    if (stopCtl.signal.aborted) return;
+    registered = true;
     log.info({ models: models.list, engine: deps.engineUrl }, "agent registered");
     background.push(
       startLoadPoller({
