@@ -18,14 +18,17 @@ export async function bucketReachable(b: Bucket, timeoutMs: number): Promise<boo
 }
 
 /**
- * The start-up check of the bucket: a one-key listing, since unlike HeadBucket its answer carries
+ * The start-up check of the bucket: an empty listing, since unlike HeadBucket its answer carries
  * S3's error code (NoSuchBucket, InvalidAccessKeyId, SignatureDoesNotMatch) to name what is wrong.
  * A missing bucket is created only when `create` says so (S3_CREATE_BUCKET): otherwise a typo in
  * S3_BUCKET would quietly start an empty deployment. An unreachable server is worth a retry;
  * a missing bucket or refused credentials are settings, and stay wrong until someone fixes them.
  */
 export async function checkBucket(b: Bucket & { region: string }, opts: { create: boolean; timeoutMs: number }): Promise<CheckResult> {
-  const list = () => b.s3.send(new ListObjectsV2Command({ Bucket: b.bucket, MaxKeys: 1 }), { abortSignal: AbortSignal.timeout(opts.timeoutMs) });
+  // Under a prefix Barge never writes, the answer is empty on any bucket (s3rver fails a listing
+  // cut short by MaxKeys with a 500), yet still checked for existence and signature.
+  const list = () =>
+    b.s3.send(new ListObjectsV2Command({ Bucket: b.bucket, Prefix: CHECK_PREFIX, MaxKeys: 1 }), { abortSignal: AbortSignal.timeout(opts.timeoutMs) });
   try {
     await list();
     return { ok: true };
@@ -38,6 +41,8 @@ export async function checkBucket(b: Bucket & { region: string }, opts: { create
     return bucketFailure(err);
   }
 }
+
+const CHECK_PREFIX = ".barge-start-up-check/";
 
 async function createBucket(b: Bucket & { region: string }, timeoutMs: number): Promise<CheckResult> {
   try {
