@@ -67,7 +67,13 @@ async function firstFailure(checks: DependencyCheck[], log: Logger): Promise<{ r
 /** A one-line account of anything thrown, never a stack. */
 export function oneLine(err: unknown): string {
   const text = err instanceof Error ? err.message || err.name : typeof err === "string" ? err : JSON.stringify(err) ?? String(err);
-  return text.split("\n").map((l) => l.trim()).filter((l) => l !== "").join("; ");
+  // "invalid configuration:\n  A: …\n  B: …" reads "invalid configuration: A: …; B: …".
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "")
+    .join("; ")
+    .replace(/:; /g, ": ");
 }
 
 /** How long one start-up check may take before it counts as no answer. */
