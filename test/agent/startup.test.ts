@@ -63,7 +63,7 @@ describe("agent start-up", () => {
     expect(await agent.exited).toBe(0);
   });
 
-  it("Postgres out of reach is waited for (one line per retry); a missing bucket exits 1 with one line", async () => {
+  it("Postgres out of reach is waited for (one line per retry, /readyz 503 naming it); a missing bucket exits 1 with one line", async () => {
     const ctx = await suite.context();
     const db = new URL(ctx.env.DATABASE_URL!);
     const proxy = await startTcpProxy(`http://${db.hostname}:${db.port}`);
@@ -74,13 +74,18 @@ describe("agent start-up", () => {
     const sim = await suite.sim({ models: ["barge-sim-1"] });
     const base = { ...ctx.env, LOG_LEVEL: "info", NODE_NO_WARNINGS: "1", VLLM_URL: sim.url };
 
-    const waiting = suite.children.start(agentMain, [], { ...base, DATABASE_URL: proxied.toString(), AGENT_ID: "late-agent" });
+    const metricsPort = await freePort();
+    const readyz = `http://127.0.0.1:${metricsPort}/readyz`;
+    const waiting = suite.children.start(agentMain, [], { ...base, DATABASE_URL: proxied.toString(), AGENT_ID: "late-agent", AGENT_METRICS_PORT: String(metricsPort) });
     await eventually("two retries logged", async () => waiting.logs().filter((l) => typeof l.msg === "string" && l.msg.startsWith("waiting: ")).length >= 2);
+    const refusedDb = `Postgres is unreachable (connect ECONNREFUSED 127.0.0.1:${proxied.port})`;
     for (const l of waiting.logs().filter((x) => typeof x.msg === "string" && x.msg.startsWith("waiting: "))) {
-      expect(l.msg).toMatch(new RegExp(`^waiting: Postgres is unreachable \\(connect ECONNREFUSED 127\\.0\\.0\\.1:${proxied.port}\\); retrying in \\d+\\.\\d s$`));
+      expect(l.msg).toMatch(new RegExp(`^waiting: ${refusedDb.replace(/[().]/g, "\\$&")}; retrying in \\d+\\.\\d s$`));
     }
+    expect(await get(readyz)).toEqual({ status: 503, body: { status: "unready", reason: refusedDb } });
     await proxy.up();
     await eventually("the agent registered once Postgres answers", async () => (await ctx.db.selectFrom("agents").select("id").where("id", "=", "late-agent").execute()).length === 1, 30_000);
+    await eventually("/readyz 200 once registered", async () => (await get(readyz)).status === 200);
     expect(waiting.stderr()).not.toMatch(STACK_FRAME);
 
     const bucket = `barge-missing-${randomBytes(4).toString("hex")}`;

@@ -26,6 +26,11 @@ export interface AgentDeps extends Bucket {
   agentId?: string;
   /** The engine this agent starts itself (ENGINE_COMMAND), serving at engineUrl; it picks and swaps the model. */
   engineProcess?: EngineProcess;
+  /**
+   * What `start()` waits for before it touches Postgres (the process's start-up checks and
+   * migrations); `onWaiting` gets the reason /readyz shows meanwhile. False: stopped while waiting.
+   */
+  preflight?: (o: { signal: AbortSignal; onWaiting: (reason: string) => void }) => Promise<boolean>;
 }
 
 /** A GPU node agent: claims chunks its engine can serve, runs them, and finalizes batches. */
@@ -135,13 +140,9 @@ export function createAgent(deps: AgentDeps): Agent {
         claimsPausedReason: gpus.pausedReason,
       }),
     });
-    // Housekeeping needs no engine: an agent whose engine is still loading (or never answers)
-    // still requeues other agents' lapsed chunks and expires overdue batches.
-    background = [
-      startRescuer({ db: deps.db, s3: deps.s3, bucket: deps.bucket, log, intervalMs: config.LEASE_SECONDS * 500, onRescued: (n) => metrics.countRescued(n) }),
-    ];
-    // Up before the engine is waited for, so /readyz can say why the agent does not claim yet.
+    // Up before Postgres and the engine are waited for, so /readyz can say why the agent does not claim yet.
     let registered = false;
+    let waitingFor: string | undefined;
     if (config.AGENT_METRICS_PORT > 0) {
       metricsServer = await startMetricsServer({
         host: config.AGENT_METRICS_HOST,
@@ -153,7 +154,7 @@ export function createAgent(deps: AgentDeps): Agent {
             ? "stopping"
             : registered
               ? undefined
-              : (models.waiting ?? (deps.engineProcess && !deps.engineProcess.model ? "waiting for work to pick the engine's model" : "starting")),
+              : (waitingFor ?? models.waiting ?? (deps.engineProcess && !deps.engineProcess.model ? "waiting for work to pick the engine's model" : "starting")),
       });
       log.info({ host: config.AGENT_METRICS_HOST, port: metricsServer.port }, "agent metrics at GET /metrics, probes at /livez and /readyz");
     }
@@ -162,6 +163,16 @@ export function createAgent(deps: AgentDeps): Agent {
       await metricsServer?.close();
       return;
     }
+    if (deps.preflight) {
+      const ready = await deps.preflight({ signal: stopCtl.signal, onWaiting: (reason) => (waitingFor = reason) });
+      waitingFor = undefined;
+      if (!ready || stopCtl.signal.aborted) return;
+    }
+    // Housekeeping needs no engine: an agent whose engine is still loading (or never answers)
+    // still requeues other agents' lapsed chunks and expires overdue batches.
+    background = [
+      startRescuer({ db: deps.db, s3: deps.s3, bucket: deps.bucket, log, intervalMs: config.LEASE_SECONDS * 500, onRescued: (n) => metrics.countRescued(n) }),
+    ];
     if (deps.engineProcess) await models.loadFirstModel(deps.engineProcess);
     models.list = await models.waitForModels();
     if (stopCtl.signal.aborted) return;

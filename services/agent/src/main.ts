@@ -12,13 +12,13 @@ import {
   StartupError,
   waitForDependencies,
 } from "@barge/core";
-import { createAgent, type Agent } from "./agent.js";
+import { createAgent } from "./agent.js";
 import { createEngineProcess } from "./engine/engine-process.js";
 
 /**
  * The standalone agent process: one per GPU node, beside that node's vLLM server. Postgres or S3
  * out of reach is waited for with backoff, and so is an engine still loading its model (its
- * /readyz says so meanwhile); a setting no wait can fix exits 1 with one line.
+ * /readyz on AGENT_METRICS_PORT says which meanwhile); a setting no wait can fix exits 1 with one line.
  */
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -33,8 +33,20 @@ async function main(): Promise<void> {
   const db = createDb({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA });
   const s3 = createS3Client(s3Settings(config));
 
-  let agent: Agent | undefined;
-  const waiting = new AbortController();
+  const agent = createAgent({
+    db,
+    s3,
+    bucket: config.S3_BUCKET,
+    config,
+    log,
+    engineUrl,
+    ...(engineProcess ? { engineProcess } : {}),
+    preflight: async ({ signal, onWaiting }) => {
+      if (!(await waitForDependencies({ checks: startupChecks({ db, s3, bucket: config.S3_BUCKET, config }), log, signal, onWaiting }))) return false;
+      await migrate(db, config.DATABASE_SCHEMA);
+      return true;
+    },
+  });
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
@@ -42,9 +54,9 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     signalled = true;
-    waiting.abort();
     log.info({ signal, graceMs: config.AGENT_SHUTDOWN_GRACE_MS }, "stopping: finishing in-flight requests and releasing the chunk");
-    (agent ? agent.stop({ graceful: true }) : Promise.resolve())
+    agent
+      .stop({ graceful: true })
       .then(async () => {
         s3.destroy();
         await db.destroy();
@@ -58,10 +70,6 @@ async function main(): Promise<void> {
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
 
-  if (!(await waitForDependencies({ checks: startupChecks({ db, s3, bucket: config.S3_BUCKET, config }), log, signal: waiting.signal }))) return;
-  await migrate(db, config.DATABASE_SCHEMA);
-  if (signalled) return;
-  agent = createAgent({ db, s3, bucket: config.S3_BUCKET, config, log, engineUrl, ...(engineProcess ? { engineProcess } : {}) });
   await agent.start();
 }
 
