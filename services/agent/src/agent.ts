@@ -26,6 +26,11 @@ export interface AgentDeps extends Bucket {
   agentId?: string;
   /** The engine this agent starts itself (ENGINE_COMMAND), serving at engineUrl; it picks and swaps the model. */
   engineProcess?: EngineProcess;
+  /**
+   * What `start()` waits for before it touches Postgres (the process's start-up checks and
+   * migrations); `onWaiting` gets the reason /readyz shows meanwhile. False: stopped while waiting.
+   */
+  preflight?: (o: { signal: AbortSignal; onWaiting: (reason: string) => void }) => Promise<boolean>;
 }
 
 /** A GPU node agent: claims chunks its engine can serve, runs them, and finalizes batches. */
@@ -135,6 +140,34 @@ export function createAgent(deps: AgentDeps): Agent {
         claimsPausedReason: gpus.pausedReason,
       }),
     });
+    // Up before Postgres and the engine are waited for, so /readyz can say why the agent does not claim yet.
+    let registered = false;
+    let waitingFor: string | undefined;
+    if (config.AGENT_METRICS_PORT > 0) {
+      metricsServer = await startMetricsServer({
+        host: config.AGENT_METRICS_HOST,
+        port: config.AGENT_METRICS_PORT,
+        contentType: metrics.contentType,
+        render: () => metrics.render(),
+        unready: () =>
+          stopCtl.signal.aborted
+            ? "stopping"
+            : registered
+              ? undefined
+              : (waitingFor ?? models.waiting ?? (deps.engineProcess && !deps.engineProcess.model ? "waiting for work to pick the engine's model" : "starting")),
+      });
+      log.info({ host: config.AGENT_METRICS_HOST, port: metricsServer.port }, "agent metrics at GET /metrics, probes at /livez and /readyz");
+    }
+    // A stop that came meanwhile has already run its shutdown, which found no server yet.
+    if (stopCtl.signal.aborted) {
+      await metricsServer?.close();
+      return;
+    }
+    if (deps.preflight) {
+      const ready = await deps.preflight({ signal: stopCtl.signal, onWaiting: (reason) => (waitingFor = reason) });
+      waitingFor = undefined;
+      if (!ready || stopCtl.signal.aborted) return;
+    }
     // Housekeeping needs no engine: an agent whose engine is still loading (or never answers)
     // still requeues other agents' lapsed chunks and expires overdue batches.
     background = [
@@ -146,15 +179,9 @@ export function createAgent(deps: AgentDeps): Agent {
     // A GPU already hot at start-up gates the very first claim.
     await gpus.sample();
     await models.register();
-    if (config.AGENT_METRICS_PORT > 0 && !stopCtl.signal.aborted) {
-      metricsServer = await startMetricsServer({ host: config.AGENT_METRICS_HOST, port: config.AGENT_METRICS_PORT, contentType: metrics.contentType, render: () => metrics.render() });
-      log.info({ host: config.AGENT_METRICS_HOST, port: metricsServer.port }, "agent metrics at GET /metrics");
-    }
     // A stop that came while registering has already run its shutdown: start nothing more.
-    if (stopCtl.signal.aborted) {
-      await metricsServer?.close();
-      return;
-    }
+    if (stopCtl.signal.aborted) return;
+    registered = true;
     log.info({ models: models.list, engine: deps.engineUrl }, "agent registered");
     background.push(
       startLoadPoller({

@@ -2,7 +2,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
-import { BargeError, isDbUnavailable, isTransient, RateLimited, sqlState, type Logger } from "@barge/core";
+import { BargeError, isDbUnavailable, isTransient, RateLimited, s3OutageReason, sqlState, type Logger } from "@barge/core";
 
 /** OpenAI's error body. */
 export function errorBody(message: string, type: string, param: string | null, code: string | null) {
@@ -50,12 +50,15 @@ export function errorHandler(log: Logger): ErrorHandler {
       log.warn({ sqlState: state, method: c.req.method, path: c.req.routePath }, "request refused by the database as invalid data");
       return sendError(c, 400, "The request holds a value the database cannot store (such as a U+0000 character).", "invalid_request_error", null, "invalid_value");
     }
-    if (isDbUnavailable(err) || isTransient(err)) {
-      // The request was fine; a dependency is down or restarting. A 503 with Retry-After tells
-      // clients (the OpenAI SDKs retry it) to come back, where a 500 would suggest a bug.
-      log.warn({ err, method: c.req.method, path: c.req.routePath }, "request failed: Postgres or S3 unreachable");
-      c.header("Retry-After", String(OUTAGE_RETRY_AFTER_SECONDS));
-      return sendError(c, 503, "A service Barge depends on (Postgres or S3) is unreachable; retry shortly.", "server_error", null, "service_unavailable");
+    // The request was fine; a dependency is down, restarting or set up wrong (a missing bucket,
+    // refused S3 credentials). A 503 with Retry-After tells clients (the OpenAI SDKs retry it) to
+    // come back, where a 500 would suggest a bug; the message names which and why. S3 is asked
+    // first: its connection errors carry the same codes as Postgres's.
+    const s3Reason = s3OutageReason(err);
+    const outage = s3Reason ?? (isDbUnavailable(err) ? "Postgres is unreachable" : isTransient(err) ? "Postgres or S3 is unreachable" : undefined);
+    if (outage !== undefined) {
+      log.warn({ reason: outage, err, method: c.req.method, path: c.req.routePath }, "request failed: a dependency is unavailable");
+      return serviceUnavailable(c, `${upperFirst(outage)}; retry shortly.`);
     }
     if (err instanceof HTTPException) {
       return sendError(c, err.status as ContentfulStatusCode, err.message || "Bad request.", "invalid_request_error");
@@ -64,6 +67,14 @@ export function errorHandler(log: Logger): ErrorHandler {
     return sendError(c, 500, "The server had an error while processing your request.", "server_error");
   };
 }
+
+/** A 503 service_unavailable with Retry-After: a dependency of Barge (not the request) is at fault. */
+export function serviceUnavailable(c: Context, message: string): Response {
+  c.header("Retry-After", String(OUTAGE_RETRY_AFTER_SECONDS));
+  return sendError(c, 503, message, "server_error", null, "service_unavailable");
+}
+
+const upperFirst = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 /** The 404 for routes that do not exist, in the same shape as every other error. */
 export const notFoundHandler: NotFoundHandler = (c) =>

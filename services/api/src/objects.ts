@@ -183,7 +183,10 @@ export const livezObject = z.object({ status: z.literal("ok") });
 
 export const readyzObject = z.object({
   status: z.enum(["ready", "unready"]),
-  checks: z.object({ database: z.enum(["ok", "unreachable"]), bucket: z.enum(["ok", "unreachable"]) }),
+  /** Absent while the API is still starting: it has not yet reached every dependency. */
+  checks: z.object({ database: z.enum(["ok", "unreachable"]), bucket: z.enum(["ok", "unreachable"]) }).optional(),
+  /** Why it is not ready, when it is not. */
+  reason: z.string().optional(),
 });
 
 export const errorObject = z.object({

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { isFinalBatchStatus, loadConfig } from "@barge/core";
+import { isFinalBatchStatus, loadConfig, StartupError } from "@barge/core";
 import { ApiError, BargeClient } from "./client.js";
 import { AdminClient } from "./admin-client.js";
 import { keys, tenants } from "./commands/admin.js";
@@ -139,7 +139,7 @@ main(process.argv.slice(2)).then(
   (err) => {
     if (err instanceof UsageError) console.error(`${err.message}\n\n${USAGE}`);
     else if (err instanceof ApiError) console.error(`error: ${err.message}${err.code ? ` (${err.code})` : ""}`);
-    else if (err instanceof StackStartError || !(err instanceof Error)) console.error(`error: ${describeError(err)}`);
+    else if (err instanceof StackStartError || err instanceof StartupError || !(err instanceof Error)) console.error(`error: ${describeError(err)}`);
     else console.error(err);
     process.exit(err instanceof UsageError ? 2 : 1);
   },

@@ -24,6 +24,8 @@ export const configSchema = z.object({
   S3_ACCESS_KEY_ID: z.string().optional(),
   S3_SECRET_ACCESS_KEY: z.string().optional(),
   S3_FORCE_PATH_STYLE: bool.default(true),
+  /** At start, create S3_BUCKET if it does not exist; off, a missing bucket stops start-up with its name (a typo never starts an empty deployment). */
+  S3_CREATE_BUCKET: bool.default(false),
   /** Base URL of the OpenAI-compatible engine (vLLM) beside this agent. */
   VLLM_URL: z.string().url().optional(),
   API_HOST: z.string().default("127.0.0.1"),
@@ -33,6 +35,8 @@ export const configSchema = z.object({
   BARGE_API_KEY: z.string().optional(),
   /** Authorizes the admin routes (`/v1/admin/*`: keys, tenants, usage); set, the API is never open. */
   BARGE_ADMIN_KEY: z.string().min(16).optional(),
+  /** Lets the API bind a non-loopback API_HOST with neither BARGE_API_KEY nor BARGE_ADMIN_KEY set: only on a network where every client is trusted. */
+  BARGE_TRUSTED_NETWORK: bool.default(false),
   BARGE_DATA_DIR: z.string().default(".barge"),
   BARGE_TENANT: tenantName.default("default"),
   CHUNK_SIZE: z.coerce.number().int().min(1).default(5000),
@@ -179,6 +183,7 @@ export type ApiConfig = Pick<
   | "BARGE_ADMIN_KEY"
   | "BARGE_API_KEY"
   | "BARGE_TENANT"
+  | "BARGE_TRUSTED_NETWORK"
   | "TENANT_BATCH_CREATES_PER_MINUTE"
   | "TENANT_BATCHES_PER_DAY"
   | "TENANT_FILE_UPLOADS_PER_MINUTE"

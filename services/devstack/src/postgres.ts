@@ -49,11 +49,14 @@ export interface EmbeddedPg {
 
 /**
  * Starts real PostgreSQL binaries (shipped in an npm package) on a free loopback port, with the
- * cluster in `dir`. An existing cluster there is reused, so `pnpm start` keeps its data; a
- * failure names the data directory and quotes what PostgreSQL said. `maxConnections` (default
- * 300) is for benchmarks that open a connection per simulated agent.
+ * cluster in `dir`; fsync is on only when `durable`. An existing cluster there is reused, so
+ * `pnpm start` keeps its data; a failure names the data directory and quotes what PostgreSQL
+ * said. `maxConnections` (default 300) is for benchmarks that open a connection per simulated agent.
  */
-export async function startEmbeddedPostgres(dir: string, opts: { port?: number; maxConnections?: number } = {}): Promise<EmbeddedPg> {
+export async function startEmbeddedPostgres(
+  dir: string,
+  opts: { port?: number; maxConnections?: number; durable?: boolean } = {},
+): Promise<EmbeddedPg> {
   const dataDir = resolve(dir);
   const port = opts.port ?? (await freePort());
   const tail = new LogTail();
@@ -65,7 +68,13 @@ export async function startEmbeddedPostgres(dir: string, opts: { port?: number; 
     persistent: true,
     // The postgres binary refuses to run as root; the package then runs it as a created user.
     createPostgresUser: true,
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", `max_connections=${opts.maxConnections ?? 300}`, "-c", "fsync=off"],
+    // fsync=off speeds up tests and the demo, whose data is thrown away; a power cut could
+    // corrupt such a cluster, so `pnpm start`, which keeps its data, asks for `durable`.
+    postgresFlags: [
+      "-c", "listen_addresses=127.0.0.1",
+      "-c", `max_connections=${opts.maxConnections ?? 300}`,
+      "-c", `fsync=${opts.durable ? "on" : "off"}`,
+    ],
     onLog: (m) => tail.push(m),
     onError: (e) => tail.push(e),
   });

@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createAgent } from "@barge/agent";
 import { startApi } from "@barge/api";
-import { createDb, createLogger, createS3Client, loadConfig, migrate, s3Settings, type Config } from "@barge/core";
+import { createDb, createLogger, createS3Client, loadConfig, migrate, s3Settings, startupChecks, waitForDependencies, type Config } from "@barge/core";
 import { createEngineSim, type EngineSimOptions } from "@barge/engine-sim";
 import { leaveSignalsToCaller, startEmbeddedPostgres } from "./postgres.js";
 import { s3CredentialsFile } from "./s3-credentials.js";
@@ -15,6 +15,8 @@ export interface StackOptions {
   dataDir?: string;
   /** Listen on a free port instead of API_PORT (the demo, so it never clashes with `pnpm start`). */
   anyPort?: boolean;
+  /** The embedded PostgreSQL fsyncs (`pnpm start`, which keeps its data); off for the demo and tests. */
+  durable?: boolean;
   sim?: EngineSimOptions;
 }
 
@@ -54,7 +56,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   try {
     if (!env.DATABASE_URL) {
       leaveSignalsToCaller();
-      const pg = await startEmbeddedPostgres(join(dataDir, "pg"));
+      const pg = await startEmbeddedPostgres(join(dataDir, "pg"), { durable: o.durable ?? false });
       stops.push({ part: "embedded PostgreSQL", stop: () => pg.stop() });
       env.DATABASE_URL = pg.url;
       embedded.postgres = true;
@@ -82,10 +84,13 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
 
     const db = createDb({ url: config.DATABASE_URL!, schema: config.DATABASE_SCHEMA });
     stops.push({ part: "database pool", stop: () => db.destroy() });
-    await migrate(db, config.DATABASE_SCHEMA);
     const s3 = createS3Client(s3Settings(config));
     stops.push({ part: "S3 client", stop: async () => s3.destroy() });
     const deps = { db, s3, bucket: config.S3_BUCKET, config };
+    // An external Postgres or S3 gets the API's own start-up checks: an outage is waited for, a
+    // wrong setting (or a missing bucket without S3_CREATE_BUCKET=true) stops here, named.
+    await waitForDependencies({ checks: startupChecks(deps), log });
+    await migrate(db, config.DATABASE_SCHEMA);
 
     const port = o.anyPort ? 0 : config.API_PORT;
     const api = await startPart(`API on ${config.API_HOST}:${port}`, undefined, () => startApi({ ...deps, log: log.child({ svc: "api" }), host: config.API_HOST, port }));

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { backoffDelay, registerAgent, waitingModels, type AgentConfig, type AgentHeartbeat, type Db, type Logger } from "@barge/core";
+import { backoffDelay, oneLine, registerAgent, waitingModels, type AgentConfig, type AgentHeartbeat, type Db, type Logger } from "@barge/core";
 import type { EngineClient } from "./engine-client.js";
 import type { EngineProcess } from "./engine-process.js";
 
@@ -29,6 +29,8 @@ export interface EngineModelsDeps {
 export class EngineModels {
   /** The engine's models as last read; empty while it is swapping or has not answered yet. */
   list: string[] = [];
+  /** Why the agent is still waiting for its engine, while it is; the agent's /readyz says it. */
+  waiting: string | undefined;
 
   constructor(private readonly deps: EngineModelsDeps) {}
 
@@ -43,12 +45,17 @@ export class EngineModels {
     for (let attempt = 0; !signal.aborted; attempt++) {
       try {
         const served = await engine.models(signal);
-        if (served.length > 0) return served;
-        log.warn("the engine serves no models yet");
+        if (served.length > 0) {
+          this.waiting = undefined;
+          return served;
+        }
+        this.waiting = `the engine at ${this.deps.engineUrl} serves no models yet`;
       } catch (err) {
         if (signal.aborted) break;
-        if (attempt % 10 === 0) log.warn({ err, url: this.deps.engineUrl }, "engine not reachable yet; retrying");
+        // vLLM takes minutes to load a large model: waiting is normal, so one line now and then, no stack.
+        this.waiting = `the engine at ${this.deps.engineUrl} is not up yet (${oneLine(err)}); it may still be loading a model`;
       }
+      if (attempt % 10 === 0) log.warn({ attempt: attempt + 1 }, `waiting: ${this.waiting}; retrying`);
       await sleep(backoffDelay(attempt + 1, { base: 250, cap: 2000 }), undefined, { signal }).catch(() => undefined);
     }
     return [];

@@ -39,7 +39,10 @@ export function probeRoutes(deps: ApiDeps) {
       bucketReachable(deps, BUCKET_PROBE_MS).then((ok) => (ok ? ("ok" as const) : ("unreachable" as const))),
     ]);
     const ready = database === "ok" && bucket === "ok";
-    return c.json({ status: ready ? ("ready" as const) : ("unready" as const), checks: { database, bucket } }, ready ? 200 : 503);
+    const checks = { database, bucket };
+    if (ready) return c.json({ status: "ready" as const, checks }, 200);
+    const reason = [database !== "ok" ? "Postgres is unreachable" : "", bucket !== "ok" ? `the bucket '${deps.bucket}' does not answer` : ""].filter((r) => r !== "").join("; ");
+    return c.json({ status: "unready" as const, checks, reason }, 503);
   });
   return app;
 }

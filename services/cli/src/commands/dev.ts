@@ -2,7 +2,8 @@ import { startStack, type Stack } from "@barge/devstack";
 
 /** `barge dev` / `pnpm start`: the embedded stack until Ctrl-C, with how to reach it. */
 export async function dev(): Promise<void> {
-  const stack = await startStack();
+  // This stack keeps its data across runs, so its PostgreSQL fsyncs.
+  const stack = await startStack({ durable: true });
   printBanner(stack);
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -20,6 +21,8 @@ export async function dev(): Promise<void> {
 function printBanner(s: Stack): void {
   const c = s.config;
   const tag = (embedded: boolean) => (embedded ? "embedded" : "external");
+  // The shell expands the variable: the banner never prints the key itself.
+  const auth = c.BARGE_API_KEY ? ' -H "Authorization: Bearer $BARGE_API_KEY"' : "";
   console.log(`Barge is running (Ctrl-C to stop). Data: ${c.BARGE_DATA_DIR}/
   API          ${s.apiUrl}
   Postgres     ${tag(s.embedded.postgres)} ${c.DATABASE_URL}
@@ -28,12 +31,12 @@ function printBanner(s: Stack): void {
   Engine       ${s.embedded.engine ? "engine-sim (simulated, not a model)" : "external"} ${s.engineUrl}
 
 Try it:
-  curl -s ${s.apiUrl}/v1/files -F purpose=batch -F file=@examples/chat.jsonl
-  curl -s ${s.apiUrl}/v1/batches -H 'content-type: application/json' \\
+  curl -s ${s.apiUrl}/v1/files${auth} -F purpose=batch -F file=@examples/chat.jsonl
+  curl -s ${s.apiUrl}/v1/batches${auth} -H 'content-type: application/json' \\
     -d '{"input_file_id":"<file id>","endpoint":"/v1/chat/completions","completion_window":"24h"}'
-  curl -s ${s.apiUrl}/v1/batches/<batch id>
+  curl -s ${s.apiUrl}/v1/batches/<batch id>${auth}
 or in one step:
-  curl -s ${s.apiUrl}/v1/batches -F file=@examples/chat.jsonl -F model=barge-sim-1
+  curl -s ${s.apiUrl}/v1/batches${auth} -F file=@examples/chat.jsonl -F model=barge-sim-1
 or with the CLI:
   BARGE_API_URL=${s.apiUrl} pnpm barge submit examples/chat.jsonl --wait --out results.jsonl`);
 }

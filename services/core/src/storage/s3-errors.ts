@@ -60,3 +60,28 @@ export function isInvalidRange(err: unknown): boolean {
   const { name, $metadata } = shape(err);
   return name === "InvalidRange" || $metadata?.httpStatusCode === 416;
 }
+
+const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
+
+/**
+ * Why S3 failed Barge itself, when the failure is an outage or a setting and no fault of the
+ * request: a missing bucket, refused credentials, a server out of reach or failing. Undefined
+ * for anything else. Only errors from the S3 client count (they carry `$metadata`), so a
+ * Postgres connection refused is never taken for S3's. The reason names no address or key.
+ */
+export function s3OutageReason(err: unknown): string | undefined {
+  const { name, code, $metadata } = shape(err);
+  if ($metadata === undefined) return undefined;
+  const status = $metadata.httpStatusCode;
+  if (name === "NoSuchBucket") {
+    const bucket = (err as { BucketName?: unknown }).BucketName;
+    return `the S3 bucket${typeof bucket === "string" ? ` '${bucket}'` : ""} does not exist (NoSuchBucket)`;
+  }
+  if (name === "InvalidAccessKeyId") return "S3 does not know the access key Barge signs with (InvalidAccessKeyId): check S3_ACCESS_KEY_ID";
+  if (name === "SignatureDoesNotMatch") return "S3 refused the request signature (SignatureDoesNotMatch): check S3_SECRET_ACCESS_KEY";
+  if (name === "AccessDenied" || status === 403) return `S3 denied Barge access to the bucket (${name === "AccessDenied" ? "AccessDenied" : "HTTP 403"}): check the credentials and their permissions`;
+  if (status === undefined && NETWORK_CODES.has(code ?? "")) return `S3 is unreachable (${code})`;
+  if (status === undefined && name === "TimeoutError") return "S3 did not answer in time";
+  if (status !== undefined && status >= 500) return `S3 is failing (HTTP ${status}${name ? ` ${name}` : ""})`;
+  return undefined;
+}
