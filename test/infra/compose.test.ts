@@ -129,10 +129,11 @@ describe("docker-compose.yml", () => {
     expect(Object.fromEntries(names.map((n) => [n, services[n]!.restart]))).toEqual(Object.fromEntries(names.map((n) => [n, oneShot.has(n) ? "on-failure" : "unless-stopped"])));
   });
 
-  it("probes the API's /readyz and the agent's metrics server; whatever is waited on as healthy has a healthcheck", () => {
+  it("probes the API's /readyz and the agent's /readyz on its metrics port; whatever is waited on as healthy has a healthcheck", () => {
     expect(read("services/api/src/routes/health.ts")).toContain('app.get("/readyz"');
+    expect(read("services/agent/src/metrics-server.ts")).toContain('"/readyz"');
     expect(api.healthcheck?.test).toEqual(["CMD", "node", "healthcheck.mjs", `http://127.0.0.1:${env(api).API_PORT}/readyz`]);
-    expect(agent.healthcheck?.test).toEqual(["CMD", "node", "healthcheck.mjs", `http://127.0.0.1:${env(agent).AGENT_METRICS_PORT}/metrics`]);
+    expect(agent.healthcheck?.test).toEqual(["CMD", "node", "healthcheck.mjs", `http://127.0.0.1:${env(agent).AGENT_METRICS_PORT}/readyz`]);
     expect(services.vllm!.healthcheck?.test.join(" ")).toContain("http://127.0.0.1:8000/health");
     expect(services["engine-sim"]!.healthcheck?.test).toEqual(["CMD", "node", "healthcheck.mjs", "http://127.0.0.1:8000/health"]);
     for (const [name, s] of Object.entries(services)) {

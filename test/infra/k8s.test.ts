@@ -203,16 +203,17 @@ describe("infra/k8s: against the real processes", () => {
     expect(statuses).toEqual([["/livez", 200], ["/readyz", 200], ["/healthz", 404]]);
   });
 
-  it("the agent's probe path answers on a real agent's metrics port; vLLM's on engine-sim, a stand-in for vLLM", async () => {
+  it("the agent's probe paths answer on a real agent's metrics port; vLLM's on engine-sim, a stand-in for vLLM", async () => {
     const [agentProbe, vllmProbe] = [probes(manifests, "agent"), probes(manifests, "vllm")];
-    expect(agentProbe.map((p) => `${p.kind} ${p.path} ${p.port}`)).toEqual(["startupProbe /metrics 9464", "readinessProbe /metrics 9464", "livenessProbe /metrics 9464"]);
+    expect(agentProbe.map((p) => `${p.kind} ${p.path} ${p.port}`)).toEqual(["startupProbe /readyz 9464", "readinessProbe /readyz 9464", "livenessProbe /livez 9464"]);
     expect(vllmProbe.map((p) => `${p.kind} ${p.path} ${p.port}`)).toEqual(["startupProbe /health 8000", "readinessProbe /health 8000", "livenessProbe /health 8000"]);
     // Fixed ports cannot be had in a test: the same paths on free ones.
     const port = await freePort();
     const ctx = await suite.context({ AGENT_METRICS_PORT: String(port) });
     const sim = await suite.sim({ models: ["barge-sim-1"] });
     await suite.agent(ctx, { engineUrl: sim.url, agentId: "k8s-probe" }).start();
-    expect((await fetch(`http://127.0.0.1:${port}${agentProbe[0]!.path}`)).status).toBe(200);
+    const agentPaths = [...new Set(agentProbe.map((p) => p.path))];
+    expect(await Promise.all(agentPaths.map(async (p) => [p, (await fetch(`http://127.0.0.1:${port}${p}`)).status]))).toEqual([["/readyz", 200], ["/livez", 200]]);
     expect((await fetch(`${sim.url}${vllmProbe[0]!.path}`)).status).toBe(200);
   });
 
