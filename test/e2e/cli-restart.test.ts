@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DASHBOARD_ASSETS } from "@barge/dashboard";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { eventually } from "../support/processes.js";
 
@@ -114,6 +115,19 @@ describe("pnpm start, again and again on one data directory", () => {
     expect(await outputIds(url2, batch)).toEqual(input);
     expect(statSync(pgDir).mode & 0o777).toBe(0o700);
     await stopWithSigint(second);
+  });
+
+  it("serves the dashboard at the URL its banner names", async () => {
+    const s = startDev();
+    const url = await apiUrl(s);
+    expect(s.output()).toContain(`\n  Dashboard    ${url}/\n`);
+    const page = await fetch(`${url}/`);
+    expect([page.status, page.headers.get("content-type")]).toEqual([200, "text/html; charset=utf-8"]);
+    expect(await page.text()).toBe(DASHBOARD_ASSETS["index.html"]);
+    const app = await fetch(`${url}/ui/app.js`);
+    expect([app.status, app.headers.get("content-type")]).toEqual([200, "text/javascript; charset=utf-8"]);
+    expect(await app.text()).toBe(DASHBOARD_ASSETS["app.js"]);
+    await stopWithSigint(s);
   });
 
   it("restarts after the stack was SIGKILLed, shutting down the PostgreSQL it left behind", async () => {

@@ -9,27 +9,13 @@ import { createTestContext, type TestContext } from "../support/context.js";
 import { chatLine } from "../support/seed.js";
 import { startServices, type Services } from "../support/services.js";
 import { storeTenantKey } from "../support/tenant-keys.js";
+import { jsonl, submitFile, watch } from "./dashboard-page.js";
 
 // The dashboard in Debian's Chromium against the real API, agent, engine-sim, Postgres and S3.
 const missing = chromiumMissing();
 const SHOTS = join(process.cwd(), ".tmp");
 const DOCS = join(process.cwd(), "docs");
 const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-
-/** What a page did that the suite forbids: console errors, uncaught errors, requests off its two origins. */
-function watch(page: Page, allowed: () => string[]) {
-  const problems: string[] = [];
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console: ${m.text()}`);
-  });
-  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-  page.on("request", (r) => {
-    const url = r.url();
-    if (url.startsWith("blob:") || url.startsWith("data:")) return;
-    if (!allowed().includes(new URL(url).origin)) problems.push(`request off origin: ${url}`);
-  });
-  return problems;
-}
 
 /** axe-core's serious and critical findings on the page as it is now. */
 async function axeViolations(page: Page): Promise<string[]> {
@@ -49,16 +35,6 @@ async function shot(page: Page, name: string, docs = false) {
     mkdirSync(DOCS, { recursive: true });
     await page.screenshot({ path: join(DOCS, `dashboard-${name}.png`), fullPage: true });
   }
-}
-
-const jsonl = (lines: unknown[]) => Buffer.from(lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
-
-/** Picks a file in the Submit page's input and presses Submit. */
-async function submitFile(page: Page, name: string, body: Buffer, model?: string) {
-  await page.getByRole("link", { name: "Submit" }).click();
-  await page.getByLabel("Requests file (.jsonl)").setInputFiles({ name, mimeType: "application/jsonl", buffer: body });
-  if (model) await page.getByLabel(/^Model/).fill(model);
-  await page.getByRole("button", { name: "Submit" }).click();
 }
 
 /** Lets the page's S3 origin PUT presigned uploads (the embedded stack and compose set this up themselves). */

@@ -25,6 +25,7 @@ function printBanner(s: Stack): void {
   const auth = c.BARGE_API_KEY ? ' -H "Authorization: Bearer $BARGE_API_KEY"' : "";
   console.log(`Barge is running (Ctrl-C to stop). Data: ${c.BARGE_DATA_DIR}/
   API          ${s.apiUrl}
+  Dashboard    ${s.apiUrl}/
   Postgres     ${tag(s.embedded.postgres)} ${c.DATABASE_URL}
   S3           ${tag(s.embedded.s3)} ${s.s3Endpoint}  bucket=${c.S3_BUCKET}
                ${c.S3_ACCESS_KEY_ID ? `S3_ACCESS_KEY_ID=${c.S3_ACCESS_KEY_ID} S3_SECRET_ACCESS_KEY=${c.S3_SECRET_ACCESS_KEY}` : "credentials from the AWS SDK's default chain"}${s.s3CredentialsFile ? embeddedS3Hint(s, s.s3CredentialsFile) : ""}
