@@ -5,7 +5,7 @@ import { freePort } from "@barge/devstack";
 import { describe, expect, it } from "vitest";
 import { faultSuite } from "../support/fault-suite.js";
 import { eventually, simReady } from "../support/processes.js";
-import { startTcpProxy } from "../support/tcp-proxy.js";
+import { downedPostgres } from "../support/tcp-proxy.js";
 
 // The agent process at start: an engine that is not up yet (vLLM loading a model) is waited for
 // with one-line reasons while its /readyz says why; Postgres and S3 as the API treats them.
@@ -65,20 +65,16 @@ describe("agent start-up", () => {
 
   it("Postgres out of reach is waited for (one line per retry, /readyz 503 naming it); a missing bucket exits 1 with one line", async () => {
     const ctx = await suite.context();
-    const db = new URL(ctx.env.DATABASE_URL!);
-    const proxy = await startTcpProxy(`http://${db.hostname}:${db.port}`);
+    const { proxy, url: proxiedUrl, port: proxiedPort } = await downedPostgres(ctx.env.DATABASE_URL!);
     suite.cleanup(() => proxy.close());
-    await proxy.down();
-    const proxied = new URL(ctx.env.DATABASE_URL!);
-    proxied.port = new URL(proxy.url).port;
     const sim = await suite.sim({ models: ["barge-sim-1"] });
     const base = { ...ctx.env, LOG_LEVEL: "info", NODE_NO_WARNINGS: "1", VLLM_URL: sim.url };
 
     const metricsPort = await freePort();
     const readyz = `http://127.0.0.1:${metricsPort}/readyz`;
-    const waiting = suite.children.start(agentMain, [], { ...base, DATABASE_URL: proxied.toString(), AGENT_ID: "late-agent", AGENT_METRICS_PORT: String(metricsPort) });
+    const waiting = suite.children.start(agentMain, [], { ...base, DATABASE_URL: proxiedUrl, AGENT_ID: "late-agent", AGENT_METRICS_PORT: String(metricsPort) });
     await eventually("two retries logged", async () => waiting.logs().filter((l) => typeof l.msg === "string" && l.msg.startsWith("waiting: ")).length >= 2);
-    const refusedDb = `Postgres is unreachable (connect ECONNREFUSED 127.0.0.1:${proxied.port})`;
+    const refusedDb = `Postgres is unreachable (connect ECONNREFUSED 127.0.0.1:${proxiedPort})`;
     for (const l of waiting.logs().filter((x) => typeof x.msg === "string" && x.msg.startsWith("waiting: "))) {
       expect(l.msg).toMatch(new RegExp(`^waiting: ${refusedDb.replace(/[().]/g, "\\$&")}; retrying in \\d+\\.\\d s$`));
     }

@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { testLog, type TestContext } from "../support/context.js";
 import { faultSuite } from "../support/fault-suite.js";
 import { eventually, type Child } from "../support/processes.js";
-import { startTcpProxy } from "../support/tcp-proxy.js";
+import { downedPostgres, startTcpProxy } from "../support/tcp-proxy.js";
 
 // The API process as production runs it (services/api/src/main.ts), started with a setting or a
 // dependency wrong: what it answers, logs and exits with. Real Postgres and S3 throughout; an
@@ -122,16 +122,12 @@ describe("API start-up failures", () => {
 
   it("Postgres with nothing listening: retries with one-line reasons, serves 503 meanwhile, then migrates and serves once Postgres appears", async () => {
     const ctx = await suite.context();
-    const db = new URL(ctx.env.DATABASE_URL!);
-    const proxy = await startTcpProxy(`http://${db.hostname}:${db.port}`);
+    const { proxy, url: proxiedUrl, port: proxiedPort } = await downedPostgres(ctx.env.DATABASE_URL!);
     suite.cleanup(() => proxy.close());
-    await proxy.down();
-    const proxied = new URL(ctx.env.DATABASE_URL!);
-    proxied.port = new URL(proxy.url).port;
     // A schema nobody made yet: the API migrates it once Postgres answers.
     const schema = `t_late_${randomBytes(4).toString("hex")}`;
-    const { child, url } = await startApiProcess(ctx, { DATABASE_URL: proxied.toString(), DATABASE_SCHEMA: schema });
-    const refused = `Postgres is unreachable (connect ECONNREFUSED 127.0.0.1:${proxied.port})`;
+    const { child, url } = await startApiProcess(ctx, { DATABASE_URL: proxiedUrl, DATABASE_SCHEMA: schema });
+    const refused = `Postgres is unreachable (connect ECONNREFUSED 127.0.0.1:${proxiedPort})`;
     await eventually("two retries logged", async () => child.logs().filter((l) => typeof l.msg === "string" && l.msg.startsWith("waiting: ")).length >= 2);
     expect(await get(`${url}/readyz`)).toMatchObject({ status: 503, body: { status: "unready", reason: `starting: ${refused}` } });
     expect(await get(`${url}/v1/batches`)).toMatchObject({ status: 503, body: { error: { code: "service_unavailable", message: `Barge is starting and cannot serve yet: ${refused}; retry shortly.` } } });

@@ -2,7 +2,7 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 
 /**
- * A TCP proxy in front of a server (S3, here) that a test can take down and bring back on the
+ * A TCP proxy in front of a server (S3 or Postgres) that a test can take down and bring back on the
  * same port: while down, connections are refused and every open one is cut, as when the server
  * itself is unreachable. It works for any S3 implementation, since it only moves bytes.
  */
@@ -61,4 +61,16 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     up: listen,
     close: down,
   };
+}
+
+/**
+ * `databaseUrl` rerouted through a proxy that starts down: a Postgres that refuses connections
+ * until the test calls `proxy.up()`. The caller closes the proxy.
+ */
+export async function downedPostgres(databaseUrl: string): Promise<{ proxy: TcpProxy; url: string; port: string }> {
+  const db = new URL(databaseUrl);
+  const proxy = await startTcpProxy(`http://${db.hostname}:${db.port}`);
+  await proxy.down();
+  db.port = new URL(proxy.url).port;
+  return { proxy, url: db.toString(), port: db.port };
 }
