@@ -7,7 +7,6 @@ import { fileURLToPath } from "node:url";
 import { createApp } from "@barge/api";
 import { createS3Client, s3Settings, type S3Settings } from "@barge/core";
 import { freePort, startSupervisedS3 } from "@barge/devstack";
-import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { testLog, type TestContext } from "../support/context.js";
 import { faultSuite } from "../support/fault-suite.js";
@@ -140,7 +139,8 @@ describe("API start-up failures", () => {
     await proxy.up();
     await eventually("the API ready once Postgres answers", async () => (await get(`${url}/readyz`)).status === 200, 30_000);
     expect(await get(`${url}/v1/batches`)).toMatchObject({ status: 200, body: { object: "list", data: [] } });
-    await sql`DROP SCHEMA ${sql.id(schema)} CASCADE`.execute(ctx.db);
+    // The schema stays, as every suite's does: a DROP SCHEMA while another suite migrates breaks
+    // the migrator's catalog scan there (pg_get_serial_sequence on a vanishing schema).
   });
 
   it("a wrong Postgres password or database: exits 1 at once with Postgres's own words, without the URL's password", async () => {
