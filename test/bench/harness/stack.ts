@@ -3,9 +3,12 @@ import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { createDb, createS3Client, migrate, type Db } from "@barge/core";
 import { startEmbeddedPostgres, freePort } from "@barge/devstack";
-import { RESULTS_DIR, ensureDir, serviceEntry, type BenchOptions } from "./env.js";
+import { RESULTS_DIR, ROOT, ensureDir, serviceEntry, type BenchOptions } from "./env.js";
 import { startNodeService, type NodeService, type Scope } from "./procs.js";
 import { startRgw, type S3Endpoint } from "./rgw.js";
+
+/** The NODE_OPTIONS the production image sets (infra/Dockerfile), so benchmarks run the services as it does. */
+const PRODUCTION_NODE_OPTIONS = /^ENV NODE_OPTIONS=(.+)$/m.exec(readFileSync(join(ROOT, "infra/Dockerfile"), "utf8"))?.[1] ?? "";
 
 // The pieces of Barge a benchmark runs: embedded PostgreSQL, an S3 server (s3rver in its own
 // process, or Ceph RGW), engine-sim, and the API and agents as separate node processes so that
@@ -136,8 +139,9 @@ export async function startBenchStack(o: BenchStackOptions): Promise<BenchStack>
   const s3 = createS3Client({ ...s3Endpoint, forcePathStyle: true });
   scope.add("runner s3 client", async () => s3.destroy());
 
-  // BENCH_NODE_OPTIONS reaches the API and agent processes only (e.g. V8 heap flags to experiment with).
-  const nodeOptions = process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {};
+  // BENCH_NODE_OPTIONS reaches the API and agent processes only (e.g. V8 heap flags to experiment
+  // with); by default they get the production image's NODE_OPTIONS (infra/Dockerfile).
+  const nodeOptions = { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS || PRODUCTION_NODE_OPTIONS };
   const childEnv = (extra: Record<string, string> | undefined) => ({ ...process.env, ...env, ...nodeOptions, ...extra });
   const profileArgs = (tag: string) =>
     o.opts.profile
