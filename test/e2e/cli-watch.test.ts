@@ -118,7 +118,9 @@ describe("barge watch <dir>", () => {
     expect(bOut.map((l) => l.custom_id)).toEqual(["b-0", "b-2"]);
     const bErr = await fileAppears(join(dir, "b.errors.jsonl"));
     expect(bErr.map((l) => [l.custom_id, l.response.status_code])).toEqual([["b-1", 400]]);
-    await eventually("v.jsonl's verdict", async () => w.output().includes("v.jsonl: refused") && w.output().includes("mix.jsonl: refused"), 30_000).catch((err) => {
+    // The result files appear before the watcher reports writing them: wait for its words too.
+    const said = (s: string) => w.output().includes(s);
+    await eventually("the watcher's verdicts", async () => said("v.jsonl: refused") && said("mix.jsonl: refused") && said("b.jsonl: completed, wrote"), 30_000).catch((err) => {
       throw new Error(`${err.message}; the watcher said:\n${w.output()}`);
     });
 
